@@ -1,0 +1,82 @@
+"""The Litestar application: routes, error mapping, and the lifespan that opens
+the pool and every adapter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.problems import exception_handlers
+from api.request_log import request_id_middleware
+from api.routes import route_handlers
+from domain.clock import Clock
+from infra.bootstrap import Services, close_services, open_services
+from infra.settings import Settings, load_settings
+
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings, dsn: str | None = None, *, clock: Clock | None = None
+) -> Litestar:
+    """`dsn` is the database to use; by default the configured DATABASE_URL
+    (the embedded server's DSN is passed in by `phr serve`)."""
+    database_dsn = dsn or settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if database_dsn is None:
+            raise RuntimeError("no database: set DATABASE_URL or start through `phr serve`")
+        services = await open_services(settings, database_dsn, clock=clock)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    async def provide_services(state: State) -> Services:
+        return state.services
+
+    return Litestar(
+        route_handlers=route_handlers(),
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services)},
+        exception_handlers=exception_handlers,
+        middleware=[request_id_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=openapi_config(),
+        debug=False,
+    )
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="phr",
+        version=API_VERSION,
+        description="Portable health record: the patient's records from every hospital, "
+        "shared on the patient's terms.",
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            }
+        ),
+        path="/openapi",
+        create_examples=False,
+        use_handler_docstrings=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Entry for `uvicorn --factory` workers; `phr serve` puts the resolved DSN
+    (embedded or external) in PHR_RESOLVED_DATABASE_URL."""
+    settings = load_settings()
+    return create_app(
+        settings, os.environ.get("PHR_RESOLVED_DATABASE_URL") or settings.database_url
+    )

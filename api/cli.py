@@ -1,0 +1,122 @@
+"""`phr`: the operator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from api.request_log import configure_logging
+from infra.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("phr.cli")
+
+
+@contextlib.contextmanager
+def database_dsn(settings: Settings) -> Iterator[str]:
+    """The external DATABASE_URL, or the embedded server on PHR_DATA_DIR: the one
+    already running there (e.g. under `phr serve`), else one started for as long
+    as this command needs it."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    from infra.embedded_postgres import EmbeddedPostgres
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedPostgres(settings.data_dir)
+    dsn = server.start()
+    try:
+        yield dsn
+    finally:
+        server.stop()
+
+
+def _migrate(dsn: str) -> list[str]:
+    from infra.pg.migrations import migrate
+
+    return asyncio.run(migrate(dsn))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    with database_dsn(settings) as dsn:
+        applied = _migrate(dsn)
+        log.info(
+            "database ready",
+            extra={"migrationsApplied": applied, "embedded": settings.uses_embedded_database},
+        )
+        os.environ["PHR_RESOLVED_DATABASE_URL"] = dsn
+        uvicorn.run(
+            "api.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with database_dsn(settings) as dsn:
+        applied = _migrate(dsn)
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from api.openapi_document import render_openapi
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_openapi())
+    print(str(out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phr", description="phr operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(run=cmd_migrate)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", default="openapi/openapi.json")
+    openapi.set_defaults(run=cmd_openapi)
+
+    from api import operator_commands
+
+    operator_commands.register(sub, database_dsn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"phr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    return int(args.run(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Every error leaves as RFC 9457 application/problem+json, mapped here and only here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
+
+log = logging.getLogger("phr.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://phr.example/problems/"
+
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    AuthenticationFailed: 401,
+    Forbidden: 403,
+    RateLimited: 429,
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details; `errors` names each bad field of a request."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+def problem_response(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> Response[Problem]:
+    return Response(
+        Problem(
+            type=PROBLEM_TYPE_BASE + kind,
+            title=title,
+            status=status,
+            detail=detail,
+            instance=instance,
+            errors=errors or None,
+        ),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _status_for(error: DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in _DOMAIN_STATUS:
+            return _DOMAIN_STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    status = _status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+        headers["RateLimit-Policy"] = f'"default";q={exc.limit};w={exc.window_seconds}'
+        headers["RateLimit"] = f'"default";r=0;t={exc.retry_after_seconds}'
+    if isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = 'Bearer realm="phr"'
+    return problem_response(
+        status, exc.kind, exc.title, exc.detail, errors=exc.errors, headers=headers or None
+    )
+
+
+def _field_problems(extra: Any) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                key = item.get("key") or item.get("source") or "body"
+                problems.append(FieldProblem(field=str(key), message=str(item.get("message", ""))))
+    return problems
+
+
+def http_exception_handler(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[Problem]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException) or status == 400:
+        errors = _field_problems(exc.extra)
+        malformed = (
+            any(
+                "malformed" in p.message.lower() or "json is malformed" in p.message.lower()
+                for p in errors
+            )
+            or "malformed" in str(exc.detail).lower()
+        )
+        if malformed:
+            return problem_response(
+                400,
+                "malformed-body",
+                "The request body is not valid JSON",
+                "The body could not be parsed as JSON.",
+            )
+        return problem_response(
+            400,
+            "invalid-request",
+            "The request has invalid fields",
+            "One or more fields are missing or invalid; see errors.",
+            errors=errors,
+        )
+    kinds = {
+        401: ("authentication-required", "Authentication required"),
+        404: ("not-found", "Not found"),
+        405: ("method-not-allowed", "Method not allowed"),
+        413: ("body-too-large", "Request body too large"),
+        415: ("unsupported-media-type", "Unsupported media type"),
+        429: ("rate-limited", "Too many requests"),
+        503: ("unavailable", "Service unavailable"),
+    }
+    kind, title = kinds.get(status, ("http-error", exc.detail if status < 500 else "Server error"))
+    detail = exc.detail if status < 500 else None
+    headers = dict(exc.headers or {}) if status < 500 else None
+    return problem_response(status, kind, title, detail, headers=headers)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The log has the trace (with the request id); the client gets nothing internal.
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "Something went wrong on our side. Quote the request id if you report it.",
+    )
+
+
+exception_handlers: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

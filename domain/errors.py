@@ -1,0 +1,73 @@
+"""The domain's error hierarchy. Each error is named for the fact it reports; the
+api layer maps every one of them, in one place, to an RFC 9457 problem."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    """One bad input: where it is (a JSON-pointer-like path) and what is wrong."""
+
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose. `kind` is the stable slug
+    used in the problem `type` URI; `title` a short human summary."""
+
+    kind: ClassVar[str] = "domain-error"
+    title: ClassVar[str] = "Request could not be completed"
+
+    def __init__(self, detail: str | None = None, *, errors: list[FieldProblem] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors or []
+
+
+class InvalidInput(DomainError):
+    kind = "invalid-input"
+    title = "The request has invalid fields"
+
+
+class NotFound(DomainError):
+    """Also what another patient's resource looks like: it does not exist for you."""
+
+    kind = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    kind = "conflict"
+    title = "Conflicts with the current state"
+
+
+class AuthenticationFailed(DomainError):
+    kind = "authentication-failed"
+    title = "Authentication failed"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"
+    title = "Not allowed"
+
+
+class RateLimited(DomainError):
+    kind = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_seconds: int,
+        limit: int,
+        window_seconds: int,
+    ):
+        super().__init__(detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+        self.limit = limit
+        self.window_seconds = window_seconds

@@ -1,0 +1,111 @@
+"""One asyncpg pool, and transactions that nested repository calls join."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import msgspec
+
+# The role the application acts as. Migrations (run as the connecting, owning user)
+# create it and grant it only what it needs, so that e.g. the audit table can be
+# made append-only for everything the application does.
+APP_ROLE = "phr_app"
+
+_json_encoder = msgspec.json.Encoder()
+_json_decode = msgspec.json.decode
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            schema="pg_catalog",
+            encoder=lambda value: _json_encoder.encode(value).decode(),
+            decoder=_json_decode,
+            format="text",
+        )
+
+
+class Database:
+    """Owns the pool. `transaction()` opens a transaction, or joins the one already
+    open in this task, so a use case that calls several repositories commits once."""
+
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, role: str | None = APP_ROLE
+    ):
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._role = role
+        self._pool: asyncpg.Pool | None = None
+        self._current: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+            f"phr_db_connection_{id(self)}", default=None
+        )
+
+    @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    async def open(self) -> None:
+        async def setup(conn: asyncpg.Connection) -> None:
+            await _init_connection(conn)
+            if self._role is not None:
+                await conn.execute(f"SET ROLE {self._role}")
+
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            init=setup,
+            # Statements are cached per connection; the role is set once per connection.
+            server_settings={"application_name": "phr", "timezone": "UTC"},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database pool is not open")
+        return self._pool
+
+    def bind(self, conn: asyncpg.Connection) -> contextvars.Token:
+        """Make `conn` the one that repository calls in this task join."""
+        return self._current.set(conn)
+
+    def unbind(self, token: contextvars.Token) -> None:
+        self._current.reset(token)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            token = self._current.set(conn)
+            try:
+                yield conn
+            finally:
+                self._current.reset(token)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection outside any transaction (joins an open one if there is one),
+        for streaming reads that manage their own transaction."""
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
+        async with self.pool.acquire() as conn:
+            token = self._current.set(conn)
+            try:
+                yield conn
+            finally:
+                self._current.reset(token)

@@ -1,0 +1,113 @@
+"""Settings from the environment, validated once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class SettingsError(Exception):
+    """A setting has a value the service cannot run with; the message names it."""
+
+
+class S3Settings(msgspec.Struct, frozen=True):
+    endpoint_url: str | None
+    bucket: str
+    region: str
+    access_key_id: str | None
+    secret_access_key: str | None
+
+
+class Settings(msgspec.Struct, frozen=True):
+    database_url: str | None
+    data_dir: Path
+    public_url: str
+    s3: S3Settings | None = None
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    max_body_bytes: int = 1024 * 1024
+    password_hash_workers: int = 2
+    log_level: str = "INFO"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than zero, got {value}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or (not parts.netloc and parts.scheme.startswith("http")):
+        raise SettingsError(
+            f"{name} must be a URL starting with {' or '.join(schemes)}, got {raw!r}"
+        )
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    database_url = env.get("DATABASE_URL") or None
+    if database_url is not None:
+        _url("DATABASE_URL", database_url, ("postgres", "postgresql"))
+
+    data_dir = Path(env.get("PHR_DATA_DIR") or "./.phr").expanduser().resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"PHR_DATA_DIR must be a folder, but {data_dir} is a file")
+
+    public_url = _url(
+        "PHR_PUBLIC_URL", env.get("PHR_PUBLIC_URL") or "http://127.0.0.1:8000", ("http", "https")
+    ).rstrip("/")
+
+    s3 = None
+    bucket = env.get("S3_BUCKET") or None
+    endpoint = env.get("S3_ENDPOINT_URL") or None
+    if endpoint is not None:
+        _url("S3_ENDPOINT_URL", endpoint, ("http", "https"))
+    if endpoint is not None and bucket is None:
+        raise SettingsError("S3_ENDPOINT_URL is set but S3_BUCKET is not; set both or neither")
+    if bucket is not None:
+        s3 = S3Settings(
+            endpoint_url=endpoint,
+            bucket=bucket,
+            region=env.get("S3_REGION") or "us-east-1",
+            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        )
+
+    log_level = (env.get("PHR_LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(
+            f"PHR_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+        )
+
+    ttl = _positive_int(env, "PHR_ACCESS_TOKEN_TTL", 900)
+    if ttl > 900:
+        raise SettingsError("PHR_ACCESS_TOKEN_TTL must be at most 900 seconds (15 minutes)")
+
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        public_url=public_url,
+        s3=s3,
+        access_token_ttl_seconds=ttl,
+        refresh_token_ttl_seconds=_positive_int(env, "PHR_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
+        password_hash_workers=_positive_int(env, "PHR_PASSWORD_HASH_WORKERS", 2),
+        log_level=log_level,
+    )

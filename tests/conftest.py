@@ -1,0 +1,109 @@
+"""Test wiring: a real PostgreSQL (DATABASE_URL, or the embedded server), one
+fresh database per test run, and the app reached over its HTTP interface."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from infra.pg.migrations import migrate
+from infra.settings import Settings, load_settings
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    """A server to create test databases on: DATABASE_URL when set, otherwise the
+    embedded PostgreSQL, started in a temporary folder for this run."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    from infra.embedded_postgres import EmbeddedPostgres
+
+    folder = Path(tempfile.mkdtemp(prefix="phr-test-pg-"))
+    server = EmbeddedPostgres(folder)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_dsn(admin_dsn: str) -> Iterator[str]:
+    """A database of this run's own, migrated, dropped at the end: runs never collide."""
+    name = f"phr_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate(with_database(admin_dsn, name))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "phr-data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(database_dsn: str, data_dir: Path) -> Settings:
+    return load_settings(
+        {
+            "DATABASE_URL": database_dsn,
+            "PHR_DATA_DIR": str(data_dir),
+            "PHR_PUBLIC_URL": "http://testserver.local",
+        }
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    from api.app import create_app
+
+    app = create_app(settings)
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def superuser_conn(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the database owner, bypassing the application role: for
+    tests that play an attacker with direct database access."""
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
