@@ -13,6 +13,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from api.auth import provide_current_patient
+from api.deps import request_context
 from api.problems import exception_handlers
 from api.request_log import request_id_middleware
 from api.routes import route_handlers
@@ -47,7 +49,11 @@ def create_app(
     return Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
-        dependencies={"services": Provide(provide_services)},
+        dependencies={
+            "services": Provide(provide_services),
+            "patient": Provide(provide_current_patient),
+            "context": Provide(request_context, sync_to_thread=False),
+        },
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
         request_max_body_size=settings.max_body_bytes,

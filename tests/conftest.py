@@ -107,3 +107,48 @@ async def superuser_conn(database_dsn: str) -> AsyncIterator[asyncpg.Connection]
         yield conn
     finally:
         await conn.close()
+
+
+class Patient:
+    """A registered, logged-in patient, made through the public API."""
+
+    def __init__(self, email: str, password: str, tokens: dict, profile: dict):
+        self.email = email
+        self.password = password
+        self.tokens = tokens
+        self.profile = profile
+
+    @property
+    def id(self) -> str:
+        return self.profile["id"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens['accessToken']}"}
+
+
+async def register_patient(
+    client, *, email: str | None = None, password: str | None = None
+) -> Patient:
+    email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
+    password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
+    response = await client.post("/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    response = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    response = await client.get(
+        "/v1/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"}
+    )
+    assert response.status_code == 200, response.text
+    return Patient(email, password, tokens, response.json())
+
+
+@pytest.fixture
+async def patient(client) -> Patient:
+    return await register_patient(client)
+
+
+@pytest.fixture
+async def other_patient(client) -> Patient:
+    return await register_patient(client)
