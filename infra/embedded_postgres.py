@@ -109,6 +109,20 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    try:
+        # A zombie (exited, not yet reaped by an init that may never reap it) is gone.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
     return True
 
 
@@ -481,15 +495,15 @@ class EmbeddedPostgres:
                 what="PostgreSQL stop",
             )
         except EmbeddedPostgresError:
-            if not _process_alive(info.pid):
+            if _wait_gone(info.pid, 1):
                 return
             log.error("fast shutdown failed; stopping immediately", extra={"pid": info.pid})
             os.kill(info.pid, signal.SIGQUIT)
-            deadline = time.monotonic() + 10
-            while _process_alive(info.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _process_alive(info.pid):
+            if not _wait_gone(info.pid, 10):
                 raise
+            return
+        # pg_ctl returns once postmaster.pid is gone; the process exits just after.
+        _wait_gone(info.pid, 5)
 
     def _run(self, account: ServerAccount | None, command: list[str], *, what: str) -> None:
         env = {"PATH": os.defpath, "LC_ALL": "C", "TZ": os.environ.get("TZ", "UTC")}
