@@ -1,0 +1,317 @@
+"""The patient's timeline, one record, self-reported records, and the export."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from contextlib import AsyncExitStack
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import get, post
+from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
+from litestar.params import Body, Parameter
+from litestar.response import Stream
+
+from api.auth import CurrentPatient
+from api.deps import RequestContextDep, ServicesDep
+from domain.access import PatientActor
+from domain.errors import FieldProblem, InvalidInput
+from domain.records import (
+    RecordSource,
+    RecordSummary,
+    RecordVersion,
+    StoredRecord,
+    TimelineCursor,
+    TimelineQuery,
+)
+
+FHIR_JSON = "application/fhir+json"
+
+
+class RecordSourceOut(msgspec.Struct, rename="camel"):
+    kind: str
+    hospital_id: UUID | None = None
+
+
+class CodeOut(msgspec.Struct, rename="camel"):
+    system: str | None
+    code: str | None
+    display: str | None
+
+
+class RecordSummaryOut(msgspec.Struct, rename="camel"):
+    id: UUID
+    type: str
+    category: str | None
+    date: datetime | None
+    display: str | None
+    value: str | None
+    unit: str | None
+    status: str | None
+    source: RecordSourceOut
+    self_reported: bool
+
+
+class RecordPage(msgspec.Struct, rename="camel"):
+    items: list[RecordSummaryOut]
+    next_cursor: str | None
+
+
+class RecordVersionOut(msgspec.Struct, rename="camel"):
+    version: int
+    received_at: datetime
+    source_version: str | None
+    source_updated_at: datetime | None
+    resource: dict[str, Any]
+
+
+class RecordOut(msgspec.Struct, rename="camel"):
+    id: UUID
+    type: str
+    category: str | None
+    code: CodeOut
+    date: datetime | None
+    display: str | None
+    value: str | None
+    unit: str | None
+    status: str | None
+    source: RecordSourceOut
+    source_resource_id: str
+    self_reported: bool
+    version: int
+    received_at: datetime
+    updated_at: datetime
+    resource: dict[str, Any]
+    history: list[RecordVersionOut]
+
+
+def _source_out(source: RecordSource) -> RecordSourceOut:
+    return RecordSourceOut(kind=source.kind, hospital_id=source.hospital_id)
+
+
+def summary_out(item: RecordSummary) -> RecordSummaryOut:
+    return RecordSummaryOut(
+        id=item.id,
+        type=item.resource_type,
+        category=item.category,
+        date=item.effective_at,
+        display=item.display,
+        value=item.value,
+        unit=item.unit,
+        status=item.status,
+        source=_source_out(item.source),
+        self_reported=item.source.kind == "self",
+    )
+
+
+def record_out(record: StoredRecord, history: list[RecordVersion]) -> RecordOut:
+    f = record.fields
+    return RecordOut(
+        id=record.id,
+        type=f.resource_type,
+        category=f.category,
+        code=CodeOut(system=f.code_system, code=f.code, display=f.display),
+        date=f.effective_at,
+        display=f.display,
+        value=f.value,
+        unit=f.unit,
+        status=f.status,
+        source=_source_out(record.source),
+        source_resource_id=record.source_resource_id,
+        self_reported=record.source.kind == "self",
+        version=record.version,
+        received_at=record.received_at,
+        updated_at=record.updated_at,
+        resource=record.resource,
+        history=[
+            RecordVersionOut(
+                version=v.version,
+                received_at=v.received_at,
+                source_version=v.source_version,
+                source_updated_at=v.source_updated_at,
+                resource=v.resource,
+            )
+            for v in history
+        ],
+    )
+
+
+def encode_cursor(item: RecordSummary) -> str:
+    raw = msgspec.json.encode(TimelineCursor(sort_at=item.sort_at, id=item.id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> TimelineCursor:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return msgspec.json.decode(raw, type=TimelineCursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidInput(
+            "The cursor is not one this service issued.",
+            errors=[FieldProblem("cursor", "unrecognised cursor; use nextCursor from a previous page")],
+        ) from None
+
+
+def parse_instant(name: str, value: str | None) -> datetime | None:
+    """A FHIR-style date (2024, 2024-05, 2024-05-01) or an ISO instant; UTC if no zone."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 4:
+            return datetime(int(value), 1, 1, tzinfo=UTC)
+        if len(value) == 7:
+            return datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=UTC)
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{name} is not a date.",
+            errors=[FieldProblem(name, "expected a date (YYYY, YYYY-MM, YYYY-MM-DD) or an ISO 8601 instant")],
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_RAISES = [NotAuthorizedException, ValidationException]
+
+
+@get(
+    "/v1/records",
+    operation_id="listRecords",
+    summary="The patient's timeline, newest first",
+    description="Keyset-paginated: pass `nextCursor` back as `cursor` for the next page.",
+    tags=["records"],
+    raises=_RAISES,
+    security=[{"bearer": []}],
+)
+async def list_records(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    types: Annotated[
+        list[str] | None,
+        Parameter(query="type", description="FHIR resource type(s), e.g. Observation", required=False),
+    ] = None,
+    category: Annotated[str | None, Parameter(description="category code, e.g. laboratory")] = None,
+    hospital_id: Annotated[
+        UUID | None, Parameter(query="hospitalId", description="only records from this hospital")
+    ] = None,
+    since: Annotated[str | None, Parameter(description="on or after this date or instant")] = None,
+    until: Annotated[str | None, Parameter(description="before this date or instant")] = None,
+    q: Annotated[str | None, Parameter(description="text to find in the record's display text", max_length=200)] = None,
+    cursor: Annotated[str | None, Parameter(description="nextCursor from the previous page", max_length=200)] = None,
+    limit: Annotated[int, Parameter(description="page size", ge=1, le=200)] = 50,
+) -> RecordPage:
+    query = TimelineQuery(
+        types=tuple(types or ()),
+        category=category,
+        hospital_id=hospital_id,
+        since=parse_instant("since", since),
+        until=parse_instant("until", until),
+        text=q or None,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    items = await services.patient_records.timeline(
+        PatientActor(patient.patient_id), patient.patient_id, query, context=context
+    )
+    page = items[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
+    return RecordPage(items=[summary_out(item) for item in page], next_cursor=next_cursor)
+
+
+@get(
+    "/v1/records/{record_id:uuid}",
+    operation_id="getRecord",
+    summary="One record: its FHIR resource as received, its source and its history",
+    tags=["records"],
+    raises=[NotAuthorizedException, NotFoundException],
+    security=[{"bearer": []}],
+)
+async def get_record(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    record_id: Annotated[UUID, Parameter(description="the record's id")],
+) -> RecordOut:
+    record, history = await services.patient_records.read(
+        PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
+    )
+    return record_out(record, history)
+
+
+@post(
+    "/v1/records",
+    operation_id="createRecord",
+    summary="Add a self-reported record (a FHIR resource, e.g. a home blood-pressure Observation)",
+    tags=["records"],
+    raises=[NotAuthorizedException, ValidationException],
+    security=[{"bearer": []}],
+    status_code=201,
+)
+async def create_record(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    data: Annotated[dict[str, Any], Body(description="a FHIR R4 resource", media_type="application/json")],
+) -> RecordOut:
+    record = await services.patient_records.add_self_reported(
+        PatientActor(patient.patient_id), patient.patient_id, data, context=context
+    )
+    return record_out(record, [])
+
+
+_EXPORT_CHUNK = 64 * 1024
+
+
+@get(
+    "/v1/export",
+    operation_id="exportRecords",
+    summary="Everything in the record as one FHIR Bundle (type collection), streamed",
+    tags=["records"],
+    raises=[NotAuthorizedException],
+    security=[{"bearer": []}],
+    media_type=FHIR_JSON,
+)
+async def export_records(services: ServicesDep, patient: CurrentPatient, context: RequestContextDep) -> Stream:
+    stack = AsyncExitStack()
+    # The export's audit row is written here, before the first byte, in the
+    # transaction the rows will be read from.
+    rows = await stack.enter_async_context(
+        services.patient_records.export(PatientActor(patient.patient_id), patient.patient_id, context=context)
+    )
+    timestamp = services.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def body() -> Any:
+        try:
+            buffer = bytearray(
+                b'{"resourceType":"Bundle","type":"collection","timestamp":"'
+                + timestamp.encode()
+                + b'","entry":['
+            )
+            first = True
+            async for record_id, resource in rows:
+                if not first:
+                    buffer += b","
+                first = False
+                buffer += b'{"fullUrl":"urn:uuid:' + str(record_id).encode() + b'","resource":'
+                buffer += resource
+                buffer += b"}"
+                if len(buffer) >= _EXPORT_CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+            buffer += b"]}"
+            yield bytes(buffer)
+        finally:
+            await stack.aclose()
+
+    return Stream(
+        body(),
+        media_type=FHIR_JSON,
+        headers={"Content-Disposition": 'attachment; filename="phr-export.json"'},
+    )
+
+

@@ -1,0 +1,335 @@
+"""The record store in PostgreSQL. Every query is bounded by the permit's patient
+and, for share recipients, by the permit's scope of resource types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from domain.access import Permit
+from domain.clock import Clock
+from domain.fhir import IndexedFields
+from domain.imaging import ImagingRecord
+from domain.records import (
+    CurrentVersion,
+    IncomingRecord,
+    RecordSource,
+    RecordSummary,
+    RecordVersion,
+    StoredRecord,
+    TimelineQuery,
+)
+from infra.pg.database import Database
+
+_encode = msgspec.json.encode
+
+
+def _scope(permit: Permit) -> list[str]:
+    return list(permit.scope.resource_types)
+
+
+def _source(row: asyncpg.Record) -> RecordSource:
+    return RecordSource(kind=row["source_kind"], hospital_id=row["hospital_id"])
+
+
+def _sort_at(fields: IndexedFields, received_at: datetime) -> datetime:
+    return fields.effective_at or received_at
+
+
+class PgRecordStore:
+    def __init__(self, database: Database, clock: Clock):
+        self._database = database
+        self._clock = clock
+
+    _CURRENT = """
+        SELECT r.id, r.resource_type, r.source_resource_id, r.version, r.content_hash,
+               r.source_version, r.source_updated_at
+        FROM record r
+        JOIN unnest($3::text[], $4::text[]) AS k (resource_type, source_resource_id)
+          ON r.resource_type = k.resource_type AND r.source_resource_id = k.source_resource_id
+        WHERE r.patient_id = $1 AND r.source_key = $2
+        FOR UPDATE OF r
+    """
+
+    async def current_versions(
+        self, permit: Permit, source: RecordSource, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], CurrentVersion]:
+        if not keys:
+            return {}
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(
+                self._CURRENT,
+                permit.patient_id,
+                source.key,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+        return {
+            (row["resource_type"], row["source_resource_id"]): CurrentVersion(
+                record_id=row["id"],
+                version=row["version"],
+                content_hash=bytes(row["content_hash"]),
+                source_version=row["source_version"],
+                source_updated_at=row["source_updated_at"],
+            )
+            for row in rows
+        }
+
+    # Arrays in, one round trip: a delivery of a thousand entries is one INSERT.
+    _INSERT = """
+        INSERT INTO record (
+            patient_id, source_kind, source_key, hospital_id, resource_type, source_resource_id,
+            is_supporting, category, code_system, code, display, effective_at, status, value,
+            unit, sort_at, version, source_version, source_updated_at, content_hash, resource,
+            received_at, updated_at)
+        SELECT $1, $2, $3, $4, t.resource_type, t.source_resource_id, t.is_supporting,
+               t.category, t.code_system, t.code, t.display, t.effective_at, t.status, t.value,
+               t.unit, coalesce(t.effective_at, $5), 1, t.source_version, t.source_updated_at,
+               t.content_hash, t.resource::jsonb, $5, $5
+        FROM unnest($6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[],
+                    $12::text[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
+                    $17::text[], $18::timestamptz[], $19::bytea[], $20::text[])
+             AS t (resource_type, source_resource_id, is_supporting, category, code_system, code,
+                   display, effective_at, status, value, unit, source_version, source_updated_at,
+                   content_hash, resource)
+        RETURNING id, resource_type, source_resource_id
+    """
+
+    async def insert(self, permit: Permit, source: RecordSource, records: list[IncomingRecord]) -> list[UUID]:
+        now = self._clock.now()
+        columns = _columns(records)
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(
+                self._INSERT,
+                permit.patient_id,
+                source.kind,
+                source.key,
+                source.hospital_id,
+                now,
+                *columns,
+            )
+        ids = {(row["resource_type"], row["source_resource_id"]): row["id"] for row in rows}
+        return [ids[(r.resource_type, r.source_resource_id)] for r in records]
+
+    _ARCHIVE = """
+        INSERT INTO record_version (patient_id, record_id, version, source_version, source_updated_at,
+                                    content_hash, resource, received_at, superseded_at)
+        SELECT patient_id, id, version, source_version, source_updated_at, content_hash, resource,
+               updated_at, $3
+        FROM record
+        WHERE patient_id = $1 AND id = ANY($2::uuid[])
+    """
+    _UPDATE = """
+        UPDATE record r SET
+            category = t.category, code_system = t.code_system, code = t.code,
+            display = t.display, effective_at = t.effective_at, status = t.status,
+            value = t.value, unit = t.unit, sort_at = coalesce(t.effective_at, r.received_at),
+            version = r.version + 1, source_version = t.source_version,
+            source_updated_at = t.source_updated_at, content_hash = t.content_hash,
+            resource = t.resource::jsonb, updated_at = $2
+        FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
+                    $13::timestamptz[], $14::bytea[], $15::text[])
+             AS t (id, category, code_system, code, display, effective_at, status, value, unit,
+                   source_version, source_updated_at, content_hash, resource)
+        WHERE r.patient_id = $1 AND r.id = t.id
+    """
+
+    async def supersede(self, permit: Permit, updates: list[tuple[CurrentVersion, IncomingRecord]]) -> None:
+        now = self._clock.now()
+        ids = [current.record_id for current, _ in updates]
+        incoming = [record for _, record in updates]
+        columns = _columns(incoming)
+        # _columns order: type, source id, supporting, then the mutable ones.
+        mutable = columns[3:]
+        async with self._database.transaction() as conn:
+            await conn.execute(self._ARCHIVE, permit.patient_id, ids, now)
+            await conn.execute(self._UPDATE, permit.patient_id, now, ids, *mutable)
+
+    _GET = """
+        SELECT id, patient_id, source_kind, hospital_id, resource_type, source_resource_id,
+               is_supporting, category, code_system, code, display, effective_at, status, value,
+               unit, version, source_version, source_updated_at, resource, received_at, updated_at
+        FROM record
+        WHERE patient_id = $1 AND id = $2
+          AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3::text[]))
+    """
+
+    async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None:
+        async with self._database.transaction() as conn:
+            row = await conn.fetchrow(self._GET, permit.patient_id, record_id, _scope(permit))
+        if row is None:
+            return None
+        return StoredRecord(
+            id=row["id"],
+            patient_id=row["patient_id"],
+            source=_source(row),
+            source_resource_id=row["source_resource_id"],
+            fields=IndexedFields(
+                resource_type=row["resource_type"],
+                source_id=row["source_resource_id"],
+                category=row["category"],
+                code_system=row["code_system"],
+                code=row["code"],
+                display=row["display"],
+                effective_at=row["effective_at"],
+                status=row["status"],
+                value=row["value"],
+                unit=row["unit"],
+                version_id=row["source_version"],
+                last_updated=row["source_updated_at"],
+            ),
+            version=row["version"],
+            resource=row["resource"],
+            is_supporting=row["is_supporting"],
+            received_at=row["received_at"],
+            updated_at=row["updated_at"],
+        )
+
+    _HISTORY = """
+        SELECT version, received_at, source_version, source_updated_at, resource
+        FROM record_version
+        WHERE patient_id = $1 AND record_id = $2
+        ORDER BY version DESC
+    """
+
+    async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]:
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(self._HISTORY, permit.patient_id, record_id)
+        return [
+            RecordVersion(
+                version=row["version"],
+                received_at=row["received_at"],
+                source_version=row["source_version"],
+                source_updated_at=row["source_updated_at"],
+                resource=row["resource"],
+            )
+            for row in rows
+        ]
+
+    # The timeline query is assembled from fixed fragments so that each request's
+    # plan has only the conditions it uses, and the keyset condition can bound
+    # the index scan (a generic plan with "$n IS NULL OR ..." cannot).
+    _TIMELINE_SELECT = """
+        SELECT id, resource_type, category, display, value, unit, status, effective_at, sort_at,
+               source_kind, hospital_id
+        FROM record
+        WHERE patient_id = $1 AND NOT is_supporting
+    """
+    _TIMELINE_FILTERS = {
+        "types": "resource_type = ANY(${}::text[])",
+        "category": "category = ${}",
+        "hospital_id": "hospital_id = ${}",
+        "since": "sort_at >= ${}",
+        "until": "sort_at < ${}",
+        "text": "display ILIKE '%' || ${} || '%'",
+    }
+
+    async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]:
+        sql = [self._TIMELINE_SELECT]
+        args: list[object] = [permit.patient_id]
+
+        def add(fragment: str, *values: object) -> None:
+            placeholders = [f"${len(args) + i + 1}" for i in range(len(values))]
+            sql.append("AND " + fragment.replace("${}", "{}").format(*placeholders))
+            args.extend(values)
+
+        if permit.scope.resource_types:
+            add(self._TIMELINE_FILTERS["types"], list(permit.scope.resource_types))
+        if query.types:
+            add(self._TIMELINE_FILTERS["types"], list(query.types))
+        if query.category is not None:
+            add(self._TIMELINE_FILTERS["category"], query.category)
+        if query.hospital_id is not None:
+            add(self._TIMELINE_FILTERS["hospital_id"], query.hospital_id)
+        if query.since is not None:
+            add(self._TIMELINE_FILTERS["since"], query.since)
+        if query.until is not None:
+            add(self._TIMELINE_FILTERS["until"], query.until)
+        if query.text:
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            add(self._TIMELINE_FILTERS["text"], escaped)
+        if query.after is not None:
+            add("(sort_at, id) < ({}, {})", query.after.sort_at, query.after.id)
+        sql.append(f"ORDER BY sort_at DESC, id DESC LIMIT ${len(args) + 1}")
+        args.append(query.limit)
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch("\n".join(sql), *args)
+        return [
+            RecordSummary(
+                id=row["id"],
+                resource_type=row["resource_type"],
+                category=row["category"],
+                display=row["display"],
+                value=row["value"],
+                unit=row["unit"],
+                status=row["status"],
+                effective_at=row["effective_at"],
+                sort_at=row["sort_at"],
+                source=_source(row),
+            )
+            for row in rows
+        ]
+
+    _OF_TYPES = """
+        SELECT id, source_kind, hospital_id, resource_type, source_resource_id, effective_at, resource
+        FROM record
+        WHERE patient_id = $1 AND resource_type = ANY($2::text[])
+          AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3::text[]))
+        ORDER BY sort_at DESC, id DESC
+    """
+
+    async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(self._OF_TYPES, permit.patient_id, resource_types, _scope(permit))
+        return [
+            ImagingRecord(
+                record_id=row["id"],
+                source=_source(row),
+                resource_type=row["resource_type"],
+                source_resource_id=row["source_resource_id"],
+                effective_at=row["effective_at"],
+                resource=row["resource"],
+            )
+            for row in rows
+        ]
+
+    _EXPORT = """
+        SELECT id, resource::text AS resource
+        FROM record
+        WHERE patient_id = $1
+          AND (cardinality($2::text[]) = 0 OR resource_type = ANY($2::text[]))
+        ORDER BY id
+    """
+
+    async def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
+        """Yields each resource's JSON as stored, without decoding it, through a
+        server-side cursor: memory stays flat whatever the record's size. Must run
+        inside the caller's unit of work (cursors need a transaction)."""
+        async with self._database.transaction() as conn:
+            async for row in conn.cursor(self._EXPORT, permit.patient_id, _scope(permit), prefetch=500):
+                yield row["id"], row["resource"].encode()
+
+
+def _columns(records: list[IncomingRecord]) -> list[list[object]]:
+    return [
+        [r.resource_type for r in records],
+        [r.source_resource_id for r in records],
+        [r.is_supporting for r in records],
+        [r.fields.category for r in records],
+        [r.fields.code_system for r in records],
+        [r.fields.code for r in records],
+        [r.fields.display for r in records],
+        [r.fields.effective_at for r in records],
+        [r.fields.status for r in records],
+        [r.fields.value for r in records],
+        [r.fields.unit for r in records],
+        [r.fields.version_id for r in records],
+        [r.fields.last_updated for r in records],
+        [r.content_hash for r in records],
+        [_encode(r.resource).decode() for r in records],
+    ]
