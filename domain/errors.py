@@ -71,3 +71,33 @@ class RateLimited(DomainError):
         self.retry_after_seconds = max(1, retry_after_seconds)
         self.limit = limit
         self.window_seconds = window_seconds
+
+
+class InvalidBlobKey(InvalidInput):
+    """An object-storage key outside the allowed shape (traversal, leading "/",
+    characters outside the safe set): refused before it reaches any store."""
+
+    kind = "invalid-blob-key"
+    title = "The storage key is not allowed"
+
+
+class PresignExpiryTooLong(InvalidInput):
+    """A presigned URL was asked to live longer than the cap for its method."""
+
+    kind = "presign-expiry-too-long"
+    title = "The requested URL lifetime is too long"
+
+
+class BlobUrlRefused(Forbidden):
+    """A signed blob URL whose signature does not verify, has expired, or is used
+    with a request that differs from what was signed (method, content type)."""
+
+    kind = "blob-url-refused"
+    title = "The signed URL is not valid for this request"
+
+
+class BlobSizeMismatch(InvalidInput):
+    """An upload whose body is shorter than the size that was signed."""
+
+    kind = "blob-size-mismatch"
+    title = "The upload does not have the announced size"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.clock import Clock, SystemClock
+from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.pg.audit import PgAuditLog
 from infra.pg.database import Database
 from infra.pg.unit_of_work import PgUnitOfWork
@@ -19,6 +20,7 @@ class Services:
     database: Database
     clock: Clock
     audit: PgAuditLog
+    blobs: OpenBlobStore
     # Adapters added by later features register here by name (see open_services).
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -30,13 +32,22 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
     database = Database(dsn)
     await database.open()
     clock = clock or SystemClock()
+    try:
+        blobs = await open_blob_store(settings, clock)
+    except BaseException:
+        await database.close()
+        raise
     return Services(
         settings=settings,
         database=database,
         clock=clock,
         audit=PgAuditLog(database, clock),
+        blobs=blobs,
     )
 
 
 async def close_services(services: Services) -> None:
-    await services.database.close()
+    try:
+        await services.blobs.close()
+    finally:
+        await services.database.close()

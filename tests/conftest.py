@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from infra.pg.migrations import migrate
 from infra.settings import Settings, load_settings
+from tests.s3_server import s3_server  # noqa: F401  (session fixture: a real S3 server)
 
 
 def with_database(dsn: str, name: str) -> str:

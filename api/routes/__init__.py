@@ -6,9 +6,11 @@ from typing import Any
 
 
 def route_handlers() -> list[Any]:
-    from api.routes import health
+    from api.routes import health, local_blobs
 
     return [
         health.healthz,
         health.readyz,
+        local_blobs.put_local_blob,
+        local_blobs.get_local_blob,
     ]
