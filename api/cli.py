@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,19 @@ def _migrate(dsn: str) -> list[str]:
     return asyncio.run(migrate(dsn))
 
 
+def _exit_after_graceful_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal
+    # again with the handler it found; the default SIGTERM one would kill the
+    # process before `database_dsn` stops the embedded server (and SIGINT's prints
+    # a traceback), so leave through SystemExit, which runs the `finally`.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_after_graceful_shutdown)
     with database_dsn(settings) as dsn:
         applied = _migrate(dsn)
         log.info(

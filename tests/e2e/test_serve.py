@@ -1,0 +1,55 @@
+"""`phr serve` with no DATABASE_URL: the embedded PostgreSQL starts with it,
+stops with it on SIGTERM, and its data folder serves again after a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.embedded_postgres import EmbeddedPostgres, _process_alive
+from tests.e2e.service import running_service, stop_service
+
+
+@pytest.fixture
+def serve_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty PHR_DATA_DIR; a server `phr serve` failed to stop is stopped here
+    so that a failing test leaves nothing running."""
+    data_dir = tmp_path / "phr-data"
+    data_dir.mkdir()
+    yield data_dir
+    leftover = EmbeddedPostgres(data_dir).running()
+    if leftover is not None:
+        os.kill(leftover.pid, signal.SIGINT)
+
+
+def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_data_dir):
+    data_dir = serve_data_dir
+    embedded = EmbeddedPostgres(data_dir)
+
+    with running_service(data_dir) as service:
+        ready = httpx.get(service.url("/readyz"), timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"status": "ready"}
+        postmaster = embedded.running()
+        assert postmaster is not None
+        exit_status = stop_service(service)
+
+    assert exit_status == 0, service.log()
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not _process_alive(postmaster.pid)
+    assert "embedded PostgreSQL stopped" in service.log()
+
+    with running_service(data_dir) as service:
+        ready = httpx.get(service.url("/readyz"), timeout=5)
+        assert ready.status_code == 200, ready.text
+        restarted = embedded.running()
+        assert restarted is not None and restarted.pid != postmaster.pid
+        exit_status = stop_service(service)
+
+    assert exit_status == 0, service.log()
+    assert embedded.running() is None
