@@ -278,3 +278,79 @@ async def test_as_root_data_is_the_server_users_and_nothing_is_opened_to_others(
             assert named == [posix_acl.AclEntry(posix_acl.USER, posix_acl.EXECUTE, account.pw_uid)]
     finally:
         server.stop()
+
+
+NONROOT_SCRIPT = """
+import asyncio, os, sys
+from pathlib import Path
+import asyncpg
+from infra.embedded_postgres import EmbeddedPostgres
+
+folder = Path(sys.argv[1])
+
+async def run(dsn, sql):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+first = EmbeddedPostgres(folder)
+dsn = first.start()
+owner = os.stat(f"/proc/{first.running().pid}").st_uid
+asyncio.run(run(dsn, "CREATE TABLE t (x int)"))
+asyncio.run(run(dsn, "INSERT INTO t VALUES (42)"))
+first.stop()
+second = EmbeddedPostgres(folder)
+rows = asyncio.run(run(second.start(), "SELECT x FROM t"))
+second.stop()
+print(owner, rows, oct(os.stat(folder / "postgres").st_mode & 0o777))
+"""
+
+
+def _python_for(uid: int) -> list[str] | None:
+    """A command running this Python version, with our packages, as `uid`;
+    None when there is none (the venv's interpreter may sit under /root)."""
+    site_packages = str(Path(asyncpg.__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for python in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        command = [
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={repo}:{site_packages}", python,
+        ]  # fmt: skip
+        try:
+            probe = subprocess.run(
+                [*command, "-c", "import asyncpg, msgspec, infra.embedded_postgres"],
+                capture_output=True,
+                timeout=30,
+                cwd="/",
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return command
+    return None
+
+
+@as_root
+def test_as_a_normal_user_the_server_runs_as_that_user():
+    nobody = pwd.getpwnam("nobody").pw_uid
+    command = _python_for(nobody)
+    if command is None:
+        pytest.skip("no Python of this version that user nobody can run")
+    top = Path(tempfile.mkdtemp(prefix="phr-nonroot-test-"))
+    try:
+        os.chown(top, nobody, nobody)
+        result = subprocess.run(
+            [*command, "-c", NONROOT_SCRIPT, str(top)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd="/",
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [str(nobody), "[(42,)]", "0o700"]
+    finally:
+        _shutdown(top)
+        shutil.rmtree(top, ignore_errors=True)
