@@ -1,15 +1,69 @@
-"""The OpenAPI document as committed in openapi/openapi.json."""
+"""The OpenAPI document as committed in openapi/openapi.json.
+
+Litestar describes error responses in its own default shape; every error here
+leaves as RFC 9457 problem+json, so the document is rewritten to say so."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from api.app import create_app
 from infra.settings import load_settings
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "each bad field of the request",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+_INVALID = {
+    "description": "The request is well-formed but a value is invalid; `errors` names each field",
+    "content": _PROBLEM_CONTENT,
+}
+
+
+def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
+    document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = _PROBLEM_CONTENT
+                    response.pop("headers", None)
+            if "400" in responses and "422" not in responses:
+                responses["422"] = _INVALID
+            if method in {"post", "put", "patch"} and "413" not in responses:
+                responses["413"] = {
+                    "description": "Request body too large",
+                    "content": _PROBLEM_CONTENT,
+                }
+    return document
 
 
 def render_openapi() -> str:
     settings = load_settings({"DATABASE_URL": "postgresql://openapi@localhost/openapi"})
     app = create_app(settings)
-    schema = app.openapi_schema.to_schema()
+    schema = with_problem_details(app.openapi_schema.to_schema())
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.records import RecordSource
+from domain.sources import RecordSource
 
 LinkKind = Literal["dicomweb", "viewer", "other", "download"]
 
@@ -88,7 +88,9 @@ def study_views(
     and series level) against Endpoints from the same source. `content_url`
     gives a download link for studies made from the patient's own uploads."""
     endpoints = {
-        (r.source.key, r.source_resource_id): r.resource for r in records if r.resource_type == "Endpoint"
+        (r.source.key, r.source_resource_id): r.resource
+        for r in records
+        if r.resource_type == "Endpoint"
     }
     views: list[ImagingStudyView] = []
     for record in records:
@@ -106,7 +108,11 @@ def study_views(
             if link is not None and link not in links:
                 links.append(link)
         if content_url and record.record_id in content_url:
-            links.append(ImagingLink(kind="download", url=content_url[record.record_id], name="Uploaded file"))
+            links.append(
+                ImagingLink(
+                    kind="download", url=content_url[record.record_id], name="Uploaded file"
+                )
+            )
         # Modalities read best as their DICOM codes (CT, MR, US), not displays.
         modality_codings = [m for m in study.get("modality") or [] if isinstance(m, dict)]
         modality_codings += [s["modality"] for s in series if isinstance(s.get("modality"), dict)]
@@ -115,17 +121,28 @@ def study_views(
             code = coding.get("code") or coding.get("display")
             if code and code not in modalities:
                 modalities.append(str(code))
-        body_sites = _codings_text([s["bodySite"] for s in series if isinstance(s.get("bodySite"), dict)])
+        body_sites = _codings_text(
+            [s["bodySite"] for s in series if isinstance(s.get("bodySite"), dict)]
+        )
         instances = study.get("numberOfInstances")
         if instances is None and series:
             counted = [s.get("numberOfInstances") for s in series]
-            instances = sum(c for c in counted if isinstance(c, int)) if any(isinstance(c, int) for c in counted) else None
+            instances = (
+                sum(c for c in counted if isinstance(c, int))
+                if any(isinstance(c, int) for c in counted)
+                else None
+            )
         uid = next(
-            (i.get("value", "").removeprefix("urn:oid:") for i in study.get("identifier") or []
-             if isinstance(i, dict) and str(i.get("system", "")) == "urn:dicom:uid"),
+            (
+                i.get("value", "").removeprefix("urn:oid:")
+                for i in study.get("identifier") or []
+                if isinstance(i, dict) and str(i.get("system", "")) == "urn:dicom:uid"
+            ),
             None,
         )
-        procedure = _codings_text([p for p in study.get("procedureCode") or [] if isinstance(p, dict)])
+        procedure = _codings_text(
+            [p for p in study.get("procedureCode") or [] if isinstance(p, dict)]
+        )
         views.append(
             ImagingStudyView(
                 record_id=record.record_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 from uuid import UUID
 
 import msgspec
@@ -15,20 +15,9 @@ from domain.access import Permit
 from domain.audit import AuditLog
 from domain.fhir import IndexedFields, ParsedEntry
 from domain.imaging import ImagingRecord
+from domain.sources import SELF, RecordSource, SourceKind
 
-SourceKind = Literal["hospital", "self"]
-
-
-class RecordSource(msgspec.Struct, frozen=True):
-    kind: SourceKind
-    hospital_id: UUID | None = None
-
-    @property
-    def key(self) -> str:
-        return "self" if self.kind == "self" else str(self.hospital_id)
-
-
-SELF = RecordSource(kind="self")
+__all__ = ["SELF", "RecordSource", "SourceKind"]
 
 
 class IncomingRecord(msgspec.Struct, frozen=True):
@@ -115,7 +104,9 @@ class RecordStore(Protocol):
         self, permit: Permit, source: RecordSource, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], CurrentVersion]: ...
 
-    async def insert(self, permit: Permit, source: RecordSource, records: list[IncomingRecord]) -> list[UUID]: ...
+    async def insert(
+        self, permit: Permit, source: RecordSource, records: list[IncomingRecord]
+    ) -> list[UUID]: ...
 
     async def supersede(
         self, permit: Permit, updates: list[tuple[CurrentVersion, IncomingRecord]]

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from litestar import get
 from litestar.exceptions import NotAuthorizedException, ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from api.auth import CurrentPatient
 from api.deps import ServicesDep
@@ -60,8 +60,11 @@ class AuditVerification(msgspec.Struct, rename="camel"):
 async def list_audit(
     services: ServicesDep,
     patient: CurrentPatient,
-    cursor: Annotated[str | None, Parameter(description="nextCursor from the previous page", pattern=r"^\d{1,19}$")] = None,
-    limit: Annotated[int, Parameter(description="page size", ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(description="nextCursor from the previous page", pattern=r"^\d{1,19}$"),
+    ] = None,
+    limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> AuditPage:
     rows = await services.audit.page(patient.patient_id, int(cursor) if cursor else None, limit + 1)
     page = rows[:limit]
@@ -101,7 +104,9 @@ async def verify_audit(services: ServicesDep, patient: CurrentPatient) -> AuditV
     return AuditVerification(
         valid=broken is None,
         checked=len(chain),
-        first_bad_entry=ChainBreakOut(id=broken.event_id, sequence=broken.sequence, problem=broken.problem)
+        first_bad_entry=ChainBreakOut(
+            id=broken.event_id, sequence=broken.sequence, problem=broken.problem
+        )
         if broken
         else None,
     )

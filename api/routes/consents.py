@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import delete, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
-from litestar.params import Parameter
+from litestar.params import PathParameter
 
 from api.auth import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
@@ -57,8 +57,12 @@ def consent_out(consent: Consent, now: datetime) -> ConsentOut:
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_consents(services: ServicesDep, patient: CurrentPatient, context: RequestContextDep) -> list[ConsentOut]:
-    consents = await services.patient_consents.list(PatientActor(patient.patient_id), context=context)
+async def list_consents(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> list[ConsentOut]:
+    consents = await services.patient_consents.list(
+        PatientActor(patient.patient_id), context=context
+    )
     now = services.clock.now()
     return [consent_out(c, now) for c in consents]
 
@@ -76,6 +80,8 @@ async def revoke_consent(
     services: ServicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
-    consent_id: Annotated[UUID, Parameter(description="the consent's id")],
+    consent_id: Annotated[UUID, PathParameter(description="the consent's id")],
 ) -> None:
-    await services.patient_consents.revoke(PatientActor(patient.patient_id), consent_id, context=context)
+    await services.patient_consents.revoke(
+        PatientActor(patient.patient_id), consent_id, context=context
+    )

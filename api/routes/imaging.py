@@ -58,7 +58,9 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_imaging(services: ServicesDep, patient: CurrentPatient, context: RequestContextDep) -> list[ImagingStudyOut]:
+async def list_imaging(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> list[ImagingStudyOut]:
     public = services.settings.public_url
     views = await services.patient_records.imaging(
         PatientActor(patient.patient_id),

@@ -12,7 +12,7 @@ from uuid import UUID
 import msgspec
 from litestar import get, post
 from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
-from litestar.params import Body, Parameter
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from api.auth import CurrentPatient
@@ -151,7 +151,9 @@ def decode_cursor(cursor: str) -> TimelineCursor:
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise InvalidInput(
             "The cursor is not one this service issued.",
-            errors=[FieldProblem("cursor", "unrecognised cursor; use nextCursor from a previous page")],
+            errors=[
+                FieldProblem("cursor", "unrecognised cursor; use nextCursor from a previous page")
+            ],
         ) from None
 
 
@@ -170,7 +172,11 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
     except ValueError:
         raise InvalidInput(
             f"{name} is not a date.",
-            errors=[FieldProblem(name, "expected a date (YYYY, YYYY-MM, YYYY-MM-DD) or an ISO 8601 instant")],
+            errors=[
+                FieldProblem(
+                    name, "expected a date (YYYY, YYYY-MM, YYYY-MM-DD) or an ISO 8601 instant"
+                )
+            ],
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -193,17 +199,29 @@ async def list_records(
     context: RequestContextDep,
     types: Annotated[
         list[str] | None,
-        Parameter(query="type", description="FHIR resource type(s), e.g. Observation", required=False),
+        QueryParameter(
+            name="type", description="FHIR resource type(s), e.g. Observation", required=False
+        ),
     ] = None,
-    category: Annotated[str | None, Parameter(description="category code, e.g. laboratory")] = None,
+    category: Annotated[
+        str | None, QueryParameter(description="category code, e.g. laboratory")
+    ] = None,
     hospital_id: Annotated[
-        UUID | None, Parameter(query="hospitalId", description="only records from this hospital")
+        UUID | None,
+        QueryParameter(name="hospitalId", description="only records from this hospital"),
     ] = None,
-    since: Annotated[str | None, Parameter(description="on or after this date or instant")] = None,
-    until: Annotated[str | None, Parameter(description="before this date or instant")] = None,
-    q: Annotated[str | None, Parameter(description="text to find in the record's display text", max_length=200)] = None,
-    cursor: Annotated[str | None, Parameter(description="nextCursor from the previous page", max_length=200)] = None,
-    limit: Annotated[int, Parameter(description="page size", ge=1, le=200)] = 50,
+    since: Annotated[
+        str | None, QueryParameter(description="on or after this date or instant")
+    ] = None,
+    until: Annotated[str | None, QueryParameter(description="before this date or instant")] = None,
+    q: Annotated[
+        str | None,
+        QueryParameter(description="text to find in the record's display text", max_length=200),
+    ] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="nextCursor from the previous page", max_length=200)
+    ] = None,
+    limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> RecordPage:
     query = TimelineQuery(
         types=tuple(types or ()),
@@ -235,7 +253,7 @@ async def get_record(
     services: ServicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
-    record_id: Annotated[UUID, Parameter(description="the record's id")],
+    record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> RecordOut:
     record, history = await services.patient_records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
@@ -256,7 +274,9 @@ async def create_record(
     services: ServicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
-    data: Annotated[dict[str, Any], Body(description="a FHIR R4 resource", media_type="application/json")],
+    data: Annotated[
+        dict[str, Any], Body(description="a FHIR R4 resource", media_type="application/json")
+    ],
 ) -> RecordOut:
     record = await services.patient_records.add_self_reported(
         PatientActor(patient.patient_id), patient.patient_id, data, context=context
@@ -276,12 +296,16 @@ _EXPORT_CHUNK = 64 * 1024
     security=[{"bearer": []}],
     media_type=FHIR_JSON,
 )
-async def export_records(services: ServicesDep, patient: CurrentPatient, context: RequestContextDep) -> Stream:
+async def export_records(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> Stream:
     stack = AsyncExitStack()
     # The export's audit row is written here, before the first byte, in the
     # transaction the rows will be read from.
     rows = await stack.enter_async_context(
-        services.patient_records.export(PatientActor(patient.patient_id), patient.patient_id, context=context)
+        services.patient_records.export(
+            PatientActor(patient.patient_id), patient.patient_id, context=context
+        )
     )
     timestamp = services.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -313,5 +337,3 @@ async def export_records(services: ServicesDep, patient: CurrentPatient, context
         media_type=FHIR_JSON,
         headers={"Content-Disposition": 'attachment; filename="phr-export.json"'},
     )
-
-

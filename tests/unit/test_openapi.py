@@ -1,0 +1,34 @@
+"""The committed OpenAPI document is the contract: it must match the code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from api.openapi_document import render_openapi
+
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+
+
+def test_committed_openapi_matches_the_app():
+    generated = render_openapi()
+    assert COMMITTED.read_text() == generated, (
+        "openapi/openapi.json is out of date: run `phr openapi` and commit the result"
+    )
+
+
+def test_every_operation_has_an_id_a_summary_and_its_errors():
+    document = json.loads(render_openapi())
+    seen_ids = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            where = f"{method.upper()} {path}"
+            assert operation.get("operationId"), where
+            assert operation["operationId"] not in seen_ids, where
+            seen_ids.add(operation["operationId"])
+            assert operation.get("summary"), where
+            if path not in {"/healthz", "/.well-known/jwks.json"}:
+                errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
+                assert errors, f"{where} declares no error responses"
