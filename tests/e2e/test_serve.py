@@ -3,8 +3,11 @@ stops with it on SIGTERM, and its data folder serves again after a restart."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import httpx
 import pytest
 
 from infra.embedded_postgres import EmbeddedPostgres, _process_alive
-from tests.e2e.service import running_service, stop_service
+from tests.e2e.service import REPO_ROOT, running_service, service_env, stop_service
 
 
 @pytest.fixture
@@ -37,6 +40,20 @@ def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_dat
         assert ready.json() == {"status": "ready"}
         postmaster = embedded.running()
         assert postmaster is not None
+        # An operator command beside the running service uses its server and
+        # leaves it running.
+        migrate = subprocess.run(
+            [sys.executable, "-m", "api.cli", "migrate"],
+            cwd=REPO_ROOT,
+            env=service_env(data_dir, 0),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert migrate.returncode == 0, migrate.stderr
+        assert json.loads(migrate.stdout) == {"applied": []}
+        assert embedded.running() == postmaster
+        assert httpx.get(service.url("/readyz"), timeout=5).status_code == 200
         exit_status = stop_service(service)
 
     assert exit_status == 0, service.log()
