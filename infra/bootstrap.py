@@ -4,6 +4,7 @@ Production (`phr serve`) and the tests wire the service through this one place."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from domain.clock import Clock, SystemClock
@@ -26,6 +27,70 @@ class Services:
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.database)
+
+    # Hospitals, links and webhooks. Secrets are sealed with a key kept outside the
+    # database (PHR_SECRETS_KEY, else <data dir>/keys/secrets.key).
+    @cached_property
+    def secret_box(self):  # -> infra.secret_box.SecretBox
+        import os
+
+        from infra.secret_box import load_secret_box
+
+        return load_secret_box(self.settings.data_dir, os.environ.get("PHR_SECRETS_KEY"))
+
+    @cached_property
+    def hospital_store(self):  # -> infra.pg.hospitals.PgHospitalStore
+        from infra.pg.hospitals import PgHospitalStore
+
+        return PgHospitalStore(self.database, self.secret_box)
+
+    @cached_property
+    def link_store(self):  # -> infra.pg.links.PgLinkStore
+        from infra.pg.links import PgLinkStore
+
+        return PgLinkStore(self.database, self.secret_box)
+
+    @cached_property
+    def webhook_deliveries(self):  # -> infra.pg.webhook_deliveries.PgWebhookDeliveryStore
+        from infra.pg.webhook_deliveries import PgWebhookDeliveryStore
+
+        return PgWebhookDeliveryStore(self.database)
+
+    @cached_property
+    def hospitals(self):  # -> domain.hospitals.Hospitals
+        from domain.hospitals import Hospitals
+
+        return Hospitals(self.unit_of_work, self.hospital_store, self.audit, self.clock)
+
+    @cached_property
+    def patient_links(self):  # -> domain.hospitals.PatientLinks
+        from domain.hospitals import PatientLinks
+
+        return PatientLinks(
+            self.unit_of_work, self.hospital_store, self.link_store, self.consents, self.audit,
+            self.clock, self.secret_box.derive(b"link-code"),
+        )
+
+    @cached_property
+    def hospital_webhooks(self):  # -> domain.hospitals.HospitalWebhooks
+        from domain.hospitals import HospitalWebhooks, WebhookLimits
+        from domain.patient_records import PatientRecords
+        from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
+
+        database = self.database
+        settings = self.settings
+        # The webhook's ingest joins the delivery's transaction as a savepoint, so
+        # the records, their audit rows and the stored reply commit together.
+        records = PatientRecords(lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock)
+        return HospitalWebhooks(
+            self.unit_of_work, self.hospital_store, self.link_store, self.webhook_deliveries,
+            self.consents, records, self.audit, self.clock, self.secret_box.derive(b"link-code"),
+            WebhookLimits(
+                deliveries_per_window=settings.webhook_deliveries_per_window,
+                window_seconds=settings.webhook_window_seconds,
+                code_failures_per_hour=settings.link_code_failures_per_hour,
+            ),
+        )
 
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:

@@ -32,6 +32,11 @@ class Settings(msgspec.Struct, frozen=True):
     max_body_bytes: int = 1024 * 1024
     password_hash_workers: int = 2
     log_level: str = "INFO"
+    # Hospital webhooks: deliveries admitted per hospital per fixed window, and
+    # wrong link codes a hospital may send per hour.
+    webhook_deliveries_per_window: int = 600
+    webhook_window_seconds: int = 60
+    link_code_failures_per_hour: int = 20
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -110,4 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
         password_hash_workers=_positive_int(env, "PHR_PASSWORD_HASH_WORKERS", 2),
         log_level=log_level,
+        webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
+        webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
+        link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
     )

@@ -7,10 +7,17 @@ from typing import Any
 
 def route_handlers() -> list[Any]:
     from api.routes import health, local_blobs
+    from api.routes import links, webhooks
 
     return [
         health.healthz,
         health.readyz,
+        links.create_link,
+        links.list_links,
+        links.get_link,
+        links.get_link_qr,
+        links.revoke_link,
+        webhooks.receive_webhook,
         local_blobs.put_local_blob,
         local_blobs.get_local_blob,
     ]

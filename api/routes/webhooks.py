@@ -1,0 +1,136 @@
+"""Hospital deliveries (Standard Webhooks): `patient.linked` completes a link,
+`records.push` delivers a FHIR R4 Bundle for a linked (or soon linked) patient.
+
+The signature covers the exact bytes received, so the body is read raw, verified,
+and only then decoded. Unknown hospital and bad signature get one and the same
+401. A redelivery (same webhook-id, same body) gets the stored reply."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.params import Parameter
+
+from api.deps import RequestContextDep, ServicesDep
+from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
+from domain.errors import DomainError
+from domain.hospitals import (
+    DeliveryOutcome,
+    LinkCompleted,
+    PushParked,
+    StoredReply,
+    WebhookEvent,
+)
+from domain.records import IngestResult
+
+MAX_WEBHOOK_BODY = 20 * 1024 * 1024
+_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_decoder = msgspec.json.Decoder(WebhookEvent)
+
+
+class LinkCompletedOut(msgspec.Struct, rename="camel"):
+    status: str
+    parked_applied: int
+
+
+class PushParkedOut(msgspec.Struct, rename="camel"):
+    status: str
+
+
+class IngestOut(msgspec.Struct, rename="camel"):
+    created: int
+    updated: int
+    unchanged: int
+    stale: int
+
+
+class _Replies:
+    """How outcomes and refusals are answered; the bytes are stored for redeliveries."""
+
+    def __init__(self, request: Request[Any, Any, Any]):
+        self._request = request
+
+    def success(self, outcome: DeliveryOutcome) -> StoredReply:
+        body: Any
+        status = 200
+        match outcome:
+            case LinkCompleted(parked_applied=n):
+                body = LinkCompletedOut(status="linked", parked_applied=n)
+            case PushParked():
+                body, status = PushParkedOut(status="parked"), 202
+            case IngestResult():
+                body = IngestOut(outcome.created, outcome.updated, outcome.unchanged, outcome.stale)
+        return StoredReply(status, "application/json", msgspec.json.encode(body))
+
+    def refusal(self, error: DomainError) -> StoredReply:
+        response = domain_error_handler(self._request, error)
+        return StoredReply(
+            response.status_code, PROBLEM_MEDIA_TYPE, msgspec.json.encode(response.content)
+        )
+
+
+def _decode(body: bytes) -> WebhookEvent:
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "body"
+        raise ValidationException(
+            "The delivery does not have the expected shape.",
+            extra=[{"key": field, "message": message}],
+        ) from None
+    except msgspec.DecodeError:
+        raise ValidationException("The body is malformed JSON.") from None
+
+
+@post(
+    "/v1/hospitals/{hospital_id:uuid}/webhook",
+    operation_id="receiveHospitalWebhook",
+    summary="A hospital's signed delivery: patient.linked or records.push",
+    description=(
+        "Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes) and "
+        "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). Body "
+        "`{type, data}`: `patient.linked` `{code, patientRef}` or `records.push` "
+        "`{patientRef, bundle}`. A push for a patientRef not linked yet is validated and "
+        "parked (202), then applied when the link completes. A push for a revoked link "
+        "is refused with 403. The same webhook-id with the same body gets the first reply; "
+        "with another body, 409. Bodies are limited to 20 MiB."
+    ),
+    tags=["webhooks"],
+    raises=[
+        ValidationException,
+        NotAuthorizedException,
+        PermissionDeniedException,
+        ClientException,
+        TooManyRequestsException,
+    ],
+    request_max_body_size=MAX_WEBHOOK_BODY,
+    status_code=200,
+)
+async def receive_webhook(
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    context: RequestContextDep,
+    hospital_id: Annotated[
+        UUID, Parameter(description="the hospital's id, as given by the operator")
+    ],
+) -> Response[bytes]:
+    body = await request.body()  # 413 before reading when Content-Length is over the limit
+    headers = {name: value for name in _SIGNATURE_HEADERS if (value := request.headers.get(name))}
+    webhooks = services.hospital_webhooks
+    delivery = await webhooks.authenticate(hospital_id, headers, body)
+    event = _decode(body)
+    reply = await webhooks.deliver(
+        hospital_id, delivery, body, event, context=context, render=_Replies(request)
+    )
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)

@@ -1,0 +1,130 @@
+"""Webhook bookkeeping in PostgreSQL: delivery ids with their replies
+(deduplication), pushes parked until their link completes, and the fixed-window
+counters behind the per-hospital rate limit and the wrong-code limit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.hospitals import ParkedPush, StoredReply
+from infra.pg.database import Database
+
+
+class PgWebhookDeliveryStore:
+    def __init__(self, database: Database):
+        self._database = database
+
+    # Counts only admitted deliveries: past the limit the upsert updates nothing
+    # and returns no row.
+    _ADMIT = """
+        INSERT INTO webhook_rate_window AS w (hospital_id, window_start, deliveries)
+        VALUES ($1, $2, 1)
+        ON CONFLICT (hospital_id, window_start) DO UPDATE SET deliveries = w.deliveries + 1
+        WHERE w.deliveries < $3
+        RETURNING deliveries
+    """
+    _FORGET_OLD_WINDOWS = (
+        "DELETE FROM webhook_rate_window WHERE hospital_id = $1 AND window_start < $2"
+    )
+
+    async def admit(self, hospital_id: UUID, window: datetime, limit: int) -> bool:
+        # Its own short transaction (never the delivery's): the counter row is hot.
+        async with self._database.pool.acquire() as conn, conn.transaction():
+            count = await conn.fetchval(self._ADMIT, hospital_id, window, limit)
+            if count == 1:
+                await conn.execute(self._FORGET_OLD_WINDOWS, hospital_id, window)
+        return count is not None
+
+    # ON CONFLICT waits for a concurrent claim of the same id to commit or roll
+    # back, so a redelivery racing the original sees its reply.
+    _CLAIM = """
+        INSERT INTO webhook_delivery (hospital_id, delivery_id, body_digest, received_at)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (hospital_id, delivery_id) DO NOTHING
+        RETURNING delivery_id
+    """
+    _KNOWN = """
+        SELECT body_digest, reply_status, reply_media_type, reply_body FROM webhook_delivery
+        WHERE hospital_id = $1 AND delivery_id = $2
+    """
+
+    async def claim(
+        self, hospital_id: UUID, delivery_id: str, body_digest: bytes, at: datetime
+    ) -> tuple[bytes, StoredReply | None] | None:
+        async with self._database.transaction() as conn:
+            if (
+                await conn.fetchval(self._CLAIM, hospital_id, delivery_id, body_digest, at)
+                is not None
+            ):
+                return None
+            row = await conn.fetchrow(self._KNOWN, hospital_id, delivery_id)
+        reply = (
+            StoredReply(row["reply_status"], row["reply_media_type"], bytes(row["reply_body"]))
+            if row["reply_status"] is not None
+            else None
+        )
+        return bytes(row["body_digest"]), reply
+
+    _REPLY = """
+        UPDATE webhook_delivery SET reply_status = $3, reply_media_type = $4, reply_body = $5
+        WHERE hospital_id = $1 AND delivery_id = $2
+    """
+
+    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: StoredReply) -> None:
+        async with self._database.transaction() as conn:
+            await conn.execute(
+                self._REPLY, hospital_id, delivery_id, reply.status, reply.media_type, reply.body
+            )
+
+    _FAILURES = (
+        "SELECT failures FROM link_code_failure_window WHERE hospital_id = $1 AND window_start = $2"
+    )
+
+    async def code_failures(self, hospital_id: UUID, window: datetime) -> int:
+        async with self._database.transaction() as conn:
+            return await conn.fetchval(self._FAILURES, hospital_id, window) or 0
+
+    _ADD_FAILURE = """
+        INSERT INTO link_code_failure_window AS w (hospital_id, window_start, failures)
+        VALUES ($1, $2, 1)
+        ON CONFLICT (hospital_id, window_start) DO UPDATE SET failures = w.failures + 1
+    """
+    _FORGET_OLD_FAILURES = (
+        "DELETE FROM link_code_failure_window WHERE hospital_id = $1 AND window_start < $2"
+    )
+
+    async def add_code_failure(self, hospital_id: UUID, window: datetime) -> None:
+        async with self._database.transaction() as conn:
+            await conn.execute(self._ADD_FAILURE, hospital_id, window)
+            await conn.execute(self._FORGET_OLD_FAILURES, hospital_id, window)
+
+    _PARK = """
+        INSERT INTO webhook_parked_push (hospital_id, patient_ref, delivery_id, bundle, received_at)
+        VALUES ($1, $2, $3, $4, $5)
+    """
+
+    async def park(
+        self,
+        hospital_id: UUID,
+        patient_ref: str,
+        delivery_id: str,
+        bundle: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        async with self._database.transaction() as conn:
+            await conn.execute(self._PARK, hospital_id, patient_ref, delivery_id, bundle, at)
+
+    _TAKE = """
+        DELETE FROM webhook_parked_push WHERE hospital_id = $1 AND patient_ref = $2
+        RETURNING id, delivery_id, bundle
+    """
+
+    async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(self._TAKE, hospital_id, patient_ref)
+        return [
+            ParkedPush(row["delivery_id"], row["bundle"])
+            for row in sorted(rows, key=lambda r: r["id"])
+        ]
