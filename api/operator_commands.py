@@ -14,4 +14,6 @@ DsnProvider = Callable[[Settings], AbstractContextManager[str]]
 
 def register(sub: argparse._SubParsersAction, database_dsn: DsnProvider) -> None:
     # Features add: `from api.commands import x; x.register(sub, database_dsn)`
-    return None
+    from api.commands import hospitals
+
+    hospitals.register(sub, database_dsn)
