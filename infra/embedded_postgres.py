@@ -224,9 +224,9 @@ class EmbeddedPostgres:
             self._dsn = None
             return
         with self._locked():
-            info = self._read_postmaster_pid()
-            if info is not None and _process_alive(info.pid):
-                self._pg_ctl_stop(self._server_account(), info)
+            info = self.running()
+            if info is not None:
+                self._shut_down(info)
             self._started_here = False
             self._dsn = None
             if self._private_socket_dir is not None:
@@ -477,33 +477,25 @@ class EmbeddedPostgres:
                 self._private_socket_dir = None
             raise
 
-    def _pg_ctl_stop(self, account: ServerAccount | None, info: PostmasterInfo) -> None:
-        try:
-            self._run(
-                account,
-                [
-                    str(_bin("pg_ctl")),
-                    "stop",
-                    "-D",
-                    str(self._pgdata),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    str(int(self._timeout)),
-                ],
-                what="PostgreSQL stop",
-            )
-        except EmbeddedPostgresError:
-            if _wait_gone(info.pid, 1):
-                return
-            log.error("fast shutdown failed; stopping immediately", extra={"pid": info.pid})
-            os.kill(info.pid, signal.SIGQUIT)
-            if not _wait_gone(info.pid, 10):
-                raise
+    def _shut_down(self, info: PostmasterInfo) -> None:
+        """Fast shutdown (what `pg_ctl stop -m fast` sends), by signal: unlike
+        pg_ctl it needs no path into the data folder, which a concurrent chmod
+        of a parent folder may have closed since the start."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGINT)
+        if _wait_gone(info.pid, self._timeout):
             return
-        # pg_ctl returns once postmaster.pid is gone; the process exits just after.
-        _wait_gone(info.pid, 5)
+        log.error(
+            "fast shutdown of the embedded PostgreSQL timed out; stopping it immediately",
+            extra={"pid": info.pid, "dataDir": str(self._pgdata)},
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGQUIT)
+        if not _wait_gone(info.pid, 10):
+            raise EmbeddedPostgresError(
+                f"the PostgreSQL on {self._pgdata} (pid {info.pid}) did not stop; see "
+                f"{self._log_file}:\n{_tail(self._log_file)}"
+            )
 
     def _run(self, account: ServerAccount | None, command: list[str], *, what: str) -> None:
         env = {"PATH": os.defpath, "LC_ALL": "C", "TZ": os.environ.get("TZ", "UTC")}
