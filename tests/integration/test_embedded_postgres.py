@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
@@ -354,3 +355,25 @@ def test_as_a_normal_user_the_server_runs_as_that_user():
     finally:
         _shutdown(top)
         shutil.rmtree(top, ignore_errors=True)
+
+
+@as_root
+def test_as_root_a_filesystem_without_acls_fails_clearly_and_opens_nothing(folder, monkeypatch):
+    # No filesystem without ACL support can be mounted here, so the kernel's
+    # refusal (EOPNOTSUPP from setxattr) is played at the syscall boundary.
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(posix_acl.os, "setxattr", refuse)
+    data_dir = folder / "data"
+    data_dir.mkdir(mode=0o700)
+    before = {path: stat.S_IMODE(path.stat().st_mode) for path in (folder, data_dir)}
+
+    with pytest.raises(EmbeddedPostgresError) as failure:
+        EmbeddedPostgres(data_dir).start()
+
+    message = str(failure.value)
+    assert "does not support POSIX ACLs" in message
+    assert "PHR_DATA_DIR" in message and "DATABASE_URL" in message
+    assert {path: stat.S_IMODE(path.stat().st_mode) for path in (folder, data_dir)} == before
+    assert not (data_dir / "postgres").exists()
