@@ -23,13 +23,14 @@ class AuthenticatedPatient(msgspec.Struct, frozen=True):
 
 
 async def provide_current_patient(
-    request: Request[Any, Any, Any], services: Services
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> AuthenticatedPatient:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
-    raise AuthenticationFailed("Access tokens are not implemented yet.")
+    claims = await services.auth.authenticate(token.strip())
+    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
 
 
 CurrentPatient = NamedDependency[AuthenticatedPatient]

@@ -14,6 +14,9 @@ DsnProvider = Callable[[Settings], AbstractContextManager[str]]
 
 def register(sub: argparse._SubParsersAction, database_dsn: DsnProvider) -> None:
     # Features add: `from api.commands import x; x.register(sub, database_dsn)`
+    from api.commands import keys
+
+    keys.register(sub, database_dsn)
     from api.commands import hospitals
 
     hospitals.register(sub, database_dsn)

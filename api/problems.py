@@ -17,6 +17,7 @@ from domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Overloaded,
     RateLimited,
 )
 
@@ -32,6 +33,7 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     AuthenticationFailed: 401,
     Forbidden: 403,
     RateLimited: 429,
+    Overloaded: 503,
 }
 
 
@@ -85,6 +87,8 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         headers["Retry-After"] = str(exc.retry_after_seconds)
         headers["RateLimit-Policy"] = f'"default";q={exc.limit};w={exc.window_seconds}'
         headers["RateLimit"] = f'"default";r=0;t={exc.retry_after_seconds}'
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, AuthenticationFailed):
         headers["WWW-Authenticate"] = 'Bearer realm="phr"'
     return problem_response(

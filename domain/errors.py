@@ -101,3 +101,40 @@ class BlobSizeMismatch(InvalidInput):
 
     kind = "blob-size-mismatch"
     title = "The upload does not have the announced size"
+
+
+class Overloaded(DomainError):
+    """The service refuses work it cannot start soon (e.g. the password-hashing
+    queue is full) instead of piling it up; the client should retry later."""
+
+    kind = "overloaded"
+    title = "The service is busy"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
+        super().__init__(detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class WeakPassword(InvalidInput):
+    kind = "weak-password"
+    title = "The password is not acceptable"
+
+
+class EmailAlreadyRegistered(Conflict):
+    kind = "email-already-registered"
+    title = "An account with this email already exists"
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """Unknown email or wrong password: deliberately one error, one body."""
+
+    kind = "invalid-credentials"
+    title = "The email or password is not correct"
+
+
+class RefreshTokenRefused(AuthenticationFailed):
+    """Unknown, spent, expired or revoked: one error, since the client's only
+    correct reaction is the same (sign in again)."""
+
+    kind = "invalid-refresh-token"
+    title = "The refresh token is not valid"

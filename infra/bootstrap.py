@@ -7,10 +7,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from domain.authentication import Authentication
 from domain.clock import Clock, SystemClock
+from domain.login_throttle import ThrottlePolicy
+from domain.passwords import PasswordPolicy
+from infra.access_tokens import JwtAccessTokens, verify_retired_for
+from infra.common_passwords import common_passwords
+from infra.password_hasher import ThreadPoolPasswordHasher
+from infra.pg.accounts import PgAccountStore
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.pg.audit import PgAuditLog
 from infra.pg.database import Database
+from infra.pg.login_throttle import PgLoginThrottle
+from infra.pg.refresh_tokens import PgRefreshTokenStore
+from infra.pg.signing_keys import PgSigningKeys
 from infra.pg.unit_of_work import PgUnitOfWork
 from infra.settings import Settings
 
@@ -27,6 +37,52 @@ class Services:
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.database)
+
+    # Accounts and tokens. The hasher's pool is shut down in close_services.
+    @cached_property
+    def password_hasher(self) -> ThreadPoolPasswordHasher:
+        return ThreadPoolPasswordHasher(
+            workers=self.settings.password_hash_workers,
+            queue_limit=self.settings.password_hash_queue,
+        )
+
+    @cached_property
+    def signing_keys(self) -> PgSigningKeys:
+        return PgSigningKeys(
+            self.database,
+            verify_retired_for=verify_retired_for(self.settings.access_token_ttl_seconds),
+        )
+
+    @cached_property
+    def access_tokens(self) -> JwtAccessTokens:
+        return JwtAccessTokens(
+            self.signing_keys,
+            issuer=self.settings.public_url,
+            ttl_seconds=self.settings.access_token_ttl_seconds,
+        )
+
+    @cached_property
+    def auth(self) -> Authentication:
+        settings = self.settings
+        return Authentication(
+            accounts=PgAccountStore(self.database),
+            hasher=self.password_hasher,
+            policy=PasswordPolicy(common_passwords()),
+            access_tokens=self.access_tokens,
+            refresh_tokens=PgRefreshTokenStore(self.database),
+            throttle=PgLoginThrottle(
+                self.database,
+                ThrottlePolicy(
+                    account_failures=settings.login_account_failures,
+                    address_failures=settings.login_address_failures,
+                    window_seconds=settings.login_window_seconds,
+                ),
+            ),
+            audit=self.audit,
+            unit_of_work=self.unit_of_work,
+            clock=self.clock,
+            refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+        )
 
     # Hospitals, links and webhooks. Secrets are sealed with a key kept outside the
     # database (PHR_SECRETS_KEY, else <data dir>/keys/secrets.key).
@@ -112,6 +168,8 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
 
 
 async def close_services(services: Services) -> None:
+    if "password_hasher" in services.__dict__:
+        services.password_hasher.close()
     try:
         await services.blobs.close()
     finally:

@@ -32,6 +32,13 @@ class Settings(msgspec.Struct, frozen=True):
     max_body_bytes: int = 1024 * 1024
     password_hash_workers: int = 2
     log_level: str = "INFO"
+    # Hashes admitted beyond the running ones before sign-ins get 503 + Retry-After.
+    password_hash_queue: int = 64
+    # Login throttling: failed attempts allowed per account and per client address
+    # within the window.
+    login_account_failures: int = 5
+    login_address_failures: int = 50
+    login_window_seconds: int = 15 * 60
     # Hospital webhooks: deliveries admitted per hospital per fixed window, and
     # wrong link codes a hospital may send per hour.
     webhook_deliveries_per_window: int = 600
@@ -115,6 +122,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
         password_hash_workers=_positive_int(env, "PHR_PASSWORD_HASH_WORKERS", 2),
         log_level=log_level,
+        password_hash_queue=_positive_int(env, "PHR_PASSWORD_HASH_QUEUE", 64),
+        login_account_failures=_positive_int(env, "PHR_LOGIN_ACCOUNT_FAILURES", 5),
+        login_address_failures=_positive_int(env, "PHR_LOGIN_ADDRESS_FAILURES", 50),
+        login_window_seconds=_positive_int(env, "PHR_LOGIN_WINDOW_SECONDS", 15 * 60),
         webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),

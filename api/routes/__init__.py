@@ -7,11 +7,18 @@ from typing import Any
 
 def route_handlers() -> list[Any]:
     from api.routes import health, local_blobs
+    from api.routes import auth, me
     from api.routes import links, webhooks
 
     return [
         health.healthz,
         health.readyz,
+        auth.register,
+        auth.login,
+        auth.refresh,
+        auth.logout,
+        auth.jwks,
+        me.get_me,
         links.create_link,
         links.list_links,
         links.get_link,

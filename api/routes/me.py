@@ -1,0 +1,22 @@
+"""The signed-in patient's own profile."""
+
+from __future__ import annotations
+
+from litestar import get
+from litestar.exceptions import NotAuthorizedException
+
+from api.auth import CurrentPatient
+from api.deps import ServicesDep
+from api.routes.auth import Profile
+
+
+@get(
+    "/v1/me",
+    operation_id="getMe",
+    summary="The signed-in patient's profile",
+    tags=["account"],
+    security=[{"bearer": []}],
+    raises=[NotAuthorizedException],
+)
+async def get_me(patient: CurrentPatient, services: ServicesDep) -> Profile:
+    return Profile.of(await services.auth.profile(patient.patient_id))
