@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -153,3 +154,17 @@ async def patient(client) -> Patient:
 @pytest.fixture
 async def other_patient(client) -> Patient:
     return await register_patient(client)
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Any]:
+    """The service's own adapters, opened in the test's event loop (the test
+    client runs the app in a loop of its own), for building state through the
+    domain the way a hospital push or a background job does."""
+    from infra.bootstrap import close_services, open_services
+
+    opened = await open_services(settings, settings.database_url)
+    try:
+        yield opened
+    finally:
+        await close_services(opened)

@@ -14,17 +14,41 @@ from domain.fhir import parse_bundle
 from domain.records import IngestResult, RecordSource
 
 
-def observation(source_id: str, *, code: str = "8867-4", display: str = "Heart rate", value: float = 72,
-                unit: str = "/min", when: str = "2024-05-01T08:00:00Z", **extra: Any) -> dict[str, Any]:
+def observation(
+    source_id: str,
+    *,
+    code: str = "8867-4",
+    display: str = "Heart rate",
+    value: float = 72,
+    unit: str = "/min",
+    when: str = "2024-05-01T08:00:00Z",
+    **extra: Any,
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": source_id,
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}], "text": display},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": code, "display": display}],
+            "text": display,
+        },
         "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
     }
     resource.update(extra)
     return resource
@@ -34,7 +58,9 @@ def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[
     return {
         "resourceType": "Bundle",
         "type": bundle_type,
-        "entry": [{"fullUrl": f"urn:uuid:{uuid4()}", "resource": copy.deepcopy(r)} for r in resources],
+        "entry": [
+            {"fullUrl": f"urn:uuid:{uuid4()}", "resource": copy.deepcopy(r)} for r in resources
+        ],
     }
 
 
@@ -42,19 +68,28 @@ async def grant_hospital(services, patient_id: UUID, hospital_id: UUID | None = 
     hospital_id = hospital_id or uuid4()
     now = datetime.now(UTC)
     await services.consents.create(
-        patient_id, kind="data-source", grantee_type="hospital", grantee_id=str(hospital_id),
-        scope=ConsentScope(), start=now - timedelta(seconds=5), end=None,
+        patient_id,
+        kind="data-source",
+        grantee_type="hospital",
+        grantee_id=str(hospital_id),
+        scope=ConsentScope(),
+        start=now - timedelta(seconds=5),
+        end=None,
     )
     return hospital_id
 
 
-async def push(services, patient_id: UUID, hospital_id: UUID, fhir_bundle: dict[str, Any]) -> IngestResult:
-    consent = await services.consents.for_grantee(patient_id, "data-source", "hospital", str(hospital_id))
-    return await services.patient_records.ingest_delivery(
-        HospitalActor(hospital_id), patient_id, RecordSource(kind="hospital", hospital_id=hospital_id),
-        parse_bundle(fhir_bundle), context=RequestContext(request_id="test-push"), consent=consent,
+async def push(
+    services, patient_id: UUID, hospital_id: UUID, fhir_bundle: dict[str, Any]
+) -> IngestResult:
+    consent = await services.consents.for_grantee(
+        patient_id, "data-source", "hospital", str(hospital_id)
     )
-
-
-def services_of(client) -> Any:
-    return client.app.state.services
+    return await services.patient_records.ingest_delivery(
+        HospitalActor(hospital_id),
+        patient_id,
+        RecordSource(kind="hospital", hospital_id=hospital_id),
+        parse_bundle(fhir_bundle),
+        context=RequestContext(request_id="test-push"),
+        consent=consent,
+    )

@@ -80,7 +80,13 @@ class Database:
         return self._current.set(conn)
 
     def unbind(self, token: contextvars.Token) -> None:
-        self._current.reset(token)
+        try:
+            self._current.reset(token)
+        except ValueError:
+            # Unbound from another context than the one that bound it (a streamed
+            # response finishes in a task of its own): that context only needs
+            # to stop seeing the connection.
+            self._current.set(None)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

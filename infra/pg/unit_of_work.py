@@ -39,8 +39,10 @@ class PgUnitOfWork:
             if not committed:
                 await tx.rollback()  # type: ignore[attr-defined]
         finally:
-            self._database.unbind(token)  # type: ignore[arg-type]
-            await self._database.pool.release(conn)
+            try:
+                self._database.unbind(token)  # type: ignore[arg-type]
+            finally:
+                await self._database.pool.release(conn)
 
 
 def unit_of_work_factory(database: Database):

@@ -8,13 +8,20 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
-from tests.records_support import bundle, grant_hospital, observation, push, services_of
+from tests.records_support import bundle, grant_hospital, observation, push
 
 PROBLEM = "application/problem+json"
 
 
 def bp_reading(when: str = "2025-01-02T07:30:00Z") -> dict:
-    return observation("ignored", code="85354-9", display="Blood pressure panel", value=128, unit="mm[Hg]", when=when)
+    return observation(
+        "ignored",
+        code="85354-9",
+        display="Blood pressure panel",
+        value=128,
+        unit="mm[Hg]",
+        when=when,
+    )
 
 
 async def audit_actions(client, who) -> list[tuple[str, str]]:
@@ -23,7 +30,7 @@ async def audit_actions(client, who) -> list[tuple[str, str]]:
     return [(item["action"], item["outcome"]) for item in response.json()["items"]]
 
 
-async def test_self_reported_record_round_trips_and_is_tagged(client, patient):
+async def test_self_reported_record_round_trips_and_is_tagged(client, services, patient):
     response = await client.post("/v1/records", json=bp_reading(), headers=patient.headers)
     assert response.status_code == 201, response.text
     created = response.json()
@@ -40,7 +47,7 @@ async def test_self_reported_record_round_trips_and_is_tagged(client, patient):
     assert [item["id"] for item in listed.json()["items"]] == [created["id"]]
 
 
-async def test_invalid_resource_is_refused_naming_the_field(client, patient):
+async def test_invalid_resource_is_refused_naming_the_field(client, services, patient):
     bad = bp_reading()
     del bad["status"]
     response = await client.post("/v1/records", json=bad, headers=patient.headers)
@@ -51,12 +58,22 @@ async def test_invalid_resource_is_refused_naming_the_field(client, patient):
     assert listed.json()["items"] == []
 
 
-async def test_timeline_is_newest_first_keyset_paginated_and_filterable(client, patient):
-    services = services_of(client)
+async def test_timeline_is_newest_first_keyset_paginated_and_filterable(client, services, patient):
     hospital = await grant_hospital(services, UUID(patient.id))
-    resources = [observation(f"obs-{i}", when=f"2024-01-{i + 10:02d}T00:00:00Z", value=60 + i) for i in range(7)]
-    resources.append(observation("glucose", code="2339-0", display="Glucose", when="2023-06-01", unit="mg/dL",
-                                 category=[{"coding": [{"code": "laboratory"}]}]))
+    resources = [
+        observation(f"obs-{i}", when=f"2024-01-{i + 10:02d}T00:00:00Z", value=60 + i)
+        for i in range(7)
+    ]
+    resources.append(
+        observation(
+            "glucose",
+            code="2339-0",
+            display="Glucose",
+            when="2023-06-01",
+            unit="mg/dL",
+            category=[{"coding": [{"code": "laboratory"}]}],
+        )
+    )
     await push(services, UUID(patient.id), hospital, bundle(*resources))
 
     seen: list[str] = []
@@ -73,13 +90,19 @@ async def test_timeline_is_newest_first_keyset_paginated_and_filterable(client, 
     assert len(seen) == 8 and len(set(seen)) == 8
     assert dates == sorted(dates, reverse=True)
 
-    labs = (await client.get("/v1/records?category=laboratory", headers=patient.headers)).json()["items"]
+    labs = (await client.get("/v1/records?category=laboratory", headers=patient.headers)).json()[
+        "items"
+    ]
     assert [item["display"] for item in labs] == ["Glucose"]
-    window = (await client.get("/v1/records?since=2024-01-12&until=2024-01-14", headers=patient.headers)).json()
+    window = (
+        await client.get("/v1/records?since=2024-01-12&until=2024-01-14", headers=patient.headers)
+    ).json()
     assert sorted(item["value"] for item in window["items"]) == ["62", "63"]
     by_text = (await client.get("/v1/records?q=gluc", headers=patient.headers)).json()["items"]
     assert len(by_text) == 1
-    by_hospital = (await client.get(f"/v1/records?hospitalId={hospital}", headers=patient.headers)).json()
+    by_hospital = (
+        await client.get(f"/v1/records?hospitalId={hospital}", headers=patient.headers)
+    ).json()
     assert len(by_hospital["items"]) == 8
     other = (await client.get(f"/v1/records?hospitalId={uuid4()}", headers=patient.headers)).json()
     assert other["items"] == []
@@ -92,8 +115,7 @@ async def test_timeline_is_newest_first_keyset_paginated_and_filterable(client, 
     assert bad_date.status_code == 422
 
 
-async def test_reingesting_the_same_bundle_changes_nothing(client, patient):
-    services = services_of(client)
+async def test_reingesting_the_same_bundle_changes_nothing(client, services, patient):
     hospital = await grant_hospital(services, UUID(patient.id))
     delivery = bundle(observation("hr-1"), observation("hr-2", value=80))
     first = await push(services, UUID(patient.id), hospital, delivery)
@@ -105,11 +127,14 @@ async def test_reingesting_the_same_bundle_changes_nothing(client, patient):
     assert record["version"] == 1 and record["history"] == []
 
 
-async def test_newer_version_supersedes_and_history_keeps_the_old(client, patient):
-    services = services_of(client)
+async def test_newer_version_supersedes_and_history_keeps_the_old(client, services, patient):
     hospital = await grant_hospital(services, UUID(patient.id))
-    v1 = observation("hr-1", value=70, meta={"versionId": "1", "lastUpdated": "2024-05-01T09:00:00Z"})
-    v2 = observation("hr-1", value=75, meta={"versionId": "2", "lastUpdated": "2024-05-02T09:00:00Z"})
+    v1 = observation(
+        "hr-1", value=70, meta={"versionId": "1", "lastUpdated": "2024-05-01T09:00:00Z"}
+    )
+    v2 = observation(
+        "hr-1", value=75, meta={"versionId": "2", "lastUpdated": "2024-05-02T09:00:00Z"}
+    )
     await push(services, UUID(patient.id), hospital, bundle(v1))
     result = await push(services, UUID(patient.id), hospital, bundle(v2))
     assert result.updated == 1
@@ -126,10 +151,9 @@ async def test_newer_version_supersedes_and_history_keeps_the_old(client, patien
     assert record["value"] == "75" and record["version"] == 2
 
 
-async def test_an_invalid_entry_rejects_the_whole_bundle_naming_it(client, patient):
+async def test_an_invalid_entry_rejects_the_whole_bundle_naming_it(client, services, patient):
     from domain.fhir import InvalidFhir
 
-    services = services_of(client)
     hospital = await grant_hospital(services, UUID(patient.id))
     broken = observation("bad")
     broken["status"] = "not-a-status"
@@ -139,7 +163,7 @@ async def test_an_invalid_entry_rejects_the_whole_bundle_naming_it(client, patie
     assert (await client.get("/v1/records", headers=patient.headers)).json()["items"] == []
 
 
-async def test_every_read_list_and_export_is_audited(client, patient):
+async def test_every_read_list_and_export_is_audited(client, services, patient):
     created = (await client.post("/v1/records", json=bp_reading(), headers=patient.headers)).json()
     await client.get(f"/v1/records/{created['id']}", headers=patient.headers)
     await client.get("/v1/records", headers=patient.headers)
@@ -150,11 +174,12 @@ async def test_every_read_list_and_export_is_audited(client, patient):
         assert (expected if expected != "record.create" else "record.create", "success") in actions
 
 
-async def test_export_is_a_fhir_collection_bundle_with_everything(client, patient):
-    services = services_of(client)
+async def test_export_is_a_fhir_collection_bundle_with_everything(client, services, patient):
     hospital = await grant_hospital(services, UUID(patient.id))
     org = {"resourceType": "Organization", "id": "org-1", "name": "St. Elsewhere"}
-    await push(services, UUID(patient.id), hospital, bundle(observation("a"), observation("b"), org))
+    await push(
+        services, UUID(patient.id), hospital, bundle(observation("a"), observation("b"), org)
+    )
     await client.post("/v1/records", json=bp_reading(), headers=patient.headers)
     response = await client.get("/v1/export", headers=patient.headers)
     assert response.status_code == 200
@@ -166,10 +191,9 @@ async def test_export_is_a_fhir_collection_bundle_with_everything(client, patien
     assert all(entry["fullUrl"].startswith("urn:uuid:") for entry in exported["entry"])
 
 
-async def test_revoking_a_data_source_consent_stops_the_next_push(client, patient):
+async def test_revoking_a_data_source_consent_stops_the_next_push(client, services, patient):
     from domain.access import AccessRefused
 
-    services = services_of(client)
     hospital = await grant_hospital(services, UUID(patient.id))
     await push(services, UUID(patient.id), hospital, bundle(observation("first")))
     consents = (await client.get("/v1/consents", headers=patient.headers)).json()

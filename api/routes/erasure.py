@@ -1,0 +1,25 @@
+"""DELETE /v1/me: the patient erases their account."""
+
+from __future__ import annotations
+
+from litestar import delete
+from litestar.exceptions import NotAuthorizedException
+
+from api.auth import CurrentPatient
+from api.deps import RequestContextDep, ServicesDep
+from domain.access import PatientActor
+
+
+@delete(
+    "/v1/me",
+    operation_id="eraseAccount",
+    summary="Erase the account: records, files, shares and links; the audit trail stays, pseudonymised",
+    tags=["account"],
+    raises=[NotAuthorizedException],
+    security=[{"bearer": []}],
+    status_code=204,
+)
+async def erase_account(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> None:
+    await services.account_erasure.erase(PatientActor(patient.patient_id), context=context)
