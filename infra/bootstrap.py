@@ -11,14 +11,20 @@ from domain.authentication import Authentication
 from domain.clock import Clock, SystemClock
 from domain.login_throttle import ThrottlePolicy
 from domain.passwords import PasswordPolicy
+from domain.erasure import AccountErasure
+from domain.patient_consents import PatientConsents
+from domain.patient_records import PatientRecords
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
+from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.common_passwords import common_passwords
 from infra.password_hasher import ThreadPoolPasswordHasher
 from infra.pg.accounts import PgAccountStore
-from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.pg.audit import PgAuditLog
+from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
+from infra.pg.erasure import PgAccountEraser
 from infra.pg.login_throttle import PgLoginThrottle
+from infra.pg.records import PgRecordStore
 from infra.pg.refresh_tokens import PgRefreshTokenStore
 from infra.pg.signing_keys import PgSigningKeys
 from infra.pg.unit_of_work import PgUnitOfWork
@@ -37,6 +43,28 @@ class Services:
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.database)
+
+    # Stores and use cases that need nothing but the pool, the clock and the
+    # audit log are built on first use.
+    @cached_property
+    def records(self) -> PgRecordStore:
+        return PgRecordStore(self.database, self.clock)
+
+    @cached_property
+    def consents(self) -> PgConsentStore:
+        return PgConsentStore(self.database)
+
+    @cached_property
+    def patient_records(self) -> PatientRecords:
+        return PatientRecords(self.unit_of_work, self.records, self.audit, self.clock)
+
+    @cached_property
+    def account_erasure(self) -> AccountErasure:
+        return AccountErasure(self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock)
+
+    @cached_property
+    def patient_consents(self) -> PatientConsents:
+        return PatientConsents(self.unit_of_work, self.consents, self.audit, self.clock)
 
     # Accounts and tokens. The hasher's pool is shut down in close_services.
     @cached_property

@@ -6,25 +6,34 @@ from typing import Any
 
 
 def route_handlers() -> list[Any]:
-    from api.routes import health, local_blobs
-    from api.routes import auth, me
+    from api.routes import audit, auth, consents, erasure, health, imaging, local_blobs, me, records
     from api.routes import links, webhooks
 
     return [
         health.healthz,
         health.readyz,
-        auth.register,
-        auth.login,
-        auth.refresh,
-        auth.logout,
-        auth.jwks,
-        me.get_me,
         links.create_link,
         links.list_links,
         links.get_link,
         links.get_link_qr,
         links.revoke_link,
         webhooks.receive_webhook,
+        auth.register,
+        auth.login,
+        auth.refresh,
+        auth.logout,
+        auth.jwks,
+        me.get_me,
+        erasure.erase_account,
         local_blobs.put_local_blob,
         local_blobs.get_local_blob,
+        records.list_records,
+        records.get_record,
+        records.create_record,
+        records.export_records,
+        imaging.list_imaging,
+        consents.list_consents,
+        consents.revoke_consent,
+        audit.list_audit,
+        audit.verify_audit,
     ]
