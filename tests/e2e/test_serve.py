@@ -62,6 +62,22 @@ def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_dat
         assert json.loads(migrate.stdout) == {"applied": []}
         assert embedded.running() == postmaster
         assert httpx.get(service.url("/readyz"), timeout=5).status_code == 200
+
+        # A patient's whole account life over real HTTP.
+        with service.client() as http:
+            account = {"email": "Ada.Lovelace@Example.org", "password": "analytical engine notes"}
+            assert http.post("/v1/auth/register", json=account).status_code == 201
+            tokens = http.post("/v1/auth/login", json=account).json()
+            me = http.get("/v1/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+            assert me.status_code == 200 and me.json()["email"] == "Ada.Lovelace@example.org"
+            refreshed = http.post("/v1/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+            assert refreshed.status_code == 200
+            pair = refreshed.json()
+            assert pair["refreshToken"] != tokens["refreshToken"]
+            logout = http.post("/v1/auth/logout", json={"refreshToken": pair["refreshToken"]})
+            assert logout.status_code == 204
+            again = http.post("/v1/auth/refresh", json={"refreshToken": pair["refreshToken"]})
+            assert again.status_code == 401
         exit_status = stop_service(service)
 
     assert exit_status == 0, service.log()
@@ -74,6 +90,12 @@ def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_dat
         assert ready.status_code == 200, ready.text
         restarted = embedded.running()
         assert restarted is not None and restarted.pid != postmaster.pid
+        # The account survived the restart.
+        with service.client() as http:
+            login = http.post("/v1/auth/login", json=account)
+            assert login.status_code == 200, login.text
+            me = http.get("/v1/me", headers={"Authorization": f"Bearer {login.json()['accessToken']}"})
+            assert me.json()["email"] == "Ada.Lovelace@example.org"
         exit_status = stop_service(service)
 
     assert exit_status == 0, service.log()
