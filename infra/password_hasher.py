@@ -9,7 +9,9 @@ ever-longer queue that would time everyone out."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import argon2
@@ -35,6 +37,20 @@ def owasp_hasher() -> argon2.PasswordHasher:
     )
 
 
+# Hashing threads run at a lower scheduling priority (Linux schedules threads, so
+# the nice value is per thread): when the CPUs are saturated by a login flood, the
+# event loop thread still gets the CPU at once and answers everything else promptly;
+# when they are not, the hashing threads lose nothing.
+HASHING_THREAD_NICENESS = 10
+
+
+def _yield_to_event_loop() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_THREAD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
 class ThreadPoolPasswordHasher:
     def __init__(
         self,
@@ -45,7 +61,9 @@ class ThreadPoolPasswordHasher:
     ):
         self._hasher = hasher or owasp_hasher()
         self._workers = workers
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_yield_to_event_loop
+        )
         # Created inside the running loop (open_services), bound to it on first use.
         self._admitted = asyncio.Semaphore(workers + queue_limit)
         # A hash of a random secret with the current parameters: verifying against

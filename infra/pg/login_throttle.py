@@ -27,21 +27,41 @@ class PgLoginThrottle:
     def policy(self) -> ThrottlePolicy:
         return self._policy
 
-    _LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended('phr.login:' || $1 || ':' || $2, 0))"
-    # The limit-th most recent attempt in the window; if there is one, the key is
-    # at its limit until that attempt leaves the window.
-    _NTH_RECENT = """
-        SELECT attempted_at FROM login_attempt
-        WHERE scope = $1 AND subject = $2 AND attempted_at > $3
-        ORDER BY attempted_at DESC
-        OFFSET $4 LIMIT 1
+    # Both keys in one statement, always account first: no lock cycles.
+    _LOCK_KEYS = """
+        SELECT pg_advisory_xact_lock(hashtextextended('phr.login:account:' || $1, 0)),
+               pg_advisory_xact_lock(hashtextextended('phr.login:address:' || $2, 0))
     """
-    _INSERT = """
-        INSERT INTO login_attempt (scope, subject, attempted_at) VALUES ($1, $2, $3)
-        RETURNING id
-    """
-    _FORGET_EXPIRED = """
-        DELETE FROM login_attempt WHERE scope = $1 AND subject = $2 AND attempted_at <= $3
+    # Run after the locks, so its snapshot holds every attempt committed before.
+    # For each key: the limit-th most recent attempt in the window (if there is one,
+    # the key is at its limit until that attempt leaves the window); attempts that
+    # left the window are forgotten; the new attempt is recorded unless blocked.
+    _CHECK_AND_RECORD = """
+        WITH key (scope, subject, attempt_limit) AS (
+            VALUES ('account', $1::text, $3::int), ('address', $2::text, $4::int)
+        ),
+        blocking AS (
+            SELECT key.scope, key.attempt_limit, (
+                SELECT a.attempted_at FROM login_attempt a
+                WHERE a.scope = key.scope AND a.subject = key.subject AND a.attempted_at > $5
+                ORDER BY a.attempted_at DESC
+                OFFSET key.attempt_limit - 1 LIMIT 1
+            ) AS blocked_by
+            FROM key
+        ),
+        forgotten AS (
+            DELETE FROM login_attempt a USING key
+            WHERE a.scope = key.scope AND a.subject = key.subject AND a.attempted_at <= $5
+        ),
+        recorded AS (
+            INSERT INTO login_attempt (scope, subject, attempted_at)
+            SELECT key.scope, key.subject, $6 FROM key
+            WHERE NOT EXISTS (SELECT 1 FROM blocking WHERE blocked_by IS NOT NULL)
+            RETURNING id
+        )
+        SELECT blocking.scope, blocking.attempt_limit, blocking.blocked_by,
+               (SELECT array_agg(id) FROM recorded) AS ids
+        FROM blocking
     """
     # Keys that never come back would keep their rows; sweep a bounded batch now and then.
     _PURGE = """
@@ -50,44 +70,49 @@ class PgLoginThrottle:
     """
 
     async def begin(self, *, account_key: str, address_key: str, now: datetime) -> LoginAttempt:
-        window = timedelta(seconds=self._policy.window_seconds)
+        policy = self._policy
+        window = timedelta(seconds=policy.window_seconds)
         since = now - window
-        checks = (
-            ("account", account_key, self._policy.account_failures),
-            ("address", address_key, self._policy.address_failures),
-        )
-        ids: list[int] = []
         async with self._database.transaction() as conn:
-            # Always in the same order (account, then address): no lock cycles.
-            for scope, subject, _ in checks:
-                await conn.execute(self._LOCK_KEY, scope, subject)
-            for scope, subject, limit in checks:
-                blocking = await conn.fetchval(self._NTH_RECENT, scope, subject, since, limit - 1)
-                if blocking is not None:
-                    retry_after = (blocking + window - now).total_seconds()
-                    raise RateLimited(
-                        "Too many failed sign-in attempts; wait before trying again."
-                        if scope == "account"
-                        else "Too many failed sign-in attempts from this address; "
-                        "wait before trying again.",
-                        retry_after_seconds=int(retry_after) + 1,
-                        limit=limit,
-                        window_seconds=self._policy.window_seconds,
-                    )
-            for scope, subject, _ in checks:
-                await conn.execute(self._FORGET_EXPIRED, scope, subject, since)
-                ids.append(await conn.fetchval(self._INSERT, scope, subject, now))
+            await conn.execute(self._LOCK_KEYS, account_key, address_key)
+            rows = await conn.fetch(
+                self._CHECK_AND_RECORD,
+                account_key,
+                address_key,
+                policy.account_failures,
+                policy.address_failures,
+                since,
+                now,
+            )
             if random.random() < _PURGE_PROBABILITY:  # noqa: S311 - not security relevant
                 await conn.execute(self._PURGE, since)
+        for row in rows:
+            if row["blocked_by"] is not None:
+                retry_after = (row["blocked_by"] + window - now).total_seconds()
+                raise RateLimited(
+                    "Too many failed sign-in attempts; wait before trying again."
+                    if row["scope"] == "account"
+                    else "Too many failed sign-in attempts from this address; "
+                    "wait before trying again.",
+                    retry_after_seconds=int(retry_after) + 1,
+                    limit=row["attempt_limit"],
+                    window_seconds=policy.window_seconds,
+                )
+        ids = rows[0]["ids"] or []
         return LoginAttempt(
             account_key=account_key, address_key=address_key, attempt_ids=tuple(ids)
         )
 
-    _RELEASE = "DELETE FROM login_attempt WHERE id = ANY($1::bigint[])"
-    _RESET_ACCOUNT = "DELETE FROM login_attempt WHERE scope = 'account' AND subject = $1"
+    _RELEASE = """
+        DELETE FROM login_attempt
+        WHERE id = ANY($1::bigint[])
+           OR ($2::text IS NOT NULL AND scope = 'account' AND subject = $2)
+    """
 
     async def release(self, attempt: LoginAttempt, *, reset_account: bool) -> None:
         async with self._database.transaction() as conn:
-            await conn.execute(self._RELEASE, list(attempt.attempt_ids))
-            if reset_account:
-                await conn.execute(self._RESET_ACCOUNT, attempt.account_key)
+            await conn.execute(
+                self._RELEASE,
+                list(attempt.attempt_ids),
+                attempt.account_key if reset_account else None,
+            )

@@ -15,10 +15,11 @@ class PgRefreshTokenStore:
     def __init__(self, database: Database):
         self._database = database
 
+    # One round trip: the family and its first token.
     _NEW_FAMILY = """
-        INSERT INTO refresh_token_family (id, patient_id, created_at) VALUES ($1, $2, $3)
-    """
-    _NEW_TOKEN = """
+        WITH family AS (
+            INSERT INTO refresh_token_family (id, patient_id, created_at) VALUES ($2, $3, $4)
+        )
         INSERT INTO refresh_token (token_hash, family_id, patient_id, issued_at, expires_at)
         VALUES ($1, $2, $3, $4, $5)
     """
@@ -28,9 +29,8 @@ class PgRefreshTokenStore:
     ) -> UUID:
         family_id = uuid4()
         async with self._database.transaction() as conn:
-            await conn.execute(self._NEW_FAMILY, family_id, patient_id, issued_at)
             await conn.execute(
-                self._NEW_TOKEN, token_hash, family_id, patient_id, issued_at, expires_at
+                self._NEW_FAMILY, token_hash, family_id, patient_id, issued_at, expires_at
             )
         return family_id
 
@@ -57,9 +57,15 @@ class PgRefreshTokenStore:
             family_revoked_at=row["revoked_at"],
         )
 
-    _SPEND = """
-        UPDATE refresh_token SET spent_at = $3
-        WHERE token_hash = $1 AND patient_id = $2 AND spent_at IS NULL
+    # Spends the old token only if it is unspent, and issues the next only then.
+    _SPEND_AND_ISSUE = """
+        WITH spent AS (
+            UPDATE refresh_token SET spent_at = $3
+            WHERE token_hash = $1 AND patient_id = $2 AND spent_at IS NULL
+            RETURNING family_id
+        )
+        INSERT INTO refresh_token (token_hash, family_id, patient_id, issued_at, expires_at)
+        SELECT $4, family_id, $2, $3, $5 FROM spent
         RETURNING token_hash
     """
 
@@ -73,13 +79,10 @@ class PgRefreshTokenStore:
         expires_at: datetime,
     ) -> bool:
         async with self._database.transaction() as conn:
-            spent = await conn.fetchval(self._SPEND, spent_hash, state.patient_id, issued_at)
-            if spent is None:
-                return False
-            await conn.execute(
-                self._NEW_TOKEN, new_hash, state.family_id, state.patient_id, issued_at, expires_at
+            issued = await conn.fetchval(
+                self._SPEND_AND_ISSUE, spent_hash, state.patient_id, issued_at, new_hash, expires_at
             )
-        return True
+        return issued is not None
 
     _REVOKE = """
         UPDATE refresh_token_family SET revoked_at = $3, revoked_reason = $4

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from datetime import datetime, timedelta
 
 import msgspec
@@ -22,6 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from infra.pg.database import Database
 
 _CREATE_LOCK_KEY = 0x7068_725F_6B65  # "phr_ke"
+# How long a process keeps signing with the key it last saw as current. After a
+# rotation elsewhere it may sign with the retired key this long; verification
+# accepts retired keys for the token lifetime plus a margin larger than this.
+CURRENT_KEY_CACHE_SECONDS = 5.0
 
 
 class CurrentSigningKey(msgspec.Struct, frozen=True):
@@ -55,6 +60,7 @@ class PgSigningKeys:
         # always read from the database.
         self._private: dict[str, Ed25519PrivateKey] = {}
         self._public: dict[str, Ed25519PublicKey] = {}
+        self._current: tuple[float, CurrentSigningKey] | None = None
 
     _CURRENT = "SELECT kid, private_key_pem FROM signing_key WHERE retired_at IS NULL"
     _INSERT = """
@@ -64,6 +70,9 @@ class PgSigningKeys:
     _RETIRE = "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL RETURNING kid"
 
     async def current(self, now: datetime) -> CurrentSigningKey:
+        cached = self._current
+        if cached is not None and time.monotonic() - cached[0] < CURRENT_KEY_CACHE_SECONDS:
+            return cached[1]
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(self._CURRENT)
             if row is None:
@@ -79,7 +88,9 @@ class PgSigningKeys:
             if not isinstance(loaded, Ed25519PrivateKey):
                 raise RuntimeError(f"signing key {kid} is not an Ed25519 key")
             key = self._private[kid] = loaded
-        return CurrentSigningKey(kid, key)
+        current = CurrentSigningKey(kid, key)
+        self._current = (time.monotonic(), current)
+        return current
 
     async def rotate(self, now: datetime) -> tuple[str, str | None]:
         """Makes a new current key; returns (new kid, retired kid or None)."""
@@ -87,6 +98,7 @@ class PgSigningKeys:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _CREATE_LOCK_KEY)
             retired = await conn.fetchval(self._RETIRE, now)
             kid = await self._insert_new(conn, now)
+        self._current = None
         return kid, retired
 
     async def _insert_new(self, conn, now: datetime) -> str:

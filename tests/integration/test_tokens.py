@@ -331,8 +331,13 @@ async def test_jwks_key_verifies_issued_tokens(client, patient):
     assert claims["sub"] == patient.id
 
 
-async def test_rotation_keeps_old_tokens_valid(client, patient, settings, database_dsn):
+async def test_rotation_keeps_old_tokens_valid(
+    client, patient, settings, database_dsn, monkeypatch
+):
     from api.commands.keys import rotate_signing_key
+
+    # Processes re-read the current key every few seconds; here, at once.
+    monkeypatch.setattr("infra.pg.signing_keys.CURRENT_KEY_CACHE_SECONDS", 0.0)
 
     old_kid = jwt.get_unverified_header(patient.tokens["accessToken"])["kid"]
     result = await rotate_signing_key(database_dsn, settings)
