@@ -92,10 +92,12 @@ PATIENT_COMPARTMENT_TYPES: frozenset[str] = frozenset(
     }
 )
 
-# Resources that records point to (who, where, what drug, which device, the bytes of a
-# document). Kept so references resolve; never a reason to reject a Bundle.
+# Resources that records point to (who, where, what drug, which device, which sample,
+# the bytes of a document). Kept so references resolve, not shown as records of their
+# own; never a reason to reject a Bundle. Specimen is also in the Patient compartment.
 SUPPORTING_TYPES: frozenset[str] = frozenset(
     {
+        "Specimen",
         "Organization",
         "Practitioner",
         "PractitionerRole",
@@ -285,8 +287,10 @@ def _check(resource: Any, entry_index: int | None) -> r.Resource:
     if not isinstance(resource, dict):
         raise _problem(entry_index, None, "", "the resource must be a JSON object")
     resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str):
+    if resource_type is None:
         raise _problem(entry_index, None, "resourceType", "field 'resourceType' is required")
+    if not isinstance(resource_type, str):
+        raise _problem(entry_index, None, "resourceType", "field 'resourceType' must be a string")
     shown_type = resource_type if resource_type in R4_RESOURCE_TYPES else None
     if resource_type not in R4_RESOURCE_TYPES:
         raise _problem(
@@ -419,6 +423,11 @@ def _unwrap(info: Any) -> Any:
     if isinstance(info, msgspec.inspect.Metadata):
         return _unwrap(info.type)
     return info
+
+
+def _known_type(value: Any) -> str | None:
+    """`value` if it names an R4 resource type (safe for any JSON value)."""
+    return value if isinstance(value, str) and value in R4_RESOURCE_TYPES else None
 
 
 def _show(value: Any) -> str:
@@ -732,8 +741,14 @@ def _loose_summary(raw: dict) -> _Summary:
         except msgspec.ValidationError:
             category = None
     display = _concept_text(concept)
-    if display is None and isinstance(raw.get("name"), str):
-        display = raw["name"]
+    name = raw.get("name")
+    if display is None and isinstance(name, str):
+        display = name  # Organization, Location, Device...
+    elif display is None and isinstance(name, list):
+        try:
+            display = _person_name(msgspec.convert(name, list[r.HumanName]))
+        except msgspec.ValidationError:
+            display = None
     return _Summary(
         category=category,
         concept=concept,
@@ -812,7 +827,7 @@ def parse_bundle(bundle: dict) -> list[ParsedEntry]:
                 problems.append(
                     EntryProblem(
                         index,
-                        resource_type if resource_type in R4_RESOURCE_TYPES else None,
+                        _known_type(resource_type),
                         "id",
                         f"field 'id' repeats {resource_type}/{rid} of entry {first}",
                     )
@@ -864,7 +879,7 @@ def _bundle_entries(bundle: Any) -> list:
     bundle_type = bundle.get("type")
     if bundle_type is None:
         raise fail("type", "field 'type' is required")
-    if bundle_type not in ACCEPTED_BUNDLE_TYPES:
+    if not isinstance(bundle_type, str) or bundle_type not in ACCEPTED_BUNDLE_TYPES:
         raise fail(
             "type",
             f"field 'type' {_show(bundle_type)} is not accepted "
@@ -892,7 +907,7 @@ def _entry_resource(
         return bad("", "the entry must be a JSON object"), None
     resource = entry.get("resource")
     resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
-    shown = resource_type if resource_type in R4_RESOURCE_TYPES else None
+    shown = _known_type(resource_type)
     request = entry.get("request")
     if request is not None:
         method = request.get("method") if isinstance(request, dict) else None

@@ -10,7 +10,9 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data" / "fhir"
 HL7_DIR = DATA_DIR / "hl7"
 SYNTHEA_BUNDLE = DATA_DIR / "synthea" / "synthea-patient-bundle.json"
-IPS_BUNDLE = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "shl" / "IPS_IG-bundle-01.json"
+IPS_BUNDLE = (
+    Path(__file__).resolve().parents[2] / "shared" / "vectors" / "shl" / "IPS_IG-bundle-01.json"
+)
 
 # The twelve types phr checks element by element (domain/fhir_resources.py).
 VALIDATED_TYPES = (
