@@ -50,6 +50,7 @@ Action = Literal[
     "record.list",
     "record.create",
     "record.ingest",
+    "upload.create",
     "export.created",
     "imaging.list",
     "consent.list",

@@ -138,3 +138,45 @@ class RefreshTokenRefused(AuthenticationFailed):
 
     kind = "invalid-refresh-token"
     title = "The refresh token is not valid"
+
+
+# --- patient uploads (domain/uploads.py) ---------------------------------------------
+
+
+class UnsupportedUploadType(InvalidInput):
+    kind = "unsupported-upload-type"
+    title = "Files of this type cannot be uploaded"
+
+
+class UploadTooLarge(InvalidInput):
+    """Announced size outside 1 byte .. the configured limit."""
+
+    kind = "upload-size-not-allowed"
+    title = "The file size is not allowed"
+
+
+class UploadNotReceived(Conflict):
+    kind = "upload-not-received"
+    title = "The file has not been uploaded yet"
+
+
+class UploadSizeMismatch(InvalidInput):
+    kind = "upload-size-mismatch"
+    title = "The uploaded file does not have the announced size"
+
+
+class UploadContentMismatch(InvalidInput):
+    """The first bytes are not those of the declared type; the file is deleted."""
+
+    kind = "upload-content-mismatch"
+    title = "The file's content does not match its declared type"
+
+
+class UnreadableDicom(InvalidInput):
+    kind = "unreadable-dicom"
+    title = "The file is not a readable DICOM file"
+
+
+class UploadExpired(Conflict):
+    kind = "upload-expired"
+    title = "The upload has expired"

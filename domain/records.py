@@ -29,6 +29,9 @@ class IncomingRecord(msgspec.Struct, frozen=True):
     resource: dict
     content_hash: bytes
     is_supporting: bool
+    # Chosen by the caller when the resource must name its own record (an
+    # upload's content URL); otherwise the store assigns one.
+    record_id: UUID | None = None
 
 
 class CurrentVersion(msgspec.Struct, frozen=True):

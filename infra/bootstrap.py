@@ -176,6 +176,27 @@ class Services:
             ),
         )
 
+    # Patient uploads: presigned PUT to the blob store, checked and registered
+    # as records on completion.
+    @cached_property
+    def patient_uploads(self):  # -> domain.uploads.PatientUploads
+        from domain.uploads import PatientUploads, UploadRules
+        from infra.dicom_header import PydicomHeaderReader
+        from infra.pg.uploads import PgUploadStore
+
+        public = self.settings.public_url
+        return PatientUploads(
+            unit_of_work=self.unit_of_work,
+            uploads=PgUploadStore(self.database),
+            records=self.records,
+            blobs=self.blobs,
+            dicom=PydicomHeaderReader(),
+            audit=self.audit,
+            clock=self.clock,
+            rules=UploadRules(max_bytes=self.settings.upload_max_bytes),
+            content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
+        )
+
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
     database = Database(dsn)

@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_deliveries_per_window: int = 600
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
+    # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
+    upload_max_bytes: int = 100 * 1024 * 1024
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -129,4 +131,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
+        upload_max_bytes=_upload_max_bytes(env),
     )
+
+
+def _upload_max_bytes(env: Mapping[str, str]) -> int:
+    from domain.blobs import MAX_UPLOAD_BYTES
+
+    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+    if value > MAX_UPLOAD_BYTES:
+        raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
+    return value

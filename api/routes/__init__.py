@@ -8,6 +8,7 @@ from typing import Any
 def route_handlers() -> list[Any]:
     from api.routes import audit, auth, consents, erasure, health, imaging, local_blobs, me, records
     from api.routes import links, webhooks
+    from api.routes import uploads
 
     return [
         health.healthz,
@@ -32,6 +33,9 @@ def route_handlers() -> list[Any]:
         records.create_record,
         records.export_records,
         imaging.list_imaging,
+        uploads.create_upload,
+        uploads.complete_upload,
+        uploads.get_record_content,
         consents.list_consents,
         consents.revoke_consent,
         audit.list_audit,

@@ -80,22 +80,24 @@ class PgRecordStore:
         }
 
     # Arrays in, one round trip: a delivery of a thousand entries is one INSERT.
+    # $21: ids chosen by the caller (NULL: the database picks one).
     _INSERT = """
         INSERT INTO record (
-            patient_id, source_kind, source_key, hospital_id, resource_type, source_resource_id,
+            id, patient_id, source_kind, source_key, hospital_id, resource_type, source_resource_id,
             is_supporting, category, code_system, code, display, effective_at, status, value,
             unit, sort_at, version, source_version, source_updated_at, content_hash, resource,
             received_at, updated_at)
-        SELECT $1, $2, $3, $4, t.resource_type, t.source_resource_id, t.is_supporting,
+        SELECT coalesce(t.id, gen_random_uuid()), $1, $2, $3, $4, t.resource_type,
+               t.source_resource_id, t.is_supporting,
                t.category, t.code_system, t.code, t.display, t.effective_at, t.status, t.value,
                t.unit, coalesce(t.effective_at, $5), 1, t.source_version, t.source_updated_at,
                t.content_hash, t.resource::jsonb, $5, $5
         FROM unnest($6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[],
                     $12::text[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
-                    $17::text[], $18::timestamptz[], $19::bytea[], $20::text[])
+                    $17::text[], $18::timestamptz[], $19::bytea[], $20::text[], $21::uuid[])
              AS t (resource_type, source_resource_id, is_supporting, category, code_system, code,
                    display, effective_at, status, value, unit, source_version, source_updated_at,
-                   content_hash, resource)
+                   content_hash, resource, id)
         RETURNING id, resource_type, source_resource_id
     """
 
@@ -111,6 +113,7 @@ class PgRecordStore:
                 source.hospital_id,
                 now,
                 *columns,
+                [r.record_id for r in records],
             )
         ids = {(row["resource_type"], row["source_resource_id"]): row["id"] for row in rows}
         return [ids[(r.resource_type, r.source_resource_id)] for r in records]

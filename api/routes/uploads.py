@@ -1,0 +1,166 @@
+"""The patient's own files: a presigned upload, its completion into a record,
+and a short-lived download link for records made from uploads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Response, get, post
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.params import Body, PathParameter
+from litestar.response import Redirect
+
+from api.auth import CurrentPatient
+from api.deps import RequestContextDep, ServicesDep
+from api.routes.records import RecordOut, record_out
+from domain.access import PatientActor
+
+
+class UnprocessableUpload(ClientException):
+    """Documents the 422 answers (type, size or content refused) in OpenAPI."""
+
+    status_code = 422
+
+
+class UploadConflict(ClientException):
+    """Documents the 409 answers (not uploaded yet, expired) in OpenAPI."""
+
+    status_code = 409
+
+
+class UploadRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    filename: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=1024,
+            description="The file's name; any path is dropped, and it is cut to 255 characters.",
+        ),
+    ]
+    content_type: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=255,
+            description="application/pdf, image/jpeg, image/png or application/dicom.",
+        ),
+    ]
+    size: Annotated[int, msgspec.Meta(description="Exact size in bytes (> 0, within the limit).")]
+
+
+class UploadOut(msgspec.Struct, rename="camel"):
+    id: UUID
+    upload_url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: datetime
+    filename: str
+
+
+_UPLOAD_ID = Annotated[UUID, PathParameter(description="the upload's id")]
+
+
+@post(
+    "/v1/uploads",
+    operation_id="createUpload",
+    summary="Start an upload: a presigned PUT URL for one file",
+    description="Send the file with `method` to `uploadUrl` with exactly `headers`, before "
+    "`expiresAt` (at most 15 minutes), then call `POST /v1/uploads/{id}/complete`.",
+    tags=["uploads"],
+    status_code=201,
+    raises=[NotAuthorizedException, ValidationException, UnprocessableUpload],
+    security=[{"bearer": []}],
+)
+async def create_upload(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    data: Annotated[UploadRequest, Body(description="the file to upload: name, type, size")],
+) -> UploadOut:
+    started = await services.patient_uploads.start(
+        PatientActor(patient.patient_id),
+        patient.patient_id,
+        filename=data.filename,
+        content_type=data.content_type,
+        size=data.size,
+        context=context,
+    )
+    return UploadOut(
+        id=started.upload.id,
+        upload_url=started.request.url,
+        method="PUT",
+        headers=started.request.headers,
+        expires_at=started.request.expires_at,
+        filename=started.upload.filename,
+    )
+
+
+@post(
+    "/v1/uploads/{upload_id:uuid}/complete",
+    operation_id="completeUpload",
+    summary="Finish an upload: check the file and register it as a record",
+    description="Checks that the file arrived with the announced size and that its content "
+    "is its declared type (a mismatching file is deleted), then adds a DocumentReference "
+    "(PDF, photo) or an ImagingStudy (DICOM) to the record. 201 the first time; a repeat "
+    "answers 200 with the same record.",
+    tags=["uploads"],
+    status_code=201,
+    raises=[
+        NotAuthorizedException,
+        NotFoundException,
+        ValidationException,
+        UnprocessableUpload,
+        UploadConflict,
+    ],
+    security=[{"bearer": []}],
+)
+async def complete_upload(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    upload_id: _UPLOAD_ID,
+) -> Response[RecordOut]:
+    done = await services.patient_uploads.complete(
+        PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
+    )
+    return Response(record_out(done.record, []), status_code=201 if done.created else 200)
+
+
+@get(
+    "/v1/records/{record_id:uuid}/content",
+    operation_id="getRecordContent",
+    summary="Download the file behind a record made from an upload",
+    description="Redirects (302) to a presigned download URL valid for at most 5 minutes, "
+    "with the file's name as the download name. 404 for records without a file.",
+    tags=["records"],
+    status_code=302,
+    raises=[NotAuthorizedException, NotFoundException],
+    security=[{"bearer": []}],
+)
+async def get_record_content(
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    record_id: Annotated[UUID, PathParameter(description="the record's id")],
+) -> Redirect:
+    request = await services.patient_uploads.content(
+        PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
+    )
+    return Redirect(
+        request.url,
+        status_code=302,
+        headers={
+            # The URL is a credential for a few minutes: keep it out of caches
+            # and out of the Referer of whatever opens next.
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
