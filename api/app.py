@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.auth import provide_current_patient
 from api.deps import request_context
 from api.problems import exception_handlers
-from api.request_log import request_id_middleware
+from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.clock import Clock
 from infra.bootstrap import Services, close_services, open_services
@@ -59,6 +59,8 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         debug=False,
+        # Logging is ours (JSON lines with request ids), configured by the entry point.
+        logging_config=None,
     )
 
 
@@ -83,6 +85,7 @@ def create_app_from_env() -> Litestar:
     """Entry for `uvicorn --factory` workers; `phr serve` puts the resolved DSN
     (embedded or external) in PHR_RESOLVED_DATABASE_URL."""
     settings = load_settings()
+    configure_logging(settings.log_level)
     return create_app(
         settings, os.environ.get("PHR_RESOLVED_DATABASE_URL") or settings.database_url
     )

@@ -10,6 +10,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -65,8 +66,7 @@ def uvicorn_server(
 ) -> Iterator[tuple[str, int]]:
     """Runs `app` (an import string) in a uvicorn subprocess; yields (base url, pid)."""
     port = free_port()
-    data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"phr-bench-{uuid.uuid4().hex[:8]}"
-    data_dir.mkdir(parents=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="phr-bench-"))
     child_env = {
         **os.environ,
         "DATABASE_URL": dsn,
