@@ -110,28 +110,23 @@ def http_exception_handler(
     request: Request[Any, Any, Any], exc: HTTPException
 ) -> Response[Problem]:
     status = exc.status_code
-    if isinstance(exc, ValidationException) or status == 400:
-        errors = _field_problems(exc.extra)
-        malformed = (
-            any(
-                "malformed" in p.message.lower() or "json is malformed" in p.message.lower()
-                for p in errors
-            )
-            or "malformed" in str(exc.detail).lower()
+    malformed = "malformed" in str(exc.detail).lower()
+    if status == 400 and (malformed or not isinstance(exc, ValidationException)):
+        # Litestar raises a bare 400 when the body does not parse; its detail is
+        # the decoder's own message (e.g. "Input data was truncated").
+        return problem_response(
+            400,
+            "malformed-body",
+            "The request body is not valid JSON",
+            f"The body could not be parsed as JSON: {exc.detail}",
         )
-        if malformed:
-            return problem_response(
-                400,
-                "malformed-body",
-                "The request body is not valid JSON",
-                "The body could not be parsed as JSON.",
-            )
+    if isinstance(exc, ValidationException):
         return problem_response(
             400,
             "invalid-request",
             "The request has invalid fields",
             "One or more fields are missing or invalid; see errors.",
-            errors=errors,
+            errors=_field_problems(exc.extra),
         )
     kinds = {
         401: ("authentication-required", "Authentication required"),
