@@ -100,7 +100,9 @@ class Permit:
         """The success event for what was actually touched."""
         return self.audit.with_resources(resource_type, *resource_ids)
 
-    def refusal(self, reason: str, resource_type: str | None = None, *resource_ids: str) -> AuditEvent:
+    def refusal(
+        self, reason: str, resource_type: str | None = None, *resource_ids: str
+    ) -> AuditEvent:
         return self.audit.with_resources(resource_type, *resource_ids).refused(reason)
 
     def __repr__(self) -> str:
@@ -174,7 +176,9 @@ def authorize(
     match actor:
         case PatientActor(patient_id=own):
             if action not in _PATIENT_ACTIONS:
-                raise ActionNotAllowed(event.refused("action-not-allowed"), "This action is not allowed.")
+                raise ActionNotAllowed(
+                    event.refused("action-not-allowed"), "This action is not allowed."
+                )
             if own != patient_id:
                 # Audited in the caller's own chain: the victim's chain is not
                 # the place for a stranger's probing, and we must not reveal it.
@@ -184,7 +188,9 @@ def authorize(
         case ShareRecipient() | HospitalActor():
             allowed = _SHARE_ACTIONS if isinstance(actor, ShareRecipient) else _HOSPITAL_ACTIONS
             if action not in allowed:
-                raise ActionNotAllowed(event.refused("action-not-allowed"), "This action is not allowed.")
+                raise ActionNotAllowed(
+                    event.refused("action-not-allowed"), "This action is not allowed."
+                )
             expected_grantee = "share" if isinstance(actor, ShareRecipient) else "hospital"
             expected_kind = "share" if isinstance(actor, ShareRecipient) else "data-source"
             if (
@@ -197,9 +203,15 @@ def authorize(
                 raise AccessRefused(event.refused("no-consent"))
             status = consent.status_at(now)
             if status != "active" or now < consent.period_start:
-                raise AccessRefused(event.refused(f"consent-{status if status != 'active' else 'not-started'}"))
+                raise AccessRefused(
+                    event.refused(f"consent-{status if status != 'active' else 'not-started'}")
+                )
             scope = consent.scope
         case SystemActor():
             if action not in _SYSTEM_ACTIONS:
-                raise ActionNotAllowed(event.refused("action-not-allowed"), "This action is not allowed.")
-    return Permit(_MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event)
+                raise ActionNotAllowed(
+                    event.refused("action-not-allowed"), "This action is not allowed."
+                )
+    return Permit(
+        _MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event
+    )

@@ -25,7 +25,11 @@ class ConsentStore(Protocol):
 
 class PatientConsents:
     def __init__(
-        self, unit_of_work: Callable[[], UnitOfWork], consents: ConsentStore, audit: AuditLog, clock: Clock
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        consents: ConsentStore,
+        audit: AuditLog,
+        clock: Clock,
     ):
         self._unit_of_work = unit_of_work
         self._consents = consents
@@ -34,19 +38,25 @@ class PatientConsents:
 
     async def list(self, patient: PatientActor, *, context: RequestContext) -> list[Consent]:
         async with self._unit_of_work() as uow:
-            permit = authorize(patient, "consent.list", patient.patient_id, now=self._clock.now(), context=context)
+            permit = authorize(
+                patient, "consent.list", patient.patient_id, now=self._clock.now(), context=context
+            )
             consents = await self._consents.list(permit.patient_id)
             await self._audit.append(permit.event("Consent", *(str(c.id) for c in consents)))
             await uow.commit()
             return consents
 
-    async def revoke(self, patient: PatientActor, consent_id: UUID, *, context: RequestContext) -> Consent:
+    async def revoke(
+        self, patient: PatientActor, consent_id: UUID, *, context: RequestContext
+    ) -> Consent:
         """Archives the consent. Whatever depends on it (a hospital link, a share)
         checks the consent on every use, so revocation takes effect at once."""
         now = self._clock.now()
         async with self._unit_of_work() as uow:
             try:
-                permit = authorize(patient, "consent.revoked", patient.patient_id, now=now, context=context)
+                permit = authorize(
+                    patient, "consent.revoked", patient.patient_id, now=now, context=context
+                )
             except (AccessRefused, ActionNotAllowed) as refused:
                 await self._audit.append(refused.audit)
                 await uow.commit()

@@ -28,8 +28,11 @@ from domain.records import (
     ingest,
 )
 
-SELF_REPORTED_TAG = {"system": "https://phr.example/fhir/CodeSystem/provenance", "code": "self-reported",
-                     "display": "Entered by the patient"}
+SELF_REPORTED_TAG = {
+    "system": "https://phr.example/fhir/CodeSystem/provenance",
+    "code": "self-reported",
+    "display": "Entered by the patient",
+}
 
 
 class PatientRecords:
@@ -59,7 +62,12 @@ class PatientRecords:
         async with self._unit_of_work() as uow:
             try:
                 permit = authorize(
-                    actor, action, patient_id, now=self._clock.now(), consent=consent, context=context
+                    actor,
+                    action,
+                    patient_id,
+                    now=self._clock.now(),
+                    consent=consent,
+                    context=context,
                 )
             except (AccessRefused, ActionNotAllowed) as refused:
                 await self._audit.append(refused.audit)
@@ -81,7 +89,10 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> tuple[StoredRecord, list[RecordVersion]]:
-        async with self._permitted(actor, "record.read", patient_id, context, consent) as (uow, permit):
+        async with self._permitted(actor, "record.read", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
             record = await self._records.get(permit, record_id)
             if record is None:
                 raise await self._refuse_missing(uow, permit, record_id)
@@ -99,7 +110,10 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> list[RecordSummary]:
-        async with self._permitted(actor, "record.list", patient_id, context, consent) as (uow, permit):
+        async with self._permitted(actor, "record.list", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
             items = await self._records.timeline(permit, query)
             await self._audit.append(permit.event(None, *(str(item.id) for item in items)))
             await uow.commit()
@@ -118,9 +132,17 @@ class PatientRecords:
             )
         resource = _tag_self_reported(resource)
         resource["id"] = str(uuid4())
-        entry = ParsedEntry(index=0, full_url=None, resource=resource,
-                            fields=validate_resource(resource), is_supporting=False)
-        async with self._permitted(actor, "record.create", patient_id, context, None) as (uow, permit):
+        entry = ParsedEntry(
+            index=0,
+            full_url=None,
+            resource=resource,
+            fields=validate_resource(resource),
+            is_supporting=False,
+        )
+        async with self._permitted(actor, "record.create", patient_id, context, None) as (
+            uow,
+            permit,
+        ):
             result = await ingest(permit, SELF, [entry], records=self._records, audit=self._audit)
             record = await self._records.get(permit, result.record_ids[0])
             await uow.commit()
@@ -138,7 +160,10 @@ class PatientRecords:
         consent: Consent | None,
     ) -> IngestResult:
         """A whole delivery (one bundle) for one patient, all or nothing."""
-        async with self._permitted(actor, "record.ingest", patient_id, context, consent) as (uow, permit):
+        async with self._permitted(actor, "record.ingest", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
             result = await ingest(permit, source, entries, records=self._records, audit=self._audit)
             await uow.commit()
             return result
@@ -152,25 +177,40 @@ class PatientRecords:
         consent: Consent | None = None,
         content_url: Callable[[UUID], str] | None = None,
     ) -> list[ImagingStudyView]:
-        async with self._permitted(actor, "imaging.list", patient_id, context, consent) as (uow, permit):
+        async with self._permitted(actor, "imaging.list", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
             rows = await self._records.of_types(permit, ["ImagingStudy", "Endpoint"])
             uploaded = {
                 r.record_id: content_url(r.record_id)
                 for r in rows
-                if content_url is not None and r.resource_type == "ImagingStudy" and r.source.kind == "self"
+                if content_url is not None
+                and r.resource_type == "ImagingStudy"
+                and r.source.kind == "self"
             }
             views = study_views(rows, content_url=uploaded)
-            await self._audit.append(permit.event("ImagingStudy", *(str(v.record_id) for v in views)))
+            await self._audit.append(
+                permit.event("ImagingStudy", *(str(v.record_id) for v in views))
+            )
             await uow.commit()
             return views
 
     @asynccontextmanager
     async def export(
-        self, actor: Actor, patient_id: UUID, *, context: RequestContext, consent: Consent | None = None
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
     ) -> AsyncIterator[AsyncIterator[tuple[UUID, bytes]]]:
         """Opens an export: the audit row is written first, in the transaction the
         rows are then read from, so the export and its record commit together."""
-        async with self._permitted(actor, "export.created", patient_id, context, consent) as (uow, permit):
+        async with self._permitted(actor, "export.created", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
             await self._audit.append(permit.event("Bundle"))
             yield self._records.export_resources(permit)
             await uow.commit()

@@ -9,9 +9,9 @@ from typing import Any
 
 from domain.authentication import Authentication
 from domain.clock import Clock, SystemClock
+from domain.erasure import AccountErasure
 from domain.login_throttle import ThrottlePolicy
 from domain.passwords import PasswordPolicy
-from domain.erasure import AccountErasure
 from domain.patient_consents import PatientConsents
 from domain.patient_records import PatientRecords
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
@@ -60,7 +60,9 @@ class Services:
 
     @cached_property
     def account_erasure(self) -> AccountErasure:
-        return AccountErasure(self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock)
+        return AccountErasure(
+            self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock
+        )
 
     @cached_property
     def patient_consents(self) -> PatientConsents:
@@ -151,8 +153,13 @@ class Services:
         from domain.hospitals import PatientLinks
 
         return PatientLinks(
-            self.unit_of_work, self.hospital_store, self.link_store, self.consents, self.audit,
-            self.clock, self.secret_box.derive(b"link-code"),
+            self.unit_of_work,
+            self.hospital_store,
+            self.link_store,
+            self.consents,
+            self.audit,
+            self.clock,
+            self.secret_box.derive(b"link-code"),
         )
 
     @cached_property
@@ -165,10 +172,19 @@ class Services:
         settings = self.settings
         # The webhook's ingest joins the delivery's transaction as a savepoint, so
         # the records, their audit rows and the stored reply commit together.
-        records = PatientRecords(lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock)
+        records = PatientRecords(
+            lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock
+        )
         return HospitalWebhooks(
-            self.unit_of_work, self.hospital_store, self.link_store, self.webhook_deliveries,
-            self.consents, records, self.audit, self.clock, self.secret_box.derive(b"link-code"),
+            self.unit_of_work,
+            self.hospital_store,
+            self.link_store,
+            self.webhook_deliveries,
+            self.consents,
+            records,
+            self.audit,
+            self.clock,
+            self.secret_box.derive(b"link-code"),
             WebhookLimits(
                 deliveries_per_window=settings.webhook_deliveries_per_window,
                 window_seconds=settings.webhook_window_seconds,

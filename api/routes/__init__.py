@@ -6,9 +6,20 @@ from typing import Any
 
 
 def route_handlers() -> list[Any]:
-    from api.routes import audit, auth, consents, erasure, health, imaging, local_blobs, me, records
-    from api.routes import links, webhooks
-    from api.routes import uploads
+    from api.routes import (
+        audit,
+        auth,
+        consents,
+        erasure,
+        health,
+        imaging,
+        links,
+        local_blobs,
+        me,
+        records,
+        uploads,
+        webhooks,
+    )
 
     return [
         health.healthz,

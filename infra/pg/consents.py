@@ -53,8 +53,14 @@ class PgConsentStore:
     ) -> Consent:
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(
-                self._INSERT, patient_id, kind, grantee_type, grantee_id,
-                list(scope.resource_types), start, end,
+                self._INSERT,
+                patient_id,
+                kind,
+                grantee_type,
+                grantee_id,
+                list(scope.resource_types),
+                start,
+                end,
             )
         return _consent(row)
 
@@ -78,10 +84,14 @@ class PgConsentStore:
         """The consent a grantee relies on: a live one if there is one, else the
         latest archived one (so a refusal can say why)."""
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._LATEST_FOR_GRANTEE, patient_id, kind, grantee_type, grantee_id)
+            row = await conn.fetchrow(
+                self._LATEST_FOR_GRANTEE, patient_id, kind, grantee_type, grantee_id
+            )
         return _consent(row) if row else None
 
-    _LIST = f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 ORDER BY created_at DESC, id DESC"
+    _LIST = (
+        f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 ORDER BY created_at DESC, id DESC"
+    )
 
     async def list(self, patient_id: UUID) -> list[Consent]:
         async with self._database.transaction() as conn:

@@ -101,7 +101,9 @@ class PgRecordStore:
         RETURNING id, resource_type, source_resource_id
     """
 
-    async def insert(self, permit: Permit, source: RecordSource, records: list[IncomingRecord]) -> list[UUID]:
+    async def insert(
+        self, permit: Permit, source: RecordSource, records: list[IncomingRecord]
+    ) -> list[UUID]:
         now = self._clock.now()
         columns = _columns(records)
         async with self._database.transaction() as conn:
@@ -142,7 +144,9 @@ class PgRecordStore:
         WHERE r.patient_id = $1 AND r.id = t.id
     """
 
-    async def supersede(self, permit: Permit, updates: list[tuple[CurrentVersion, IncomingRecord]]) -> None:
+    async def supersede(
+        self, permit: Permit, updates: list[tuple[CurrentVersion, IncomingRecord]]
+    ) -> None:
         now = self._clock.now()
         ids = [current.record_id for current, _ in updates]
         incoming = [record for _, record in updates]
@@ -288,7 +292,9 @@ class PgRecordStore:
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._OF_TYPES, permit.patient_id, resource_types, _scope(permit))
+            rows = await conn.fetch(
+                self._OF_TYPES, permit.patient_id, resource_types, _scope(permit)
+            )
         return [
             ImagingRecord(
                 record_id=row["id"],
@@ -314,7 +320,9 @@ class PgRecordStore:
         server-side cursor: memory stays flat whatever the record's size. Must run
         inside the caller's unit of work (cursors need a transaction)."""
         async with self._database.transaction() as conn:
-            async for row in conn.cursor(self._EXPORT, permit.patient_id, _scope(permit), prefetch=500):
+            async for row in conn.cursor(
+                self._EXPORT, permit.patient_id, _scope(permit), prefetch=500
+            ):
                 yield row["id"], row["resource"].encode()
 
 

@@ -94,7 +94,9 @@ def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_dat
         with service.client() as http:
             login = http.post("/v1/auth/login", json=account)
             assert login.status_code == 200, login.text
-            me = http.get("/v1/me", headers={"Authorization": f"Bearer {login.json()['accessToken']}"})
+            me = http.get(
+                "/v1/me", headers={"Authorization": f"Bearer {login.json()['accessToken']}"}
+            )
             assert me.json()["email"] == "Ada.Lovelace@example.org"
         exit_status = stop_service(service)
 

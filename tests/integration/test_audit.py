@@ -12,18 +12,26 @@ async def test_application_role_cannot_update_or_delete_audit_rows(patient, supe
     async with superuser_conn.transaction():
         await superuser_conn.execute("SET LOCAL ROLE phr_app")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await superuser_conn.execute("UPDATE audit_event SET action = 'x' WHERE patient_id = $1::uuid", patient.id)
+            await superuser_conn.execute(
+                "UPDATE audit_event SET action = 'x' WHERE patient_id = $1::uuid", patient.id
+            )
     async with superuser_conn.transaction():
         await superuser_conn.execute("SET LOCAL ROLE phr_app")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await superuser_conn.execute("DELETE FROM audit_event WHERE patient_id = $1::uuid", patient.id)
+            await superuser_conn.execute(
+                "DELETE FROM audit_event WHERE patient_id = $1::uuid", patient.id
+            )
 
 
 async def test_trigger_refuses_update_and_delete_even_for_the_owner(patient, superuser_conn):
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-        await superuser_conn.execute("UPDATE audit_event SET action = 'x' WHERE patient_id = $1::uuid", patient.id)
+        await superuser_conn.execute(
+            "UPDATE audit_event SET action = 'x' WHERE patient_id = $1::uuid", patient.id
+        )
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-        await superuser_conn.execute("DELETE FROM audit_event WHERE patient_id = $1::uuid", patient.id)
+        await superuser_conn.execute(
+            "DELETE FROM audit_event WHERE patient_id = $1::uuid", patient.id
+        )
 
 
 async def test_verify_detects_a_row_altered_by_a_superuser(client, patient, superuser_conn):
@@ -39,10 +47,16 @@ async def test_verify_detects_a_row_altered_by_a_superuser(client, patient, supe
     # A superuser can switch triggers off; the chain still gives them away.
     async with superuser_conn.transaction():
         await superuser_conn.execute("SET LOCAL session_replication_role = replica")
-        await superuser_conn.execute("UPDATE audit_event SET outcome = 'denied' WHERE id = $1", victim["id"])
+        await superuser_conn.execute(
+            "UPDATE audit_event SET outcome = 'denied' WHERE id = $1", victim["id"]
+        )
     after = (await client.get("/v1/audit/verify", headers=patient.headers)).json()
     assert after["valid"] is False
-    assert after["firstBadEntry"] == {"id": victim["id"], "sequence": victim["sequence"], "problem": "hash-mismatch"}
+    assert after["firstBadEntry"] == {
+        "id": victim["id"],
+        "sequence": victim["sequence"],
+        "problem": "hash-mismatch",
+    }
 
 
 async def test_a_failed_audit_insert_makes_the_read_fail(client, patient, superuser_conn):
@@ -62,9 +76,13 @@ async def test_audit_list_is_keyset_paginated_and_own_only(client, patient, othe
         await client.get("/v1/records", headers=patient.headers)
     first = (await client.get("/v1/audit?limit=2", headers=patient.headers)).json()
     assert len(first["items"]) == 2 and first["nextCursor"]
-    second = (await client.get(f"/v1/audit?limit=2&cursor={first['nextCursor']}", headers=patient.headers)).json()
+    second = (
+        await client.get(f"/v1/audit?limit=2&cursor={first['nextCursor']}", headers=patient.headers)
+    ).json()
     assert {i["id"] for i in first["items"]}.isdisjoint({i["id"] for i in second["items"]})
     ids = [i["id"] for i in first["items"] + second["items"]]
     assert ids == sorted(ids, reverse=True)
-    others = (await client.get("/v1/audit?limit=200", headers=other_patient.headers)).json()["items"]
+    others = (await client.get("/v1/audit?limit=200", headers=other_patient.headers)).json()[
+        "items"
+    ]
     assert all(item["actorId"] != patient.id for item in others)

@@ -63,7 +63,11 @@ def test_patient_may_read_own_record_and_the_permit_carries_the_success_event():
     assert permit.patient_id == ALICE
     event = permit.event("Observation", "r1")
     assert (event.action, event.outcome, event.actor_type, event.actor_id) == (
-        "record.read", "success", "patient", str(ALICE))
+        "record.read",
+        "success",
+        "patient",
+        str(ALICE),
+    )
     assert event.resource_ids == ("r1",) and event.context == CTX and event.purpose == "PATRQT"
 
 
@@ -89,41 +93,79 @@ def test_another_patient_is_refused_as_not_found_and_audited_in_the_callers_chai
 )
 def test_hospital_ingest_needs_a_live_data_source_consent(case, consent_value, reason):
     with pytest.raises(AccessRefused) as refused:
-        authorize(HospitalActor(HOSPITAL), "record.ingest", ALICE, now=NOW, consent=consent_value, context=CTX)
+        authorize(
+            HospitalActor(HOSPITAL),
+            "record.ingest",
+            ALICE,
+            now=NOW,
+            consent=consent_value,
+            context=CTX,
+        )
     assert refused.value.audit.reason == reason, case
     assert refused.value.audit.actor_type == "hospital"
 
 
 def test_hospital_with_live_consent_may_ingest_but_not_read():
-    permit = authorize(HospitalActor(HOSPITAL), "record.ingest", ALICE, now=NOW, consent=consent(), context=CTX)
+    permit = authorize(
+        HospitalActor(HOSPITAL), "record.ingest", ALICE, now=NOW, consent=consent(), context=CTX
+    )
     assert permit.patient_id == ALICE
     with pytest.raises(ActionNotAllowed):
-        authorize(HospitalActor(HOSPITAL), "record.read", ALICE, now=NOW, consent=consent(), context=CTX)
+        authorize(
+            HospitalActor(HOSPITAL), "record.read", ALICE, now=NOW, consent=consent(), context=CTX
+        )
 
 
 def test_share_recipient_is_bounded_by_scope_and_expiry():
-    permit = authorize(ShareRecipient(SHARE, "Dr. Who"), "record.list", ALICE, now=NOW,
-                       consent=share_consent(), context=CTX)
+    permit = authorize(
+        ShareRecipient(SHARE, "Dr. Who"),
+        "record.list",
+        ALICE,
+        now=NOW,
+        consent=share_consent(),
+        context=CTX,
+    )
     assert permit.scope.resource_types == ("Observation",)
     assert permit.audit.purpose == "TREAT"
     with pytest.raises(AccessRefused):
-        authorize(ShareRecipient(SHARE, "Dr. Who"), "record.list", ALICE,
-                  now=NOW + timedelta(hours=2), consent=share_consent(), context=CTX)
+        authorize(
+            ShareRecipient(SHARE, "Dr. Who"),
+            "record.list",
+            ALICE,
+            now=NOW + timedelta(hours=2),
+            consent=share_consent(),
+            context=CTX,
+        )
     with pytest.raises(ActionNotAllowed):
-        authorize(ShareRecipient(SHARE, "Dr. Who"), "export.created", ALICE, now=NOW,
-                  consent=share_consent(), context=CTX)
+        authorize(
+            ShareRecipient(SHARE, "Dr. Who"),
+            "export.created",
+            ALICE,
+            now=NOW,
+            consent=share_consent(),
+            context=CTX,
+        )
 
 
 def test_system_jobs_cannot_erase_or_export():
     with pytest.raises(ActionNotAllowed):
         authorize(SystemActor("refills"), "account.erased", ALICE, now=NOW, context=CTX)
-    assert authorize(SystemActor("refills"), "record.list", ALICE, now=NOW, context=CTX).patient_id == ALICE
+    assert (
+        authorize(SystemActor("refills"), "record.list", ALICE, now=NOW, context=CTX).patient_id
+        == ALICE
+    )
 
 
 def test_a_permit_cannot_be_built_outside_the_policy():
     with pytest.raises(TypeError):
-        Permit(object(), actor=PatientActor(ALICE), action="record.read", patient_id=ALICE,
-               scope=ConsentScope(), audit=None)  # type: ignore[arg-type]
+        Permit(
+            object(),
+            actor=PatientActor(ALICE),
+            action="record.read",
+            patient_id=ALICE,
+            scope=ConsentScope(),
+            audit=None,
+        )  # type: ignore[arg-type]
 
 
 def test_no_module_constructs_a_permit_except_the_policy():
