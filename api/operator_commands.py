@@ -13,10 +13,7 @@ DsnProvider = Callable[[Settings], AbstractContextManager[str]]
 
 
 def register(sub: argparse._SubParsersAction, database_dsn: DsnProvider) -> None:
-    # Features add: `from api.commands import x; x.register(sub, database_dsn)`
-    from api.commands import keys
+    from api.commands import hospitals, keys
 
     keys.register(sub, database_dsn)
-    from api.commands import hospitals
-
     hospitals.register(sub, database_dsn)

@@ -45,14 +45,20 @@ class PgRecordStore:
         self._database = database
         self._clock = clock
 
+    # One index lookup per key (LATERAL): a join against the unnested keys lets
+    # the planner scan every record of the patient per key once stats are stale.
     _CURRENT = """
         SELECT r.id, r.resource_type, r.source_resource_id, r.version, r.content_hash,
                r.source_version, r.source_updated_at
-        FROM record r
-        JOIN unnest($3::text[], $4::text[]) AS k (resource_type, source_resource_id)
-          ON r.resource_type = k.resource_type AND r.source_resource_id = k.source_resource_id
-        WHERE r.patient_id = $1 AND r.source_key = $2
-        FOR UPDATE OF r
+        FROM unnest($3::text[], $4::text[]) AS k (resource_type, source_resource_id)
+        CROSS JOIN LATERAL (
+            SELECT id, resource_type, source_resource_id, version, content_hash,
+                   source_version, source_updated_at
+            FROM record
+            WHERE patient_id = $1 AND source_key = $2
+              AND resource_type = k.resource_type AND source_resource_id = k.source_resource_id
+            FOR UPDATE
+        ) AS r
     """
 
     async def current_versions(
