@@ -164,9 +164,13 @@ async def main(dsn: str, base: str, pid: int) -> None:
         size = entries = 0
         async with client.stream("GET", "/v1/export", headers=await headers()) as response:
             assert response.status_code == 200
+            tail = b""
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                entries += chunk.count(b'"fullUrl"')
+                # Count across chunk boundaries: keep the last few bytes.
+                window = tail + chunk
+                entries += window.count(b'"fullUrl"') - tail.count(b'"fullUrl"')
+                tail = window[-8:]
         elapsed = time.perf_counter() - started
         rss_after, peak = peak_rss_kib(pid)
         print(

@@ -31,15 +31,18 @@ class PgAuditLog:
         ON CONFLICT (chain_key) DO UPDATE SET chain_key = EXCLUDED.chain_key
         RETURNING last_sequence, last_hash
     """
-    _INSERT = """
-        INSERT INTO audit_event (
-            patient_id, chain_key, sequence, recorded_at, action, outcome, actor_type,
-            actor_id, resource_type, resource_ids, purpose, reason, client_address,
-            user_agent, request_id, previous_hash, hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-    """
-    _ADVANCE_HEAD = """
-        UPDATE audit_chain_head SET last_sequence = $2, last_hash = $3 WHERE chain_key = $1
+    # The event and the chain's new head in one statement: one round trip.
+    _INSERT_AND_ADVANCE = """
+        WITH event AS (
+            INSERT INTO audit_event (
+                patient_id, chain_key, sequence, recorded_at, action, outcome, actor_type,
+                actor_id, resource_type, resource_ids, purpose, reason, client_address,
+                user_agent, request_id, previous_hash, hash)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+            RETURNING chain_key
+        )
+        UPDATE audit_chain_head SET last_sequence = $3, last_hash = $17
+        WHERE chain_key = (SELECT chain_key FROM event)
     """
 
     async def append(self, event: AuditEvent) -> None:
@@ -54,7 +57,7 @@ class PgAuditLog:
             previous_hash = bytes(head["last_hash"])
             digest = chain_hash(event, recorded_at, sequence, previous_hash)
             await conn.execute(
-                self._INSERT,
+                self._INSERT_AND_ADVANCE,
                 event.patient_id,
                 chain_key,
                 sequence,
@@ -73,7 +76,6 @@ class PgAuditLog:
                 previous_hash,
                 digest,
             )
-            await conn.execute(self._ADVANCE_HEAD, chain_key, sequence, digest)
 
     _PAGE = """
         SELECT id, sequence, recorded_at, action, outcome, actor_type, actor_id, patient_id,
