@@ -32,6 +32,9 @@ class IncomingRecord(msgspec.Struct, frozen=True):
     # Chosen by the caller when the resource must name its own record (an
     # upload's content URL); otherwise the store assigns one.
     record_id: UUID | None = None
+    # The canonical JSON the hash was computed over, kept so the store need not
+    # encode the resource a second time (empty: the store encodes it).
+    resource_json: bytes = b""
 
 
 class CurrentVersion(msgspec.Struct, frozen=True):
@@ -130,19 +133,25 @@ class RecordStore(Protocol):
         ...
 
 
+def canonical_json(resource: dict) -> bytes:
+    return msgspec.json.encode(resource, order="sorted")
+
+
 def content_hash(resource: dict) -> bytes:
     """Same content, same hash, whatever the key order it arrived in."""
-    return hashlib.sha256(msgspec.json.encode(resource, order="sorted")).digest()
+    return hashlib.sha256(canonical_json(resource)).digest()
 
 
 def incoming_from_entry(entry: ParsedEntry, fallback_id: str) -> IncomingRecord:
+    canonical = canonical_json(entry.resource)
     return IncomingRecord(
         resource_type=entry.fields.resource_type,
         source_resource_id=entry.fields.source_id or fallback_id,
         fields=entry.fields,
         resource=entry.resource,
-        content_hash=content_hash(entry.resource),
+        content_hash=hashlib.sha256(canonical).digest(),
         is_supporting=entry.is_supporting,
+        resource_json=canonical,
     )
 
 

@@ -348,5 +348,5 @@ def _columns(records: list[IncomingRecord]) -> list[list[object]]:
         [r.fields.version_id for r in records],
         [r.fields.last_updated for r in records],
         [r.content_hash for r in records],
-        [_encode(r.resource).decode() for r in records],
+        [(r.resource_json or _encode(r.resource)).decode() for r in records],
     ]
