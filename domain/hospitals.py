@@ -566,19 +566,29 @@ class PatientLinks:
         async with self._unit_of_work():
             return await self._links.list(patient_id)
 
-    async def get(self, patient_id: UUID, link_id: UUID) -> Link:
-        async with self._unit_of_work():
-            link = await self._links.get(patient_id, link_id)
-        if link is None:
-            raise LinkNotFound()
-        return link
+    async def _refuse_missing(
+        self, uow: UnitOfWork, action: str, patient_id: UUID, link_id: UUID, context: RequestContext
+    ) -> LinkNotFound:
+        """Another patient's link, or none: audited in the caller's own history."""
+        await self._audit.append(
+            self._event(action, patient_id, link_id, context).refused("not-found")
+        )
+        await uow.commit()
+        return LinkNotFound()
 
-    async def code(self, patient_id: UUID, link_id: UUID) -> str:
-        """The pending link's code, to show again (as a QR)."""
-        async with self._unit_of_work():
+    async def get(self, patient_id: UUID, link_id: UUID, *, context: RequestContext) -> Link:
+        async with self._unit_of_work() as uow:
             link = await self._links.get(patient_id, link_id)
             if link is None:
-                raise LinkNotFound()
+                raise await self._refuse_missing(uow, "link.read", patient_id, link_id, context)
+        return link
+
+    async def code(self, patient_id: UUID, link_id: UUID, *, context: RequestContext) -> str:
+        """The pending link's code, to show again (as a QR)."""
+        async with self._unit_of_work() as uow:
+            link = await self._links.get(patient_id, link_id)
+            if link is None:
+                raise await self._refuse_missing(uow, "link.read", patient_id, link_id, context)
             if link.status_at(self._clock.now()) != "pending":
                 raise LinkNotPending("Only a pending link has a code to show.")
             code = await self._links.pending_code(patient_id, link_id)
@@ -593,7 +603,7 @@ class PatientLinks:
         async with self._unit_of_work() as uow:
             link = await self._links.get(patient_id, link_id)
             if link is None:
-                raise LinkNotFound()
+                raise await self._refuse_missing(uow, "link.revoked", patient_id, link_id, context)
             if link.revoked_at is None:
                 await self._consents.revoke(patient_id, link.consent_id, now)
                 await self._audit.append(

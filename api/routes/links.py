@@ -115,9 +115,12 @@ async def list_links(services: ServicesDep, patient: CurrentPatient) -> list[Lin
     security=[{"bearer": []}],
 )
 async def get_link(
-    services: ServicesDep, patient: CurrentPatient, link_id: Annotated[UUID, _LINK_ID]
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
-    link = await services.patient_links.get(patient.patient_id, link_id)
+    link = await services.patient_links.get(patient.patient_id, link_id, context=context)
     return link_out(link, services.clock.now())
 
 
@@ -145,9 +148,12 @@ def render_code_png(text: str) -> bytes:
     media_type="image/png",
 )
 async def get_link_qr(
-    services: ServicesDep, patient: CurrentPatient, link_id: Annotated[UUID, _LINK_ID]
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    link_id: Annotated[UUID, _LINK_ID],
 ) -> Response[bytes]:
-    code = await services.patient_links.code(patient.patient_id, link_id)
+    code = await services.patient_links.code(patient.patient_id, link_id, context=context)
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
