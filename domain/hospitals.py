@@ -391,6 +391,10 @@ class ConsentCreator(Protocol):
         end: datetime | None,
     ) -> Consent: ...
 
+    async def remove_end(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+        """Makes a live consent open-ended (it stays revocable)."""
+        ...
+
     async def get(self, patient_id: UUID, consent_id: UUID) -> Consent | None: ...
 
     async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None: ...
@@ -533,7 +537,9 @@ class PatientLinks:
                 grantee_id=str(hospital_id),
                 scope=ConsentScope(),
                 start=now,
-                end=None,
+                # Until the hospital uses the code; completing the link makes the
+                # consent open-ended, an unused code lets it lapse with the code.
+                end=now + LINK_CODE_TTL,
             )
             link = Link(
                 id=uuid4(),
@@ -820,7 +826,7 @@ class HospitalWebhooks:
             ).with_resources("Consent", str(link.id), str(link.consent_id))
         )
         # Pushes that arrived before the link are applied now, in this transaction, oldest first.
-        consent = await self._consents.get(link.patient_id, link.consent_id)
+        consent = await self._consents.remove_end(link.patient_id, link.consent_id)
         results = []
         for parked in await self._deliveries.take_parked(hospital_id, data.patient_ref):
             results.append(

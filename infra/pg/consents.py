@@ -98,6 +98,17 @@ class PgConsentStore:
             rows = await conn.fetch(self._LIST, patient_id)
         return [_consent(row) for row in rows]
 
+    _REMOVE_END = f"""
+        UPDATE consent SET period_end = NULL
+        WHERE patient_id = $1 AND id = $2 AND revoked_at IS NULL
+        RETURNING {_COLUMNS}
+    """
+
+    async def remove_end(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+        async with self._database.transaction() as conn:
+            row = await conn.fetchrow(self._REMOVE_END, patient_id, consent_id)
+        return _consent(row) if row else None
+
     _REVOKE = f"""
         UPDATE consent SET revoked_at = $3
         WHERE patient_id = $1 AND id = $2 AND revoked_at IS NULL

@@ -338,3 +338,39 @@ async def test_deliveries_beyond_the_rate_limit_are_429_with_retry_after(make_cl
     limited = await hospital.push("MRN", bundle(observation("o4")))
     assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 3601
     assert (await other.push("MRN", bundle(observation("o1")))).status_code == 202
+
+
+async def test_an_unused_codes_consent_lapses_with_it_and_a_used_ones_stays(make_client):
+    clock = FixedClock(datetime.now(UTC))
+    client, settings = await make_client(clock=clock)
+    hospital = await new_hospital(client, settings, clock=clock)
+    someone = await register_patient(client)
+    await new_link(client, someone, hospital)
+    used = await new_link(client, someone, hospital)
+    assert (await hospital.link(used["code"], "MRN-K")).status_code == 200
+
+    clock.advance(hours=24, seconds=1)
+    login = await client.post(
+        "/v1/auth/login", json={"email": someone.email, "password": someone.password}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+    consents = (await client.get("/v1/consents", headers=headers)).json()
+    assert sorted(c["status"] for c in consents) == ["active", "expired"]
+    pushed = await hospital.push(
+        "MRN-K",
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": "late-1",
+                        "status": "final",
+                        "code": {"text": "Pulse"},
+                    }
+                }
+            ],
+        },
+    )
+    assert pushed.status_code == 200, pushed.text
