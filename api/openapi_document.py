@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from api.app import create_app
+from api.routes.records import RAW_REQUEST_BODIES
 from infra.settings import load_settings
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -47,6 +48,9 @@ def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            raw_body = RAW_REQUEST_BODIES.get(operation.get("operationId", ""))
+            if raw_body is not None:
+                operation["requestBody"] = raw_body
             responses = operation["responses"]
             for code, response in responses.items():
                 if code[0] in "45":

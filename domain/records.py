@@ -11,6 +11,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain import fhir_json
 from domain.access import Permit
 from domain.audit import AuditLog
 from domain.fhir import IndexedFields, ParsedEntry
@@ -134,7 +135,7 @@ class RecordStore(Protocol):
 
 
 def canonical_json(resource: dict) -> bytes:
-    return msgspec.json.encode(resource, order="sorted")
+    return fhir_json.encode_canonical(resource)
 
 
 def content_hash(resource: dict) -> bytes:

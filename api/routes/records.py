@@ -10,13 +10,19 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import get, post
-from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar import Request, Response, get, post
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
 from api.auth import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
+from domain import fhir_json
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.records import (
@@ -139,6 +145,25 @@ def record_out(record: StoredRecord, history: list[RecordVersion]) -> RecordOut:
     )
 
 
+# Routes that read their body as FHIR JSON themselves (decimals kept exactly), so the
+# framework cannot describe it: the OpenAPI document gets these request bodies.
+RAW_REQUEST_BODIES: dict[str, dict[str, Any]] = {
+    "createRecord": {
+        "required": True,
+        "description": "a FHIR R4 resource (JSON object), e.g. an Observation",
+        "content": {
+            "application/json": {"schema": {"type": "object", "required": ["resourceType"]}}
+        },
+    }
+}
+
+
+def fhir_response(body: RecordOut, status_code: int = 200) -> Response[RecordOut]:
+    """Encoded here, not by the framework: the resource's decimals go out as JSON
+    numbers with every digit they came in with."""
+    return Response(fhir_json.encode(body), status_code=status_code, media_type="application/json")  # type: ignore[arg-type]
+
+
 def encode_cursor(item: RecordSummary) -> str:
     raw = msgspec.json.encode(TimelineCursor(sort_at=item.sort_at, id=item.id))
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -254,11 +279,11 @@ async def get_record(
     patient: CurrentPatient,
     context: RequestContextDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
-) -> RecordOut:
+) -> Response[RecordOut]:
     record, history = await services.patient_records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )
-    return record_out(record, history)
+    return fhir_response(record_out(record, history))
 
 
 @post(
@@ -271,17 +296,27 @@ async def get_record(
     status_code=201,
 )
 async def create_record(
+    request: Request[Any, Any, Any],
     services: ServicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
-    data: Annotated[
-        dict[str, Any], Body(description="a FHIR R4 resource", media_type="application/json")
-    ],
-) -> RecordOut:
+) -> Response[RecordOut]:
+    """The body is a FHIR R4 resource (a JSON object); see RAW_REQUEST_BODIES."""
+    data = await request.body()
+    # Read as FHIR JSON ourselves: decimals keep their digits (1.50 stays 1.50).
+    try:
+        resource = fhir_json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ClientException(f"malformed JSON: {exc}") from None
+    if not isinstance(resource, dict):
+        raise InvalidInput(
+            "The body must be a FHIR resource (a JSON object).",
+            errors=[FieldProblem("body", "expected a JSON object with a resourceType")],
+        )
     record = await services.patient_records.add_self_reported(
-        PatientActor(patient.patient_id), patient.patient_id, data, context=context
+        PatientActor(patient.patient_id), patient.patient_id, resource, context=context
     )
-    return record_out(record, [])
+    return fhir_response(record_out(record, []), status_code=201)
 
 
 _EXPORT_CHUNK = 64 * 1024

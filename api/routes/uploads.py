@@ -20,7 +20,7 @@ from litestar.response import Redirect
 
 from api.auth import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from api.routes.records import RecordOut, record_out
+from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor
 
 
@@ -131,7 +131,7 @@ async def complete_upload(
     done = await services.patient_uploads.complete(
         PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
     )
-    return Response(record_out(done.record, []), status_code=201 if done.created else 200)
+    return fhir_response(record_out(done.record, []), status_code=201 if done.created else 200)
 
 
 @get(

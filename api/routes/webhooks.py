@@ -7,6 +7,7 @@ and only then decoded. Unknown hospital and bad signature get one and the same
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -35,7 +36,8 @@ from domain.records import IngestResult
 
 MAX_WEBHOOK_BODY = 20 * 1024 * 1024
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-_decoder = msgspec.json.Decoder(WebhookEvent)
+# Decimals as Decimal, so a bundle's numbers are stored digit for digit.
+_decoder = msgspec.json.Decoder(WebhookEvent, float_hook=Decimal)
 
 
 class LinkCompletedOut(msgspec.Struct, rename="camel"):

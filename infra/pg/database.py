@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-import msgspec
+
+from domain import fhir_json
 
 # The role the application acts as. Migrations (run as the connecting, owning user)
 # create it and grant it only what it needs, so that e.g. the audit table can be
 # made append-only for everything the application does.
 APP_ROLE = "phr_app"
 
-_json_encoder = msgspec.json.Encoder()
-_json_decode = msgspec.json.decode
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -23,8 +22,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             type_name,
             schema="pg_catalog",
-            encoder=lambda value: _json_encoder.encode(value).decode(),
-            decoder=_json_decode,
+            # FHIR decimals keep their digits: 1.50 stays 1.50 on the way in and out.
+            encoder=lambda value: fhir_json.encode(value).decode(),
+            decoder=fhir_json.decode,
             format="text",
         )
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-import msgspec
 
+from domain import fhir_json
 from domain.access import Permit
 from domain.clock import Clock
 from domain.fhir import IndexedFields
@@ -25,7 +25,7 @@ from domain.records import (
 )
 from infra.pg.database import Database
 
-_encode = msgspec.json.encode
+_encode = fhir_json.encode
 
 
 def _scope(permit: Permit) -> list[str]:

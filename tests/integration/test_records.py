@@ -206,3 +206,31 @@ async def test_revoking_a_data_source_consent_stops_the_next_push(client, servic
     assert [c["status"] for c in consents] == ["revoked"]
     items = (await client.get("/v1/records", headers=patient.headers)).json()["items"]
     assert len(items) == 1, "records already received stay the patient's"
+
+
+async def test_decimals_keep_their_precision_in_and_out(client, services, patient):
+    """FHIR decimals carry precision: 1.50 is not 1.5."""
+    raw = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"Creatinine"},'
+        b'"valueQuantity":{"value":1.50,"unit":"mg/dL"},"effectiveDateTime":"2025-02-01"}'
+    )
+    created = await client.post(
+        "/v1/records", content=raw, headers={**patient.headers, "content-type": "application/json"}
+    )
+    assert created.status_code == 201, created.text
+    assert b'"value":1.50' in created.content and created.json()["value"] == "1.50"
+    one = await client.get(f"/v1/records/{created.json()['id']}", headers=patient.headers)
+    assert b'"value":1.50' in one.content
+
+    hospital = await grant_hospital(services, UUID(patient.id))
+    from domain import fhir_json
+
+    pushed = fhir_json.decode(
+        b'{"resourceType":"Bundle","type":"collection","entry":[{"resource":'
+        b'{"resourceType":"Observation","id":"k-1","status":"final","code":{"text":"Potassium"},'
+        b'"valueQuantity":{"value":4.10,"unit":"mmol/L"}}}]}'
+    )
+    await push(services, UUID(patient.id), hospital, pushed)
+    export = await client.get("/v1/export", headers=patient.headers)
+    assert b'"value": 4.10' in export.content or b'"value":4.10' in export.content
+    assert b"1.50" in export.content
