@@ -130,7 +130,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_token_ttl_seconds=ttl,
         refresh_token_ttl_seconds=_positive_int(env, "PHR_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
         max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
-        password_hash_workers=_positive_int(env, "PHR_PASSWORD_HASH_WORKERS", default_hash_workers()),
+        password_hash_workers=_positive_int(
+            env, "PHR_PASSWORD_HASH_WORKERS", default_hash_workers()
+        ),
         log_level=log_level,
         password_hash_queue=_positive_int(env, "PHR_PASSWORD_HASH_QUEUE", 64),
         login_account_failures=_positive_int(env, "PHR_LOGIN_ACCOUNT_FAILURES", 5),

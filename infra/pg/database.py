@@ -16,7 +16,6 @@ from domain import fhir_json
 APP_ROLE = "phr_app"
 
 
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
