@@ -56,11 +56,14 @@ class PgSigningKeys:
     def __init__(self, database: Database, *, verify_retired_for: timedelta):
         self._database = database
         self._verify_retired_for = verify_retired_for
-        # Keys never change once written; only their retirement does, which is
-        # always read from the database.
+        # Keys never change once written; only their retirement does. A key's
+        # retirement time is cached as briefly as the current key is: a retired
+        # key keeps verifying for a token's lifetime anyway, so seconds of
+        # staleness change nothing, and each request saves a round trip.
         self._private: dict[str, Ed25519PrivateKey] = {}
         self._public: dict[str, Ed25519PublicKey] = {}
         self._current: tuple[float, CurrentSigningKey] | None = None
+        self._retirement: dict[str, tuple[float, datetime | None]] = {}
 
     _CURRENT = "SELECT kid, private_key_pem FROM signing_key WHERE retired_at IS NULL"
     _INSERT = """
@@ -120,16 +123,19 @@ class PgSigningKeys:
     async def verification_key(self, kid: str, now: datetime) -> Ed25519PublicKey | None:
         """The key for `kid` if it may still verify tokens: current, or retired
         recently enough that tokens it signed can still be alive."""
-        async with self._database.connection() as conn:
-            row = await conn.fetchrow(self._BY_KID, kid)
-        if row is None:
+        cached = self._retirement.get(kid)
+        if cached is None or time.monotonic() - cached[0] >= CURRENT_KEY_CACHE_SECONDS:
+            async with self._database.connection() as conn:
+                row = await conn.fetchrow(self._BY_KID, kid)
+            if row is None:
+                return None
+            if kid not in self._public:
+                self._public[kid] = Ed25519PublicKey.from_public_bytes(bytes(row["public_key"]))
+            cached = self._retirement[kid] = (time.monotonic(), row["retired_at"])
+        retired_at = cached[1]
+        if retired_at is not None and retired_at + self._verify_retired_for <= now:
             return None
-        if row["retired_at"] is not None and row["retired_at"] + self._verify_retired_for <= now:
-            return None
-        key = self._public.get(kid)
-        if key is None:
-            key = self._public[kid] = Ed25519PublicKey.from_public_bytes(bytes(row["public_key"]))
-        return key
+        return self._public[kid]
 
     _PUBLISHED = """
         SELECT kid, public_key, created_at, retired_at FROM signing_key
