@@ -16,16 +16,35 @@ from domain import fhir_json
 APP_ROLE = "phr_app"
 
 
+class PreEncodedJson(bytes):
+    """JSON text already encoded (canonical FHIR JSON): written as it is, so a
+    resource hashed over these bytes is stored as exactly these bytes."""
+
+
+def _json_bytes(value: object) -> bytes:
+    return value if isinstance(value, PreEncodedJson) else fhir_json.encode(value)
+
+
+# Binary format, so COPY can write JSONB too; jsonb's binary form is a version
+# byte (1) before the text. FHIR decimals keep their digits: 1.50 stays 1.50.
+_JSONB_VERSION = b"\x01"
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            type_name,
-            schema="pg_catalog",
-            # FHIR decimals keep their digits: 1.50 stays 1.50 on the way in and out.
-            encoder=lambda value: fhir_json.encode(value).decode(),
-            decoder=fhir_json.decode,
-            format="text",
-        )
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: _JSONB_VERSION + _json_bytes(value),
+        decoder=lambda data: fhir_json.decode(data[1:]),
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=_json_bytes,
+        decoder=fhir_json.decode,
+        format="binary",
+    )
 
 
 class Database:
