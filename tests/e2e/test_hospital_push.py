@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from domain.fhir import parse_bundle
-from infra.embedded_postgres import EmbeddedPostgres
 from tests.e2e.service import REPO_ROOT, running_service, service_env
 from tests.hospital_support import Hospital
 
@@ -205,22 +199,6 @@ def test_cli_refuses_a_database_with_pending_migrations(admin_dsn, tmp_path):
         assert done.returncode == 1 and "phr migrate" in done.stderr and done.stdout == ""
     finally:
         asyncio.run(drop())
-
-
-@pytest.fixture
-def serve_data_dir() -> Iterator[Path]:
-    # Not under pytest's tmp_path (see tests/e2e/test_serve.py: the 0700 parent
-    # masks the ACL that lets the embedded server's user through).
-    top = Path(tempfile.mkdtemp(prefix="phr-hospital-test-"))
-    data_dir = top / "phr-data"
-    data_dir.mkdir()
-    try:
-        yield data_dir
-    finally:
-        leftover = EmbeddedPostgres(data_dir).running()
-        if leftover is not None:
-            os.kill(leftover.pid, signal.SIGINT)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_hospital_commands_work_beside_a_running_serve_on_the_embedded_default(serve_data_dir):
