@@ -96,7 +96,8 @@ class PatientRecords:
             record = await self._records.get(permit, record_id)
             if record is None:
                 raise await self._refuse_missing(uow, permit, record_id)
-            history = await self._records.history(permit, record_id)
+            # A first version has no history: skip the round trip.
+            history = await self._records.history(permit, record_id) if record.version > 1 else []
             await self._audit.append(permit.event(record.fields.resource_type, str(record.id)))
             await uow.commit()
             return record, history
