@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -143,6 +144,20 @@ def http_exception_handler(
     return problem_response(status, kind, title, detail, headers=headers)
 
 
+def stored_value_error_handler(
+    request: Request[Any, Any, Any], exc: asyncpg.exceptions.DataError
+) -> Response[Problem]:
+    # A safety net: input that passed validation but cannot be stored (a NUL
+    # character in text, a number out of range) is the caller's to fix, not a 500.
+    log.warning("value refused by the database", extra={"error": type(exc).__name__})
+    return problem_response(
+        422,
+        "unstorable-value",
+        "A value cannot be stored",
+        "A value in the request cannot be stored (for example a NUL character in text).",
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -157,5 +172,6 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
+    asyncpg.exceptions.DataError: stored_value_error_handler,
     Exception: internal_error_handler,
 }

@@ -274,6 +274,15 @@ class InvalidFhir(InvalidInput):
 def validate_resource(resource: dict, *, entry_index: int | None = None) -> IndexedFields:
     """Check one resource and return its indexed fields; raises InvalidFhir."""
     typed = _check(resource, entry_index)
+    if b"\\u0000" in _encoder.encode(resource):
+        # PostgreSQL text and JSONB cannot hold a NUL character, and no FHIR
+        # string may contain one (FHIR strings exclude control characters).
+        raise _problem(
+            entry_index,
+            typed.resource_type,
+            "",
+            "a string in the resource contains a NUL character",
+        )
     return _index(typed, resource)
 
 

@@ -125,7 +125,8 @@ class PatientRecords:
     ) -> StoredRecord:
         """A record the patient entered (a home blood-pressure reading, say),
         tagged as self-reported so nobody mistakes it for a hospital's."""
-        if resource.get("resourceType") in SUPPORTING_TYPES | {"Patient"}:
+        resource_type = resource.get("resourceType")
+        if isinstance(resource_type, str) and resource_type in SUPPORTING_TYPES | {"Patient"}:
             raise InvalidInput(
                 f"{resource.get('resourceType')} is not a record a patient can add; "
                 "send a clinical resource such as an Observation.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
@@ -206,6 +207,9 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 _RAISES = [NotAuthorizedException, ValidationException]
 
 
@@ -248,6 +252,20 @@ async def list_records(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> RecordPage:
+    for resource_type in types or ():
+        if not _RESOURCE_TYPE.match(resource_type):
+            raise InvalidInput(
+                "type must be a FHIR resource type.",
+                errors=[
+                    FieldProblem("type", f"not a FHIR resource type name: {resource_type[:64]!r}")
+                ],
+            )
+    for name, text in (("category", category), ("q", q)):
+        if text is not None and _CONTROL.search(text):
+            raise InvalidInput(
+                f"{name} contains control characters.",
+                errors=[FieldProblem(name, "control characters are not allowed")],
+            )
     query = TimelineQuery(
         types=tuple(types or ()),
         category=category,

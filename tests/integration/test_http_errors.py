@@ -68,3 +68,21 @@ async def test_unknown_fields_are_refused(client):
 async def test_wrong_method_and_unknown_path_are_problems(client):
     assert_problem(await client.put("/v1/records"), 405)
     assert_problem(await client.get("/v1/nothing-here"), 404)
+
+
+async def test_control_characters_are_refused_not_500(client, patient):
+    """Found by schemathesis: NUL bytes reached PostgreSQL and came back as 500s."""
+    response = await client.get("/v1/records?type=%00&type=Observation", headers=patient.headers)
+    assert_problem(response, 422)
+    response = await client.get("/v1/records?q=a%00b", headers=patient.headers)
+    assert_problem(response, 422)
+    nul = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"a\\u0000b"},'
+        b'"valueQuantity":{"value":1}}'
+    )
+    response = await client.post(
+        "/v1/records", content=nul, headers={**patient.headers, "content-type": "application/json"}
+    )
+    assert_problem(response, 422)
+    response = await client.post("/v1/records", json={"resourceType": {}}, headers=patient.headers)
+    assert_problem(response, 422)
