@@ -66,8 +66,28 @@ def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _closed_request_schemas(document: dict[str, Any]) -> None:
+    """Request Structs forbid unknown fields (msgspec forbid_unknown_fields); say so,
+    so that clients and fuzzers know an extra property is refused."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                body = media.get("schema", {})
+                refs = [body.get("$ref", "")] + [
+                    part.get("$ref", "") for part in body.get("allOf", [])
+                ]
+                for ref in filter(None, refs):
+                    schema = schemas.get(ref.rsplit("/", 1)[-1])
+                    if schema is not None and schema.get("type") == "object":
+                        schema["additionalProperties"] = False
+
+
 def render_openapi() -> str:
     settings = load_settings({"DATABASE_URL": "postgresql://openapi@localhost/openapi"})
     app = create_app(settings)
     schema = with_problem_details(app.openapi_schema.to_schema())
+    _closed_request_schemas(schema)
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
