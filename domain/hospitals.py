@@ -13,6 +13,7 @@ talk to the stores through the ports declared below."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -834,7 +835,7 @@ class HospitalWebhooks:
                     HospitalActor(hospital_id),
                     link.patient_id,
                     RecordSource(kind="hospital", hospital_id=hospital_id),
-                    parse_bundle(parked.bundle),
+                    await asyncio.to_thread(parse_bundle, parked.bundle),
                     context=msgspec.structs.replace(
                         context, request_id=context.request_id or parked.delivery_id
                     ),
@@ -851,7 +852,10 @@ class HospitalWebhooks:
         now: datetime,
         context: RequestContext,
     ) -> IngestResult | PushParked:
-        entries = parse_bundle(data.bundle)  # InvalidFhir names the bad entry; nothing is stored
+        # InvalidFhir names the bad entry; nothing is stored. Validation is pure Python
+        # (about 40 ms per 1,000 entries): run it in a thread so that a 20 MiB bundle
+        # does not stall every other request on the event loop.
+        entries = await asyncio.to_thread(parse_bundle, data.bundle)
         link = await self._links.for_patient_ref(hospital_id, data.patient_ref)
         if link is None:
             await self._deliveries.park(
