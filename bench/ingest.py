@@ -86,7 +86,8 @@ def bundle_of(prefix: str, count: int) -> dict:
                 "resource": observation(
                     f"{prefix}-{i}",
                     70 + i % 50,
-                    f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T08:00:00Z",
+                    # A distinct instant per entry: no cache flatters the figure.
+                    f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}Z",
                 ),
             }
             for i in range(count)

@@ -13,6 +13,7 @@ is checked in domain/fhir.py from `CHOICES`."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Literal
@@ -43,6 +44,9 @@ _DATE_TIME = re.compile(
 )
 
 
+# Each date is parsed twice (checked while converting, then read for the index),
+# and a bundle repeats many (an encounter's results share one): remember a few.
+@functools.lru_cache(maxsize=4096)
 def parse_fhir_datetime(text: str, kind: type[str] = FhirDateTime) -> datetime | None:
     """The instant a FHIR date, dateTime or instant starts at, in UTC; None if `text`
     is not one (or names a day that does not exist, like 2021-02-30).
