@@ -3,9 +3,8 @@ Production (`phr serve`) and the tests wire the service through this one place."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from domain.authentication import Authentication
 from domain.clock import Clock, SystemClock
@@ -38,8 +37,6 @@ class Services:
     clock: Clock
     audit: PgAuditLog
     blobs: OpenBlobStore
-    # Adapters added by later features register here by name (see open_services).
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.database)
