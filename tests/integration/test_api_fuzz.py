@@ -30,8 +30,38 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_service(database_dsn: str, tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
-    """The app under uvicorn on loopback, on this run's database, and a patient."""
+def fuzz_database(admin_dsn: str) -> Iterator[str]:
+    """A database of its own: thousands of failed logins from one address must not
+    throttle the other tests."""
+    import asyncio
+
+    import asyncpg
+
+    from infra.pg.migrations import migrate
+    from tests.conftest import with_database
+
+    name = f"phr_fuzz_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    dsn = with_database(admin_dsn, name)
+    try:
+        asyncio.run(migrate(dsn))
+        yield dsn
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def live_service(fuzz_database: str, tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The app under uvicorn on loopback, on a database of its own, and a patient."""
+    database_dsn = fuzz_database
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
