@@ -28,14 +28,13 @@ class IncomingRecord(msgspec.Struct, frozen=True):
     source_resource_id: str
     fields: IndexedFields
     resource: dict
-    content_hash: bytes
     is_supporting: bool
+    # The canonical JSON, hashed and stored as these very bytes.
+    resource_json: bytes
+    content_hash: bytes
     # Chosen by the caller when the resource must name its own record (an
     # upload's content URL); otherwise the store assigns one.
     record_id: UUID | None = None
-    # The canonical JSON the hash was computed over, kept so the store need not
-    # encode the resource a second time (empty: the store encodes it).
-    resource_json: bytes = b""
 
 
 class CurrentVersion(msgspec.Struct, frozen=True):
@@ -143,16 +142,34 @@ def content_hash(resource: dict) -> bytes:
     return hashlib.sha256(canonical_json(resource)).digest()
 
 
-def incoming_from_entry(entry: ParsedEntry, fallback_id: str) -> IncomingRecord:
-    canonical = canonical_json(entry.resource)
+def incoming_record(
+    resource: dict,
+    fields: IndexedFields,
+    *,
+    source_resource_id: str,
+    is_supporting: bool,
+    record_id: UUID | None = None,
+) -> IncomingRecord:
+    """Encodes the resource once: the same bytes are hashed and stored."""
+    canonical = canonical_json(resource)
     return IncomingRecord(
-        resource_type=entry.fields.resource_type,
-        source_resource_id=entry.fields.source_id or fallback_id,
-        fields=entry.fields,
-        resource=entry.resource,
-        content_hash=hashlib.sha256(canonical).digest(),
-        is_supporting=entry.is_supporting,
+        resource_type=fields.resource_type,
+        source_resource_id=source_resource_id,
+        fields=fields,
+        resource=resource,
+        is_supporting=is_supporting,
         resource_json=canonical,
+        content_hash=hashlib.sha256(canonical).digest(),
+        record_id=record_id,
+    )
+
+
+def incoming_from_entry(entry: ParsedEntry, fallback_id: str) -> IncomingRecord:
+    return incoming_record(
+        entry.resource,
+        entry.fields,
+        source_resource_id=entry.fields.source_id or fallback_id,
+        is_supporting=entry.is_supporting,
     )
 
 

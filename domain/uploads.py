@@ -49,10 +49,10 @@ from domain.errors import (
     UploadSizeMismatch,
     UploadTooLarge,
 )
-from domain.fhir import ParsedEntry, validate_resource
+from domain.fhir import validate_resource
 from domain.patient_records import SELF_REPORTED_TAG
 from domain.ports import UnitOfWork
-from domain.records import SELF, IncomingRecord, RecordStore, StoredRecord, content_hash
+from domain.records import SELF, IncomingRecord, RecordStore, StoredRecord, incoming_record
 
 UploadKind = Literal["document", "photo", "dicom"]
 UploadStatus = Literal["pending", "completed"]
@@ -367,16 +367,10 @@ def imaging_study(
 
 
 def incoming_upload(resource: dict[str, Any], record_id: UUID) -> IncomingRecord:
-    fields = validate_resource(resource)
-    entry = ParsedEntry(
-        index=0, full_url=None, resource=resource, fields=fields, is_supporting=False
-    )
-    return IncomingRecord(
-        resource_type=entry.fields.resource_type,
+    return incoming_record(
+        resource,
+        validate_resource(resource),
         source_resource_id=resource["id"],
-        fields=entry.fields,
-        resource=resource,
-        content_hash=content_hash(resource),
         is_supporting=False,
         record_id=record_id,
     )

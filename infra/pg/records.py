@@ -9,7 +9,6 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from domain import fhir_json
 from domain.access import Permit
 from domain.clock import Clock
 from domain.fhir import IndexedFields
@@ -24,8 +23,6 @@ from domain.records import (
     TimelineQuery,
 )
 from infra.pg.database import Database, PreEncodedJson
-
-_encode = fhir_json.encode
 
 
 def _scope(permit: Permit) -> list[str]:
@@ -122,7 +119,7 @@ class PgRecordStore:
                 r.fields.version_id,
                 r.fields.last_updated,
                 r.content_hash,
-                PreEncodedJson(r.resource_json or _encode(r.resource)),
+                PreEncodedJson(r.resource_json),
                 now,
                 now,
             )
@@ -162,9 +159,7 @@ class PgRecordStore:
         now = self._clock.now()
         ids = [current.record_id for current, _ in updates]
         incoming = [record for _, record in updates]
-        columns = _columns(incoming)
-        # _columns order: type, source id, supporting, then the mutable ones.
-        mutable = columns[3:]
+        mutable = _mutable_columns(incoming)
         async with self._database.transaction() as conn:
             await conn.execute(self._ARCHIVE, permit.patient_id, ids, now)
             await conn.execute(self._UPDATE, permit.patient_id, now, ids, *mutable)
@@ -338,11 +333,9 @@ class PgRecordStore:
                 yield row["id"], row["resource"].encode()
 
 
-def _columns(records: list[IncomingRecord]) -> list[list[object]]:
+def _mutable_columns(records: list[IncomingRecord]) -> list[list[object]]:
+    """What a newer version changes, one array per column, in _UPDATE's order."""
     return [
-        [r.resource_type for r in records],
-        [r.source_resource_id for r in records],
-        [r.is_supporting for r in records],
         [r.fields.category for r in records],
         [r.fields.code_system for r in records],
         [r.fields.code for r in records],
@@ -354,5 +347,5 @@ def _columns(records: list[IncomingRecord]) -> list[list[object]]:
         [r.fields.version_id for r in records],
         [r.fields.last_updated for r in records],
         [r.content_hash for r in records],
-        [(r.resource_json or _encode(r.resource)).decode() for r in records],
+        [r.resource_json.decode() for r in records],
     ]

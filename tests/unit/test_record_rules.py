@@ -9,7 +9,14 @@ import pytest
 
 from domain.fhir import validate_resource
 from domain.imaging import ImagingRecord, study_views
-from domain.records import CurrentVersion, IncomingRecord, content_hash, is_newer, plan_ingest
+from domain.records import (
+    CurrentVersion,
+    IncomingRecord,
+    content_hash,
+    incoming_record,
+    is_newer,
+    plan_ingest,
+)
 from domain.sources import RecordSource
 
 
@@ -23,13 +30,8 @@ def obs(source_id: str, value: float, meta: dict | None = None) -> IncomingRecor
     }
     if meta:
         resource["meta"] = meta
-    return IncomingRecord(
-        "Observation",
-        source_id,
-        validate_resource(resource),
-        resource,
-        content_hash(resource),
-        False,
+    return incoming_record(
+        resource, validate_resource(resource), source_resource_id=source_id, is_supporting=False
     )
 
 
