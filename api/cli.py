@@ -20,10 +20,10 @@ log = logging.getLogger("phr.cli")
 
 
 @contextlib.contextmanager
-def database_dsn(settings: Settings) -> Iterator[str]:
+def database_dsn(settings: Settings, *, supervise: bool = False) -> Iterator[str]:
     """The external DATABASE_URL, or the embedded server on PHR_DATA_DIR: the one
     already running there (e.g. under `phr serve`), else one started for as long
-    as this command needs it."""
+    as this command needs it (and, with `supervise`, restarted if it crashes)."""
     if settings.database_url is not None:
         yield settings.database_url
         return
@@ -32,9 +32,12 @@ def database_dsn(settings: Settings) -> Iterator[str]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedPostgres(settings.data_dir)
     dsn = server.start()
+    supervisor = server.supervise() if supervise and server.started_here else None
     try:
         yield dsn
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         server.stop()
 
 
@@ -57,7 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # a traceback), so leave through SystemExit, which runs the `finally`.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_after_graceful_shutdown)
-    with database_dsn(settings) as dsn:
+    with database_dsn(settings, supervise=True) as dsn:
         applied = _migrate(dsn)
         log.info(
             "database ready",

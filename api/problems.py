@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -21,6 +22,8 @@ from domain.errors import (
     Overloaded,
     RateLimited,
 )
+from infra.outages import OutageLog
+from infra.pg.database import UNAVAILABLE_ERRORS, unavailable_reason
 
 log = logging.getLogger("phr.api")
 
@@ -158,6 +161,43 @@ def stored_value_error_handler(
     )
 
 
+# A restarting PostgreSQL is back within seconds; a full disk needs an operator.
+DATABASE_RETRY_AFTER_SECONDS = 2
+DISK_RETRY_AFTER_SECONDS = 30
+
+
+def _outages(request: Request[Any, Any, Any]) -> OutageLog | None:
+    services = getattr(request.app.state, "services", None)
+    database = getattr(services, "database", None)
+    return getattr(database, "outages", None)
+
+
+def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """The database (or the disk under it) cannot serve now: 503 with Retry-After,
+    one log line per outage, no traceback per request."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        service, reason, retry = "disk", "disk full", DISK_RETRY_AFTER_SECONDS
+    else:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return internal_error_handler(request, exc)
+        service, retry = "database", DATABASE_RETRY_AFTER_SECONDS
+        if reason == "disk full":
+            retry = DISK_RETRY_AFTER_SECONDS
+    outages = _outages(request)
+    if outages is not None:
+        outages.failed(service, reason, f"{type(exc).__name__}: {exc}")
+    else:
+        log.warning("%s unavailable (%s)", service, reason, extra={"error": type(exc).__name__})
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        f"The {service} is unavailable ({reason}); try again later.",
+        headers={"Retry-After": str(retry)},
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -173,5 +213,6 @@ exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
+    **dict.fromkeys(UNAVAILABLE_ERRORS, unavailable_handler),
     Exception: internal_error_handler,
 }

@@ -212,7 +212,7 @@ class Services:
 
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
-    database = Database(dsn)
+    database = Database(dsn, statement_timeout=settings.database_statement_timeout_seconds)
     await database.open()
     clock = clock or SystemClock()
     try:

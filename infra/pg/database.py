@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextvars
+import errno
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import asyncpg.exceptions as pg_errors
 
 from domain import fhir_json
+from infra.outages import OutageLog
 
 # The role the application acts as. Migrations (run as the connecting, owning user)
 # create it and grant it only what it needs, so that e.g. the audit table can be
@@ -47,18 +52,118 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+# Time bounds, so that a database that is down or stuck costs a request seconds,
+# never a hang: opening a connection, waiting for a free one, one statement on
+# the server (statement_timeout, lock waits included) and, for a server that
+# does not answer at all, on the client.
+CONNECT_TIMEOUT_SECONDS = 5.0
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 15.0
+_CLIENT_MARGIN_SECONDS = 5.0
+
+# Errors that say the database cannot answer now (down, restarting, crashed,
+# out of disk, too slow), as opposed to a request it refused: these become 503
+# with Retry-After, never 500. `unavailable_reason` tells them apart.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    pg_errors.PostgresConnectionError,
+    pg_errors.OperatorInterventionError,
+    pg_errors.InsufficientResourcesError,
+    pg_errors.InterfaceError,
+    OSError,  # refused, socket gone, timeouts (TimeoutError is an OSError)
+)
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why the database could not serve, or None when `exc` is no such failure."""
+    if isinstance(exc, pg_errors.QueryCanceledError):
+        return "statement timeout"
+    if isinstance(exc, pg_errors.DiskFullError):
+        return "disk full"
+    if isinstance(exc, pg_errors.InsufficientResourcesError):
+        return "out of resources"
+    if isinstance(exc, pg_errors.CannotConnectNowError):
+        return "starting up or recovering"
+    if isinstance(exc, pg_errors.OperatorInterventionError):
+        return "shutting down"
+    if isinstance(exc, pg_errors.PostgresConnectionError):
+        return "connection lost"
+    if isinstance(exc, pg_errors.InterfaceError):
+        # The same class covers client misuse (a bug, which stays a 500).
+        text = str(exc).lower()
+        return "connection lost" if "closed" in text or "connection" in text else None
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ConnectionError | FileNotFoundError):
+        return "unreachable"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return None
+
+
+class _PoolOutageFilter(logging.Filter):
+    """asyncpg's pool keeps reconnecting to restore its floor while the server is
+    down, logging a traceback each second: those failures count towards the
+    outage (one line) instead."""
+
+    def __init__(self, outages: OutageLog):
+        super().__init__("asyncpg.pool")
+        self._outages = outages
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        reason = unavailable_reason(exc) if exc is not None else None
+        if reason is None:
+            return True
+        self._outages.failed("database", reason, f"{type(exc).__name__}: {exc}")
+        return False
+
+
+_POOL_LOG = logging.getLogger("asyncpg.pool")
+
+
+class _BoundedPool:
+    """The asyncpg pool, with a default bound on waiting for a connection."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float):
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return self._pool.acquire(timeout=timeout or self._acquire_timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 class Database:
     """Owns the pool. `transaction()` opens a transaction, or joins the one already
-    open in this task, so a use case that calls several repositories commits once."""
+    open in this task, so a use case that calls several repositories commits once.
+
+    The pool recovers by itself after an outage: asyncpg drops connections the
+    server closed and opens new ones on the next acquire."""
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 10, role: str | None = APP_ROLE
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        role: str | None = APP_ROLE,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+        outages: OutageLog | None = None,
     ):
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
         self._role = role
-        self._pool: asyncpg.Pool | None = None
+        self._statement_timeout = statement_timeout
+        self._connect_timeout = connect_timeout
+        self._acquire_timeout = acquire_timeout
+        self.outages = outages or OutageLog()
+        self._log_filter = _PoolOutageFilter(self.outages)
+        self._pool: _BoundedPool | None = None
         self._current: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
             f"phr_db_connection_{id(self)}", default=None
         )
@@ -72,26 +177,37 @@ class Database:
             await _init_connection(conn)
             if self._role is not None:
                 await conn.execute(f"SET ROLE {self._role}")
+            # A new connection after an outage: the server is back.
+            self.outages.recovered("database")
 
-        self._pool = await asyncpg.create_pool(
+        pool = await asyncpg.create_pool(
             self._dsn,
             min_size=self._min_size,
             max_size=self._max_size,
             init=setup,
+            timeout=self._connect_timeout,
+            command_timeout=self._statement_timeout + _CLIENT_MARGIN_SECONDS,
             # Statements are cached per connection; the role is set once per connection.
-            server_settings={"application_name": "phr", "timezone": "UTC"},
+            server_settings={
+                "application_name": "phr",
+                "timezone": "UTC",
+                "statement_timeout": str(int(self._statement_timeout * 1000)),
+            },
         )
+        self._pool = _BoundedPool(pool, self._acquire_timeout)
+        _POOL_LOG.addFilter(self._log_filter)
 
     async def close(self) -> None:
         if self._pool is not None:
+            _POOL_LOG.removeFilter(self._log_filter)
             await self._pool.close()
             self._pool = None
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> asyncpg.Pool:  # a _BoundedPool, which acts as one
         if self._pool is None:
             raise RuntimeError("database pool is not open")
-        return self._pool
+        return self._pool  # type: ignore[return-value]
 
     def bind(self, conn: asyncpg.Connection) -> contextvars.Token:
         """Make `conn` the one that repository calls in this task join."""
