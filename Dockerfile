@@ -10,25 +10,38 @@
 # through the same entrypoint: docker exec <container> phr migrate (they reuse the
 # embedded server that `phr serve` runs). `--init` is worth adding: the embedded
 # postmaster's exit is then reaped by a real init rather than by phr.
+#
+# Without a registry (CI): .ci/image bootstraps Debian bookworm with its own
+# python3 from Debian's mirror, commits it as a local base image and builds with
+#   buildah bud --build-arg PYTHON_IMAGE=localhost/phr-base:bookworm .
+# Python packages are pinned by .ci/image-requirements.txt (pip constraints).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG PIP_INDEX_URL=https://pypi.org/simple
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 WORKDIR /src
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml ./
-RUN mkdir -p api domain infra \
+COPY .ci/image-requirements.txt ./constraints.txt
+# A network that intercepts TLS: pass its CA bundle as the build secret `pip_ca`
+# (.ci/image passes the host's); nothing of it stays in the image.
+RUN --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && mkdir -p api domain infra \
     && touch api/__init__.py domain/__init__.py infra/__init__.py \
-    && /opt/venv/bin/pip install . \
+    && /opt/venv/bin/pip install --only-binary=:all: -c constraints.txt . \
     && /opt/venv/bin/pip uninstall -y phr
 COPY api ./api
 COPY domain ./domain
 COPY infra ./infra
-RUN /opt/venv/bin/pip install --no-deps . \
+RUN --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}

@@ -51,6 +51,52 @@ def _exit_after_graceful_shutdown(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def first_minute_text(settings: Settings, host: str, port: int) -> str:
+    """What a newcomer needs once the service listens, in plain words."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    address = f"http://{shown}:{port}"
+    database = (
+        f"the embedded PostgreSQL in {settings.data_dir / 'postgres'}"
+        if settings.uses_embedded_database
+        else "the PostgreSQL at DATABASE_URL"
+    )
+    return (
+        f"\nphr is running at {address}"
+        + (f" (listening on {host})" if shown != host else "")
+        + f"\n  API documentation: {address}/openapi\n"
+        f"  health:            {address}/healthz and {address}/readyz\n"
+        f"  data:              {database}\n"
+        "Next step: add a hospital that will send records:\n"
+        '  phr hospital add --name "St. Example Hospital"\n'
+        "Stop with Ctrl-C.\n"
+    )
+
+
+def _announce_when_listening(text: str, host: str, port: int, timeout: float = 120) -> None:
+    """Prints `text` to the terminal once the port accepts connections (the
+    workers may still be migrating or starting); quiet when stdout is no terminal
+    (a container or a service manager reads the JSON log lines on stderr)."""
+    import socket
+    import threading
+    import time
+
+    if not sys.stdout.isatty():
+        return
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((target, port), timeout=1):
+                    print(text, flush=True)
+                    return
+            except OSError:
+                time.sleep(0.2)
+
+    threading.Thread(target=wait, name="phr-first-minute", daemon=True).start()
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -67,6 +113,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             extra={"migrationsApplied": applied, "embedded": settings.uses_embedded_database},
         )
         os.environ["PHR_RESOLVED_DATABASE_URL"] = dsn
+        _announce_when_listening(
+            first_minute_text(settings, args.host, args.port), args.host, args.port
+        )
         uvicorn.run(
             "api.app:create_app_from_env",
             factory=True,

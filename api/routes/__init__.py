@@ -12,6 +12,7 @@ def route_handlers() -> list[Any]:
         consents,
         erasure,
         health,
+        home,
         imaging,
         links,
         local_blobs,
@@ -51,4 +52,5 @@ def route_handlers() -> list[Any]:
         consents.revoke_consent,
         audit.list_audit,
         audit.verify_audit,
+        home.home,
     ]
