@@ -30,6 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.service import ms, p, scratch_database, uvicorn_server
+from bench.table import Row, at_least_ratio, at_most_ratio
 from infra.password_hasher import _yield_to_event_loop, owasp_hasher
 from infra.settings import load_settings
 
@@ -119,7 +120,7 @@ async def health_latencies(client: httpx.AsyncClient, count: int) -> list[float]
     return out
 
 
-async def measure(base: str, raw_before: float, workers: int) -> None:
+async def measure(base: str, raw_before: float, workers: int) -> list[Row]:
     limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)
     async with (
         httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client,
@@ -152,9 +153,29 @@ async def measure(base: str, raw_before: float, workers: int) -> None:
             f"   ratio p50 {p(busy, 0.5) / p(idle, 0.5):.2f}x, "
             f"p99 {p(busy, 0.99) / p(idle, 0.99):.2f}x (target <= 2x)"
         )
+    return [
+        at_least_ratio(
+            f"logins through HTTP vs raw argon2id ({workers} threads)",
+            rate,
+            raw_rate,
+            0.9,
+            unit="/s",
+            note=f"{CLIENTS} clients",
+        ),
+        at_most_ratio(
+            "/healthz p99 during a login flood vs idle",
+            p(busy, 0.99) * 1000,
+            p(idle, 0.99) * 1000,
+            2,
+            unit="ms",
+        ),
+    ]
 
 
-def main() -> None:
+def run(quick: bool) -> list[Row]:
+    global SECONDS, ACCOUNTS
+    if quick:
+        SECONDS, ACCOUNTS = min(SECONDS, 3.0), min(ACCOUNTS, 32)
     settings = load_settings()
     workers = settings.password_hash_workers
     hasher = owasp_hasher()
@@ -176,8 +197,10 @@ def main() -> None:
             _pid,
         ),
     ):
-        asyncio.run(measure(base, raw_rate, workers))
+        return asyncio.run(measure(base, raw_rate, workers))
 
 
 if __name__ == "__main__":
-    main()
+    from bench.table import render
+
+    print(render(run(quick=False)))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -19,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import msgspec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,9 +66,15 @@ def scratch_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def uvicorn_server(
-    app: str, dsn: str, *, env: dict[str, str] | None = None, factory: bool = True
+    app: str,
+    dsn: str,
+    *,
+    env: dict[str, str] | None = None,
+    factory: bool = True,
+    workers: int = 1,
 ) -> Iterator[tuple[str, int]]:
-    """Runs `app` (an import string) in a uvicorn subprocess; yields (base url, pid)."""
+    """Runs `app` (an import string) in a uvicorn subprocess; yields (base url, pid).
+    With `workers` > 1 the pid is uvicorn's supervisor: `worker_pids(pid)`."""
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="phr-bench-"))
     child_env = {
@@ -91,6 +101,8 @@ def uvicorn_server(
     ]
     if factory:
         args.append("--factory")
+    if workers > 1:
+        args += ["--workers", str(workers)]
     proc = subprocess.Popen(args, env=child_env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -171,3 +183,92 @@ def peak_rss_kib(pid: int) -> tuple[int, int]:
         elif line.startswith("VmHWM:"):
             peak = int(line.split()[1])
     return current, peak
+
+
+class WrkResult(msgspec.Struct):
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and non-2xx/3xx answers
+
+
+def _wrk_ms(text: str) -> float:
+    text = text.strip()
+    for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def wrk(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    seconds: float = 5,
+    connections: int = 16,
+    threads: int = 1,
+    script: Path | None = None,
+    timeout_seconds: int = 10,
+) -> WrkResult:
+    """HTTP throughput and latency by wrk (C, epoll): the load client must not be
+    what saturates first. One thread by default: the server shares 2 cores."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install -y wrk")
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={timeout_seconds}s",
+        "--latency",
+    ]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    args.append(url)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+    out = done.stdout
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    if total is None:
+        raise RuntimeError(f"wrk printed no totals:\n{out}")
+    requests = int(total.group(1))
+    elapsed = float(total.group(2)) * {"ms": 0.001, "s": 1, "m": 60}.get(total.group(3), 1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    errors = 0
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket:
+        errors += sum(int(g) for g in socket.groups())
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    return WrkResult(
+        requests=requests,
+        seconds=elapsed,
+        rps=requests / elapsed if elapsed else 0.0,
+        p50_ms=_wrk_ms(p50.group(1)) if p50 else math.nan,
+        p99_ms=_wrk_ms(p99.group(1)) if p99 else math.nan,
+        errors=errors,
+    )
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of a uvicorn supervisor (itself when it has none);
+    multiprocessing's resource tracker is no worker."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return [pid]
+    workers = []
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+        except OSError:
+            continue
+    return workers or [pid]

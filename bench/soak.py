@@ -1,0 +1,271 @@
+"""Soak: does a worker's memory stay flat under a long mixed load?
+
+    python bench/soak.py              # 200,000 requests, 2 workers
+    PHR_SOAK_REQUESTS=50000 python bench/soak.py
+
+wrk drives a mix through two uvicorn workers: 9 in 10 requests read (a record,
+the first timeline page, a deeper page, the profile) and 1 in 10 is a hospital
+push of a new result (signed, a fresh webhook-id each). The run is cut into ten
+chunks; after each, every worker's RSS is read from /proc. The first chunk warms
+the workers up (caches, pools, code paths); its RSS is the baseline, and every
+later sample must stay within +-5% of it. Share manifests join the mix once
+shares exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.service import peak_rss_kib, scratch_database, uvicorn_server, worker_pids, wrk
+from bench.table import Row, at_most, holds
+
+REQUESTS = int(os.environ.get("PHR_SOAK_REQUESTS", "200000"))
+CHUNKS = 10
+WORKERS = int(os.environ.get("PHR_SOAK_WORKERS", "2"))
+CONNECTIONS = 8
+DRIFT_LIMIT_PERCENT = 5.0
+WARMUP_SECONDS = float(os.environ.get("PHR_SOAK_WARMUP_SECONDS", "15"))
+PASSWORD = "soak passphrase that is long enough"
+
+
+def _lua(text: str) -> str:
+    return (
+        '"'
+        + (text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n"))
+        + '"'
+    )
+
+
+def _request(method: str, path: str, host: str, headers: dict[str, str], body: bytes = b"") -> str:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body.decode()
+
+
+def _push(secret: str, ref: str, n: int) -> tuple[bytes, dict[str, str]]:
+    resource = {
+        "resourceType": "Observation",
+        "id": f"soak-{n}",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}], "text": "Pulse"},
+        "effectiveDateTime": f"2025-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+        "valueQuantity": {"value": 50 + n % 60, "unit": "/min"},
+    }
+    body = json.dumps(
+        {
+            "type": "records.push",
+            "data": {
+                "patientRef": ref,
+                "bundle": {
+                    "resourceType": "Bundle",
+                    "type": "collection",
+                    "entry": [{"resource": resource}],
+                },
+            },
+        }
+    ).encode()
+    msg_id = f"soak_{n}"
+    now = datetime.now(UTC)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+def chunk_script(
+    folder: Path,
+    host: str,
+    token: str,
+    reads: list[str],
+    hospital: dict,
+    ref: str,
+    first: int,
+    count: int,
+) -> Path:
+    """A wrk script for about `count` requests: reads cycling, every tenth a
+    fresh push (pushes repeat, as idempotent redeliveries, only past `count`)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    read_requests = [_request("GET", path, host, auth) for path in reads]
+    pushes = []
+    for n in range(first, first + count // 10 + 1):
+        body, headers = _push(hospital["webhookSecret"], ref, n)
+        pushes.append(
+            _request("POST", f"/v1/hospitals/{hospital['id']}/webhook", host, headers, body)
+        )
+    script = folder / f"chunk-{first}.lua"
+    script.write_text(
+        "local reads = {" + ",\n".join(_lua(r) for r in read_requests) + "}\n"
+        "local pushes = {" + ",\n".join(_lua(r) for r in pushes) + "}\n"
+        """
+local i, j = 0, 0
+request = function()
+  i = i + 1
+  if i % 10 == 0 then
+    j = j + 1
+    return pushes[(j - 1) % #pushes + 1]
+  end
+  return reads[i % #reads + 1]
+end
+"""
+    )
+    return script
+
+
+def run(quick: bool) -> list[Row]:
+    total = min(REQUESTS, 20_000) if quick else REQUESTS
+    per_chunk = total // CHUNKS
+    os.environ["PHR_SECRETS_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {
+        "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+        "PHR_WEBHOOK_RATE_LIMIT": "100000000",
+        "PHR_LOG_LEVEL": "WARNING",
+    }
+    folder = Path(tempfile.mkdtemp(prefix="phr-soak-"))
+    with (
+        scratch_database() as dsn,
+        uvicorn_server("api.app:create_app_from_env", dsn, env=env, workers=WORKERS) as (base, pid),
+    ):
+        import asyncio
+
+        from api.commands.hospitals import add_hospital
+        from infra.settings import load_settings
+
+        settings = load_settings({"DATABASE_URL": dsn, "PHR_DATA_DIR": str(folder)})
+        hospital = asyncio.run(add_hospital(dsn, settings, "Soak General"))
+        client = httpx.Client(base_url=base, timeout=60)
+        email = f"soak-{uuid.uuid4().hex[:8]}@example.org"
+        assert (
+            client.post(
+                "/v1/auth/register", json={"email": email, "password": PASSWORD}
+            ).status_code
+            == 201
+        )
+
+        def token() -> str:
+            return client.post(
+                "/v1/auth/login", json={"email": email, "password": PASSWORD}
+            ).json()["accessToken"]
+
+        auth = {"Authorization": f"Bearer {token()}"}
+        code = client.post("/v1/links", json={"hospitalId": hospital["id"]}, headers=auth).json()[
+            "code"
+        ]
+        body = json.dumps(
+            {"type": "patient.linked", "data": {"code": code, "patientRef": "SOAK-1"}}
+        ).encode()
+        now = datetime.now(UTC)
+        linked = client.post(
+            f"/v1/hospitals/{hospital['id']}/webhook",
+            content=body,
+            headers={
+                "webhook-id": "soak_link",
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(hospital["webhookSecret"]).sign(
+                    "soak_link", now, body.decode()
+                ),
+                "content-type": "application/json",
+            },
+        )
+        assert linked.status_code == 200, linked.text
+        for n in range(-200, 0):  # some records to read before the soak pushes more
+            b, h = _push(hospital["webhookSecret"], "SOAK-1", n)
+            assert (
+                client.post(
+                    f"/v1/hospitals/{hospital['id']}/webhook", content=b, headers=h
+                ).status_code
+                == 200
+            )
+        page = client.get("/v1/records?limit=20", headers=auth).json()
+        ids = [item["id"] for item in page["items"]]
+        reads = [f"/v1/records/{i}" for i in ids[:4]] + [
+            "/v1/records?limit=20",
+            f"/v1/records?limit=20&cursor={page['nextCursor']}",
+            "/v1/me",
+        ]
+        host = base.removeprefix("http://")
+        workers = worker_pids(pid)
+        samples: list[list[int]] = []
+        done = errors = 0
+        elapsed = 0.0
+        # wrk runs for a duration, not a count: the first chunk (the warm-up)
+        # runs WARMUP_SECONDS, and its rate sizes the others to reach the total.
+        rate = 0.0
+        chunk = 0
+        while done < total and chunk < CHUNKS * 2:
+            if chunk == 0:
+                seconds, expected = WARMUP_SECONDS, int(per_chunk * 2)
+            else:
+                left = max(total - done, 1)
+                expected = max(left // max(CHUNKS - chunk, 1), 1)
+                seconds = max(1.0, expected / rate)
+            script = chunk_script(
+                folder,
+                host,
+                token(),
+                reads,
+                hospital,
+                "SOAK-1",
+                chunk * 10 * per_chunk,
+                expected * 2,
+            )
+            result = wrk(base + "/", script=script, seconds=seconds, connections=CONNECTIONS)
+            chunk += 1
+            done += result.requests
+            errors += result.errors
+            elapsed += result.seconds
+            rate = result.rps or 1.0
+            rss = [peak_rss_kib(w)[0] for w in workers]
+            samples.append(rss)
+            print(
+                f"chunk {chunk}: {result.requests:,} requests ({done:,} in all), {result.rps:,.0f} req/s, "
+                f"errors {result.errors}, RSS per worker {[round(r / 1024, 1) for r in rss]} MiB",
+                flush=True,
+            )
+        client.close()
+    base_rss = samples[0]
+    drift = max(
+        abs(sample[w] - base_rss[w]) / base_rss[w] * 100
+        for sample in samples[1:]
+        for w in range(len(workers))
+    )
+    print(f"soak: {done:,} requests in {elapsed:.0f} s; max RSS drift {drift:.1f}% after warm-up")
+    return [
+        at_most(
+            f"soak: RSS drift per worker over {done:,} mixed requests ({WORKERS} workers)",
+            drift,
+            DRIFT_LIMIT_PERCENT,
+            unit="%",
+            note=f"after a {per_chunk:,}-request warm-up of {max(base_rss) / 1024:.0f} MiB; {done / elapsed:,.0f} req/s",
+        ),
+        holds(
+            "soak: requests answered 2xx",
+            done - errors,
+            errors == 0,
+            "no errors",
+            note=f"{errors} errors",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    from bench.table import render
+
+    print(render(run(quick=False)))
