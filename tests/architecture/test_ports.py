@@ -41,6 +41,7 @@ OTHER_PORTS = {
     "LoginThrottle": "counts failed sign-ins by hashed keys",
     "AccessTokens": "issues the token that later identifies the patient",
     "RefreshTokenStore": "refresh-token families of a signed-in patient",
+    "SigningKeyStore": "the service's own signing keys",
     "FileEraser": "deletes a prefix of object storage",
     "BlobStore": "object storage by key; keys are checked by the use cases",
     "DicomReader": "reads a file's header",
