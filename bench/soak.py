@@ -145,7 +145,7 @@ def run(quick: bool) -> list[Row]:
     ):
         import asyncio
 
-        from api.commands.hospitals import add_hospital
+        from api.cli.hospitals import add_hospital
         from infra.settings import load_settings
 
         settings = load_settings({"DATABASE_URL": dsn, "PHR_DATA_DIR": str(folder)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +14,13 @@ import msgspec
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
+
+
+class SecretText(str):
+    """A secret setting: its value never shows in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "SecretText('***')"
 
 
 class S3Settings(msgspec.Struct, frozen=True):
@@ -49,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Longest a single SQL statement may run (lock waits included) before the
     # request answers 503 + Retry-After instead of hanging.
     database_statement_timeout_seconds: int = 15
+    # Base64 key that seals hospital webhook secrets and link codes at rest; None:
+    # the key file <data_dir>/keys/secrets.key, made on first use.
+    secrets_key: SecretText | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -146,7 +158,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
         database_statement_timeout_seconds=_positive_int(env, "PHR_DB_STATEMENT_TIMEOUT", 15),
+        secrets_key=_secrets_key(env),
     )
+
+
+def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
+    raw = env.get("PHR_SECRETS_KEY") or None
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("PHR_SECRETS_KEY must be base64") from None
+    if len(key) != 32:
+        raise SettingsError("PHR_SECRETS_KEY must be the base64 of 32 random bytes")
+    return SecretText(raw)
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar import get
+from typing import Any
 
-from api.deps import ServicesDep
+import msgspec
+from litestar import Request, get
 
 
 class HomeLinks(msgspec.Struct, rename="camel"):
@@ -28,8 +28,10 @@ class Home(msgspec.Struct, rename="camel"):
     summary="Links to the API documentation, health checks and the share viewer",
     tags=["ops"],
 )
-async def home(services: ServicesDep) -> Home:
-    base = services.settings.public_url
+async def home(request: Request[Any, Any, Any]) -> Home:
+    # Absolute links on the address the caller used (PHR_TRUSTED_PROXIES decides
+    # whether a proxy's forwarded host counts).
+    base = str(request.base_url).rstrip("/")
     return Home(
         service="phr",
         description="Portable health record: the patient's records from every hospital, "
