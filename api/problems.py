@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import asyncpg
+import botocore.exceptions
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -198,6 +199,31 @@ def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Resp
     )
 
 
+# The S3 endpoint cannot be reached or does not answer (after botocore's retries).
+OBJECT_STORAGE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    botocore.exceptions.ConnectionError,  # refused, connect timeout, proxy
+    botocore.exceptions.HTTPClientError,  # read timeout, connection closed
+)
+
+
+def object_storage_unavailable_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[Problem]:
+    """Files are out of reach; records, the timeline and shares do not need them."""
+    outages = _outages(request)
+    if outages is not None:
+        outages.failed("object storage", "unreachable", f"{type(exc).__name__}: {exc}")
+    else:
+        log.warning("object storage unavailable", extra={"error": type(exc).__name__})
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "File storage is unavailable; try again later. Records and the timeline still work.",
+        headers={"Retry-After": str(DISK_RETRY_AFTER_SECONDS)},
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -214,5 +240,6 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
     **dict.fromkeys(UNAVAILABLE_ERRORS, unavailable_handler),
+    **dict.fromkeys(OBJECT_STORAGE_UNAVAILABLE, object_storage_unavailable_handler),
     Exception: internal_error_handler,
 }

@@ -71,6 +71,9 @@ class S3BlobStore:
             signature_version="s3v4",
             s3={"addressing_style": "auto" if _is_aws(settings.endpoint_url) else "path"},
             retries={"max_attempts": 3, "mode": "standard"},
+            # Bounded: an endpoint that is down costs a request seconds, then 503.
+            connect_timeout=5,
+            read_timeout=30,
         )
         exit_stack = AsyncExitStack()
         client = await exit_stack.enter_async_context(
