@@ -1,0 +1,228 @@
+"""Is the schema ready to be distributed by patient_id (Citus) when one
+PostgreSQL server is not enough? Checked on the migrated schema and on the SQL
+the repositories run (README, "Past one machine").
+
+1. Every table either carries patient_id (distributed by it) or says in its
+   comment (migration 0070) how it would be placed: reference, local, or
+   distributed by another key, and why.
+2. Every statement in infra/ that reads or changes a patient-data table names
+   the patient: `patient_id = $n` (or `= ANY($n)`) in its conditions, or
+   patient_id among the columns it inserts. The few that cannot (a login knows
+   an e-mail, a refresh a token, a hospital its code) are listed below with what
+   Citus needs for them; a new one fails here until it is reasoned about.
+3. Unique keys and foreign keys of patient-data tables: Citus enforces them only
+   when they include the distribution column. Today's gaps are listed (the
+   migration that closes them is the first step of distributing); a new one fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = {"hospital", "hospital_secret", "signing_key"}
+
+# file, a piece of the statement -> why it cannot name the patient, and the remedy.
+KNOWN_CROSS_PATIENT = {
+    ("infra/pg/accounts.py", "FROM patient WHERE lower(email)"): (
+        "sign-in knows only the address: a routing table email -> patient_id, "
+        "distributed by email (it also carries the unique address constraint)"
+    ),
+    ("infra/pg/refresh_tokens.py", "WHERE t.token_hash = $1"): (
+        "a refresh presents only the token: put the patient id in the token "
+        "(routes to the shard) or route through a token-hash table"
+    ),
+    ("infra/pg/links.py", "l.code_digest = $2"): (
+        "a hospital redeems a link code it got from the patient: a routing table "
+        "(hospital_id, code_digest) -> patient_id, distributed by hospital_id"
+    ),
+    ("infra/pg/links.py", "l.patient_ref = $2"): (
+        "a hospital pushes for its own MRN: the same routing table keyed by "
+        "(hospital_id, patient_ref) -> patient_id"
+    ),
+    ("infra/pg/consents.py", "FROM consent WHERE id = $1"): (
+        "the consent a link relies on, by id: the caller holds the link's "
+        "patient_id and can pass it"
+    ),
+    ("infra/pg/uploads.py", "u.status = 'pending' AND u.expires_at"): (
+        "the sweep of expired uploads covers every patient by design: Citus runs "
+        "it on every shard in parallel"
+    ),
+}
+
+_SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.I)
+_TABLES = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE)\s+([a-z_][a-z_0-9]*)", re.I)
+_NAMES_PATIENT = re.compile(r"\b(?:\w+\.)?patient_id\s*=\s*(?:\$\d+|ANY\s*\(\s*\$\d+)", re.I)
+_INSERT = re.compile(r"INSERT INTO (\w+)(?: AS \w+)? \(([^)]*)\)", re.I)
+
+
+async def table_roles(conn: asyncpg.Connection) -> dict[str, tuple[bool, str | None]]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname AS name,
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                       AND a.attname = 'patient_id' AND NOT a.attisdropped) AS has_patient,
+               obj_description(c.oid, 'pg_class') AS comment
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+        """
+    )
+    return {r["name"]: (r["has_patient"], r["comment"]) for r in rows}
+
+
+def patient_tables(roles: dict[str, tuple[bool, str | None]]) -> set[str]:
+    return {name for name, (has_patient, _) in roles.items() if has_patient} | {"patient"}
+
+
+async def test_every_table_is_distributed_by_patient_or_says_why_not(superuser_conn):
+    roles = await table_roles(superuser_conn)
+    unplaced = [
+        name
+        for name, (has_patient, comment) in roles.items()
+        if not has_patient and not (comment or "").startswith("citus: ")
+    ]
+    assert not unplaced, (
+        f"tables without patient_id and without a 'citus: ...' comment: {unplaced}. "
+        "Add patient_id if they hold patient data; otherwise COMMENT ON TABLE saying "
+        "'citus: reference|local|distributed by <column> (why)'"
+    )
+    for name in REFERENCE:
+        assert roles[name][1].startswith("citus: reference"), name
+    assert roles["patient"][1].startswith("citus: distributed by id")
+
+
+def sql_statements() -> list[tuple[str, int, str]]:
+    """Every SQL literal (f-strings with their holes as {}) under infra/."""
+    found = []
+    for path in sorted((ROOT / "infra").rglob("*.py")):
+        relative = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(
+                    v.value if isinstance(v, ast.Constant) else "{}" for v in node.values
+                )
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            else:
+                continue
+            if _SQL_START.match(text):
+                found.append((relative, node.lineno, " ".join(text.split())))
+    return found
+
+
+def names_the_patient(sql: str, tables: set[str]) -> bool:
+    inserts = _INSERT.findall(sql)
+    reads = re.search(r"\b(SELECT|UPDATE|DELETE)\b", re.sub(r"RETURNING.*", "", sql), re.I)
+    if inserts and not reads:
+        return all(
+            "patient_id" in columns or (table == "patient" and re.search(r"\bid\b", columns))
+            for table, columns in inserts
+        )
+    if _NAMES_PATIENT.search(sql):
+        return True
+    return tables == {"patient"} and re.search(r"\bid\s*=\s*\$\d+", sql) is not None
+
+
+async def test_every_query_on_patient_data_names_the_patient(superuser_conn):
+    distributed = patient_tables(await table_roles(superuser_conn))
+    statements = sql_statements()
+    assert len(statements) > 50, "the scan found too few statements to be looking right"
+    offenders = []
+    for path, line, sql in statements:
+        tables = {t.lower() for t in _TABLES.findall(sql)} & distributed
+        if tables and not names_the_patient(sql, tables):
+            offenders.append((path, line, sql))
+    known = {
+        key
+        for key in KNOWN_CROSS_PATIENT
+        for path, _, sql in offenders
+        if path == key[0] and key[1] in sql
+    }
+    unexplained = [
+        f"{path}:{line}: {sql[:200]}"
+        for path, line, sql in offenders
+        if not any(path == k[0] and k[1] in sql for k in KNOWN_CROSS_PATIENT)
+    ]
+    assert not unexplained, (
+        "queries on patient data that do not filter by patient_id:\n" + "\n".join(unexplained)
+    )
+    assert known == set(KNOWN_CROSS_PATIENT), (
+        f"listed as cross-patient but no longer found (remove them): "
+        f"{set(KNOWN_CROSS_PATIENT) - known}"
+    )
+
+
+# Unique keys and foreign keys of patient tables that lack patient_id: what the
+# first migration of a distribution must change (e.g. record's key becomes
+# (patient_id, id) and record_version's reference to it (patient_id, record_id)).
+KNOWN_KEY_GAPS = {
+    "unique audit_event (id)",
+    "unique audit_event (chain_key, sequence)",
+    "unique consent (id)",
+    "unique hospital_link (hospital_id, code_digest) WHERE (linked_at IS NULL)",
+    "unique hospital_link (id)",
+    "unique patient (lower(email))",
+    "unique record (id)",
+    "unique record_version (record_id, version)",
+    "unique refresh_token (token_hash)",
+    "unique refresh_token_family (id)",
+    "unique upload (id)",
+    "unique upload (key)",
+    "foreign key hospital_link (consent_id) -> consent",
+    "foreign key record_version (record_id) -> record",
+    "foreign key refresh_token (family_id) -> refresh_token_family",
+    "foreign key upload (record_id) -> record",
+}
+
+
+async def key_gaps(conn: asyncpg.Connection, distributed: set[str]) -> set[str]:
+    gaps = set()
+    uniques = await conn.fetch(
+        """
+        SELECT t.relname AS table_name, pg_get_indexdef(ix.indexrelid) AS definition,
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.oid
+                       AND a.attname = 'patient_id' AND a.attnum = ANY(ix.indkey)) AS has_patient
+        FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE n.nspname = 'public' AND ix.indisunique
+        """
+    )
+    for row in uniques:
+        name = row["table_name"]
+        if name in distributed and not row["has_patient"] and name != "patient":
+            columns = re.search(r"USING \w+ \((.*)\)", row["definition"]).group(1)
+            gaps.add(f"unique {name} ({columns})")
+        elif name == "patient" and "(id)" not in row["definition"]:
+            columns = re.search(r"USING \w+ \((.*)\)", row["definition"]).group(1)
+            gaps.add(f"unique patient ({columns})")
+    foreign = await conn.fetch(
+        """
+        SELECT c.conrelid::regclass::text AS source, c.confrelid::regclass::text AS target,
+               pg_get_constraintdef(c.oid) AS definition
+        FROM pg_constraint c WHERE c.contype = 'f'
+        """
+    )
+    for row in foreign:
+        source, target = row["source"], row["target"]
+        if source not in distributed or target in REFERENCE:
+            continue
+        columns = re.search(r"FOREIGN KEY \(([^)]*)\)", row["definition"]).group(1)
+        if "patient_id" not in columns:
+            gaps.add(f"foreign key {source} ({columns}) -> {target}")
+    return gaps
+
+
+async def test_keys_of_patient_tables_include_patient_id_or_are_known_gaps(superuser_conn):
+    distributed = patient_tables(await table_roles(superuser_conn))
+    gaps = await key_gaps(superuser_conn, distributed)
+    new = gaps - KNOWN_KEY_GAPS
+    assert not new, (
+        f"new unique or foreign keys on patient tables without patient_id: {sorted(new)}; "
+        "include patient_id (Citus enforces keys only with the distribution column)"
+    )
+    closed = KNOWN_KEY_GAPS - gaps
+    assert not closed, f"closed gaps, remove them from KNOWN_KEY_GAPS: {sorted(closed)}"
