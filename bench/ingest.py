@@ -315,7 +315,11 @@ async def measure(base: str, dsn: str) -> list[Row]:
 
     # The sealing key comes from PHR_SECRETS_KEY, so the data folder holds nothing here.
     settings = load_settings(
-        {"DATABASE_URL": dsn, "PHR_DATA_DIR": tempfile.mkdtemp(prefix="phr-bench-")}
+        {
+            "DATABASE_URL": dsn,
+            "PHR_DATA_DIR": tempfile.mkdtemp(prefix="phr-bench-"),
+            "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+        }
     )
     hospital = await add_hospital(dsn, settings, "Bench General")
     sender = Sender(base, hospital["id"], hospital["webhookSecret"])

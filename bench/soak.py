@@ -148,7 +148,13 @@ def run(quick: bool) -> list[Row]:
         from api.cli.hospitals import add_hospital
         from infra.settings import load_settings
 
-        settings = load_settings({"DATABASE_URL": dsn, "PHR_DATA_DIR": str(folder)})
+        settings = load_settings(
+            {
+                "DATABASE_URL": dsn,
+                "PHR_DATA_DIR": str(folder),
+                "PHR_SECRETS_KEY": env["PHR_SECRETS_KEY"],
+            }
+        )
         hospital = asyncio.run(add_hospital(dsn, settings, "Soak General"))
         client = httpx.Client(base_url=base, timeout=60)
         email = f"soak-{uuid.uuid4().hex[:8]}@example.org"
