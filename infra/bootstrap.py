@@ -35,7 +35,6 @@ from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
 from infra.pg.hospitals import PgHospitalStore
-from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
 from infra.pg.links import PgLinkStore
 from infra.pg.login_throttle import PgLoginThrottle
 from infra.pg.migration_runner import pending
@@ -201,20 +200,14 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self) -> HospitalWebhooks:
-        database = self.database
         settings = self.settings
-        # The webhook's ingest joins the delivery's transaction as a savepoint, so
-        # the records, their audit rows and the stored reply commit together.
-        records = PatientRecords(
-            lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock
-        )
         return HospitalWebhooks(
             self.unit_of_work,
             self.hospital_store,
             self.link_store,
-            PgWebhookDeliveryStore(database),
+            PgWebhookDeliveryStore(self.database),
             self.consents,
-            records,
+            self.records,
             self.audit,
             self.clock,
             self.secret_box.derive(b"link-code"),
