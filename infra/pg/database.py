@@ -91,13 +91,26 @@ def unavailable_reason(exc: BaseException) -> str | None:
         # The same class covers client misuse (a bug, which stays a 500).
         text = str(exc).lower()
         return "connection lost" if "closed" in text or "connection" in text else None
+    if not isinstance(exc, OSError) or not _raised_in_asyncpg(exc):
+        # A plain OSError elsewhere (a client gone, a file missing) is no
+        # database outage.
+        return None
     if isinstance(exc, TimeoutError):
         return "no answer in time"
     if isinstance(exc, ConnectionError | FileNotFoundError):
         return "unreachable"
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return "unreachable"
     return None
+
+
+def _raised_in_asyncpg(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if "/asyncpg/" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class _PoolOutageFilter(logging.Filter):
