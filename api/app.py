@@ -16,11 +16,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api.current_patient import provide_current_patient
 from api.deps import USE_CASES, request_context
-from api.problems import exception_handlers
+from api.problems import exception_handlers, unavailable_handler
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.ports import Clock
 from infra.bootstrap import close_services, open_services
+from infra.pg.database import UNAVAILABLE_ERRORS, unavailable_reason
 from infra.settings import Settings, load_settings
 
 API_VERSION = "1.0.0"
@@ -39,6 +40,7 @@ def create_app(
             raise RuntimeError("no database: set DATABASE_URL or start through `phr serve`")
         services = await open_services(settings, database_dsn, clock=clock)
         app.state.services = services
+        app.state.outages = services.database.outages
         try:
             yield
         finally:
@@ -52,7 +54,10 @@ def create_app(
             "patient": Provide(provide_current_patient),
             "context": Provide(request_context, sync_to_thread=False),
         },
-        exception_handlers=exception_handlers,
+        exception_handlers={
+            **dict.fromkeys(UNAVAILABLE_ERRORS, unavailable_handler(unavailable_reason)),
+            **exception_handlers,
+        },
         middleware=[request_id_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import asyncpg
 import botocore.exceptions
@@ -23,8 +24,6 @@ from domain.errors import (
     Overloaded,
     RateLimited,
 )
-from infra.outages import OutageLog
-from infra.pg.database import UNAVAILABLE_ERRORS, unavailable_reason
 
 log = logging.getLogger("phr.api")
 
@@ -167,24 +166,18 @@ DATABASE_RETRY_AFTER_SECONDS = 2
 DISK_RETRY_AFTER_SECONDS = 30
 
 
+class OutageLog(Protocol):
+    def failed(self, service: str, reason: str, detail: str = "") -> None: ...
+
+
 def _outages(request: Request[Any, Any, Any]) -> OutageLog | None:
-    services = getattr(request.app.state, "services", None)
-    database = getattr(services, "database", None)
-    return getattr(database, "outages", None)
+    # Put in the app's state by its wiring: one log line per outage, not per request.
+    return getattr(request.app.state, "outages", None)
 
 
-def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    """The database (or the disk under it) cannot serve now: 503 with Retry-After,
-    one log line per outage, no traceback per request."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        service, reason, retry = "disk", "disk full", DISK_RETRY_AFTER_SECONDS
-    else:
-        reason = unavailable_reason(exc)
-        if reason is None:
-            return internal_error_handler(request, exc)
-        service, retry = "database", DATABASE_RETRY_AFTER_SECONDS
-        if reason == "disk full":
-            retry = DISK_RETRY_AFTER_SECONDS
+def unavailable_response(
+    request: Request[Any, Any, Any], exc: Exception, service: str, reason: str, retry_after: int
+) -> Response[Problem]:
     outages = _outages(request)
     if outages is not None:
         outages.failed(service, reason, f"{type(exc).__name__}: {exc}")
@@ -195,8 +188,28 @@ def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Resp
         "unavailable",
         "Service unavailable",
         f"The {service} is unavailable ({reason}); try again later.",
-        headers={"Retry-After": str(retry)},
+        headers={"Retry-After": str(retry_after)},
     )
+
+
+def unavailable_handler(
+    database_reason: Callable[[BaseException], str | None],
+) -> Callable[[Request[Any, Any, Any], Exception], Response[Problem]]:
+    """The handler for errors that may mean a backing service cannot serve now:
+    a full disk, or (as `database_reason` tells) the database down, restarting or
+    too slow: 503 with Retry-After, one log line per outage, no traceback per
+    request. Anything else stays a 500."""
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return unavailable_response(request, exc, "disk", "disk full", DISK_RETRY_AFTER_SECONDS)
+        reason = database_reason(exc)
+        if reason is None:
+            return internal_error_handler(request, exc)
+        retry = DISK_RETRY_AFTER_SECONDS if reason == "disk full" else DATABASE_RETRY_AFTER_SECONDS
+        return unavailable_response(request, exc, "database", reason, retry)
+
+    return handle
 
 
 # The S3 endpoint cannot be reached or does not answer (after botocore's retries).
@@ -210,17 +223,8 @@ def object_storage_unavailable_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[Problem]:
     """Files are out of reach; records, the timeline and shares do not need them."""
-    outages = _outages(request)
-    if outages is not None:
-        outages.failed("object storage", "unreachable", f"{type(exc).__name__}: {exc}")
-    else:
-        log.warning("object storage unavailable", extra={"error": type(exc).__name__})
-    return problem_response(
-        503,
-        "unavailable",
-        "Service unavailable",
-        "File storage is unavailable; try again later. Records and the timeline still work.",
-        headers={"Retry-After": str(DISK_RETRY_AFTER_SECONDS)},
+    return unavailable_response(
+        request, exc, "object storage", "unreachable", DISK_RETRY_AFTER_SECONDS
     )
 
 
@@ -239,7 +243,6 @@ exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
-    **dict.fromkeys(UNAVAILABLE_ERRORS, unavailable_handler),
     **dict.fromkeys(OBJECT_STORAGE_UNAVAILABLE, object_storage_unavailable_handler),
     Exception: internal_error_handler,
 }

@@ -69,6 +69,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     pg_errors.OperatorInterventionError,
     pg_errors.InsufficientResourcesError,
     pg_errors.InterfaceError,
+    pg_errors.InternalClientError,
     OSError,  # refused, socket gone, timeouts (TimeoutError is an OSError)
 )
 
@@ -87,6 +88,10 @@ def unavailable_reason(exc: BaseException) -> str | None:
         return "shutting down"
     if isinstance(exc, pg_errors.PostgresConnectionError):
         return "connection lost"
+    if isinstance(exc, pg_errors.InternalClientError):
+        # Seen when the server dies mid-statement: the connection is left in an
+        # operation that never ends, and the pool drops it when its reset fails.
+        return "connection lost" if "another operation" in str(exc) else None
     if isinstance(exc, pg_errors.InterfaceError):
         # The same class covers client misuse (a bug, which stays a 500).
         text = str(exc).lower()
@@ -107,7 +112,8 @@ def unavailable_reason(exc: BaseException) -> str | None:
 def _raised_in_asyncpg(exc: BaseException) -> bool:
     tb = exc.__traceback__
     while tb is not None:
-        if "/asyncpg/" in tb.tb_frame.f_code.co_filename:
+        # Cython frames (the protocol) carry a relative name: asyncpg/protocol/...
+        if "asyncpg" in tb.tb_frame.f_code.co_filename:
             return True
         tb = tb.tb_next
     return False

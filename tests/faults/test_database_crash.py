@@ -107,7 +107,9 @@ def test_embedded_postgres_killed_is_restarted_by_phr_serve(serve_data_dir: Path
         )
         unavailable = [a for a in traffic.answers if a.status == 503 and a.at > killed_at]
         assert unavailable, "the outage was not seen by any request"
-        assert_only_ok_or_unavailable(traffic.answers, max_seconds=MAX_ANSWER_SECONDS)
+        assert_only_ok_or_unavailable(
+            traffic.answers, max_seconds=MAX_ANSWER_SECONDS, log=service.log()
+        )
         info = server.running()
         assert_each_delivered_once(traffic, dsn_for(info.socket_dir))
         log = service.log()
@@ -169,7 +171,9 @@ def test_external_postgres_killed_and_restarted_pool_recovers(
             delivered_then = len(traffic.delivered)
             wait_for(lambda: len(traffic.delivered) >= delivered_then + 3, 30, "pushes after it")
         assert service.process.poll() is None
-        assert_only_ok_or_unavailable(traffic.answers, max_seconds=MAX_ANSWER_SECONDS)
+        assert_only_ok_or_unavailable(
+            traffic.answers, max_seconds=MAX_ANSWER_SECONDS, log=service.log()
+        )
         assert_each_delivered_once(traffic, dsn)
         log = service.log()
         assert "stopped unexpectedly" not in log  # not phr's to restart

@@ -215,11 +215,14 @@ class Traffic:
         return min(times) if times else None
 
 
-def assert_only_ok_or_unavailable(answers: list[Answer], *, max_seconds: float) -> None:
+def assert_only_ok_or_unavailable(
+    answers: list[Answer], *, max_seconds: float, log: str = ""
+) -> None:
     """Every answer a 200, or a 503 problem+json with Retry-After; none slow."""
     assert answers, "no traffic was recorded"
     wrong = [a for a in answers if a.status not in (200, 503)]
-    assert not wrong, f"answers other than 200/503: {wrong[:5]}"
+    errors = [line[-2500:] for line in log.splitlines() if '"unhandled error"' in line]
+    assert not wrong, f"answers other than 200/503: {wrong[:5]}\n" + "\n".join(errors[:2])
     for a in answers:
         if a.status == 503:
             assert a.retry_after and a.retry_after.isdigit(), a
