@@ -387,7 +387,7 @@ async def measure(base: str, dsn: str) -> list[Row]:
             ids,
         )
         deliveries = await conn.fetchval(
-            "SELECT count(*) FROM webhook_delivery WHERE delivery_id LIKE 'burst_%' AND reply_status = 200"
+            "SELECT count(*) FROM webhook_delivery WHERE delivery_id LIKE 'burst_%' AND reply IS NOT NULL"
         )
     finally:
         await conn.close()

@@ -234,6 +234,8 @@ def run(quick: bool) -> list[Row]:
             )
             result = wrk(base + "/", script=script, seconds=seconds, connections=CONNECTIONS)
             chunk += 1
+            if chunk == 1:
+                warmup_requests = result.requests
             done += result.requests
             errors += result.errors
             elapsed += result.seconds
@@ -259,7 +261,10 @@ def run(quick: bool) -> list[Row]:
             drift,
             DRIFT_LIMIT_PERCENT,
             unit="%",
-            note=f"after a {per_chunk:,}-request warm-up of {max(base_rss) / 1024:.0f} MiB; {done / elapsed:,.0f} req/s",
+            note=(
+                f"after a {warmup_requests:,}-request ({WARMUP_SECONDS:g} s) warm-up, "
+                f"largest worker then {max(base_rss) / 1024:.0f} MiB; {done / elapsed:,.0f} req/s"
+            ),
         ),
         holds(
             "soak: requests answered 2xx",
