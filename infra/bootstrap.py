@@ -189,6 +189,13 @@ class Services:
             ),
         )
 
+    # Background jobs: the JobQueue port (enqueue joins the open unit of work).
+    @cached_property
+    def jobs(self):  # -> infra.pg.jobs.PgJobQueue
+        from infra.pg.jobs import PgJobQueue
+
+        return PgJobQueue(self.database)
+
     # Patient uploads: presigned PUT to the blob store, checked and registered
     # as records on completion.
     @cached_property

@@ -87,6 +87,8 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
         }
     )
 
