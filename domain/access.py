@@ -13,14 +13,14 @@ from uuid import UUID
 
 import msgspec
 
-from domain.audit import (
+from domain.audit.events import (
     PURPOSE_OPERATIONS,
     PURPOSE_PATIENT_REQUEST,
     PURPOSE_TREATMENT,
     AuditEvent,
     RequestContext,
 )
-from domain.consent import Consent, ConsentScope
+from domain.consents.consent import Consent, ConsentScope
 from domain.errors import Forbidden, NotFound
 
 

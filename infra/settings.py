@@ -46,6 +46,11 @@ class Settings(msgspec.Struct, frozen=True):
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
+    # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
+    # (deployments that run `phr worker` separately).
+    worker_enabled: bool = True
+    # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
+    worker_modules: tuple[str, ...] = ()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -142,7 +147,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        worker_enabled=_on_off(env, "PHR_WORKER", True),
+        worker_modules=tuple(
+            name.strip()
+            for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
+            if name.strip()
+        ),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"on", "true", "1", "yes"}:
+        return True
+    if raw in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

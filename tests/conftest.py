@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from infra.pg.migrations import migrate
+from infra.pg.migration_runner import migrate
 from infra.settings import Settings, load_settings
 from tests.s3_server import s3_server  # noqa: F401  (session fixture: a real S3 server)
 
@@ -87,6 +87,8 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
         }
     )
 

@@ -8,10 +8,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from domain.access import HospitalActor
-from domain.audit import RequestContext
-from domain.consent import ConsentScope
-from domain.fhir import parse_bundle
-from domain.records import IngestResult, RecordSource
+from domain.audit.events import RequestContext
+from domain.consents.consent import ConsentScope
+from domain.fhir.bundle import parse_bundle
+from domain.records.record import IngestResult
+from domain.records.sources import RecordSource
 
 
 def observation(

@@ -10,9 +10,9 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import QueryParameter
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import ServicesDep
-from domain.audit import verify_chain
+from domain.audit.chain import verify_chain
 
 
 class AuditEntryOut(msgspec.Struct, rename="camel"):

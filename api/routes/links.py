@@ -21,9 +21,10 @@ from litestar.exceptions import (
 from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from domain.hospitals import Link, format_link_code
+from domain.hospitals.link_codes import format_link_code
+from domain.hospitals.links import Link
 
 
 class LinkCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

@@ -7,14 +7,9 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.audit import (
-    GENESIS_HASH,
-    AuditEvent,
-    RecordedAuditEvent,
-    RequestContext,
-    chain_hash,
-)
-from domain.clock import Clock
+from domain.audit.chain import GENESIS_HASH, chain_hash
+from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.ports import Clock
 from infra.pg.database import Database
 
 NO_PATIENT_CHAIN = UUID(int=0)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.consent import Consent, ConsentKind, ConsentScope
+from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from infra.pg.database import Database
 
 _COLUMNS = """id, patient_id, kind, grantee_type, grantee_id, resource_types, period_start,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.hospitals import Link
+from domain.hospitals.links import Link
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
 
