@@ -58,6 +58,13 @@ Action = Literal[
     "account.erased",
     "audit.list",
     "audit.verified",
+    "medication.list",
+    "notification.list",
+    "notification.read",
+    "notification.preferences",
+    "device.registered",
+    "device.list",
+    "device.removed",
 ]
 
 # What each kind of actor may ever do; anything else is refused before any
@@ -65,7 +72,7 @@ Action = Literal[
 _PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__)  # type: ignore[attr-defined]
 _SHARE_ACTIONS = frozenset({"record.read", "record.list", "imaging.list"})
 _HOSPITAL_ACTIONS = frozenset({"record.ingest"})
-_SYSTEM_ACTIONS = frozenset({"record.list", "record.read", "record.ingest"})
+_SYSTEM_ACTIONS = frozenset({"record.list", "record.read", "record.ingest", "medication.list"})
 
 _MINT = object()
 

@@ -139,6 +139,9 @@ async def login(
     """An unknown email and a wrong password give the same 401. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
     pair = await services.auth.login(email=data.email, password=data.password, context=context)
+    # A sign-in from a device not seen before tells the patient.
+    claims = await services.auth.authenticate(pair.access_token)
+    await services.notifier.signed_in(claims.patient_id, context.user_agent)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 

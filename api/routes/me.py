@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
 from api.deps import ServicesDep
 from api.routes.accounts import Profile
+
+
+class MeOut(Profile, kw_only=True):
+    """The profile, and how many notifications are unread."""
+
+    unread_notifications: int
 
 
 @get(
@@ -18,5 +25,7 @@ from api.routes.accounts import Profile
     security=[{"bearer": []}],
     raises=[NotAuthorizedException],
 )
-async def get_me(patient: CurrentPatient, services: ServicesDep) -> Profile:
-    return Profile.of(await services.auth.profile(patient.patient_id))
+async def get_me(patient: CurrentPatient, services: ServicesDep) -> MeOut:
+    profile = Profile.of(await services.auth.profile(patient.patient_id))
+    unread = await services.inbox.unread_count(patient.patient_id)
+    return MeOut(**msgspec.structs.asdict(profile), unread_notifications=unread)

@@ -391,7 +391,7 @@ def test_dose_in_milligrams_does_not_divide_a_quantity_in_tablets():
                     }
                 ],
             )
-        ],  # fmt: skip
+        ],
         [dispense("2026-01-02", quantity=30)],
         today=date(2026, 1, 5),
         zone=SHANGHAI,
