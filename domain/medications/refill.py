@@ -127,8 +127,8 @@ def _assign_dispenses(
 ) -> dict[UUID, list[SourcedResource]]:
     """Which request each dispense fills: the one its authorizingPrescription
     names (from the same hospital first: ids are only unique per source), else,
-    for a pharmacy elsewhere that cannot name it, the latest order for the same
-    medication code that was written on or before the hand-over."""
+    for a pharmacy elsewhere that cannot name it, the order for the same
+    medication code written on or before the hand-over (active first, latest)."""
     by_id: dict[str, list[SourcedResource]] = {}
     for request in requests:
         by_id.setdefault(str(request.resource.get("id")), []).append(request)
@@ -152,7 +152,14 @@ def _assign_dispenses(
                 and str(r.resource.get("authoredOn") or "")[:10] <= (handed[:10] or "9999")
             ]
             if matches:
-                target = max(matches, key=lambda r: str(r.resource.get("authoredOn") or ""))
+                # An active order before a stopped one, then the latest written.
+                target = max(
+                    matches,
+                    key=lambda r: (
+                        r.resource.get("status") == "active",
+                        str(r.resource.get("authoredOn") or ""),
+                    ),
+                )
         if target is not None:
             assigned[target.record_id].append(dispense)
     return assigned
