@@ -462,3 +462,60 @@ async def test_quiet_hours_hold_the_push_but_not_the_inbox(quiet, receiver):
     clock.advance(minutes=2)
     assert await services.push_dispatcher.run_once() == 1
     assert len(receiver.received) == 1
+
+
+async def test_a_worker_killed_mid_send_delivers_after_restart_once_at_the_device(
+    client, services, settings, receiver, allow_local_push, monkeypatch
+):
+    """The sender dies after the push service received the message but before it
+    recorded the delivery: after its lease lapses the push is sent again, with the
+    same Topic, so the device shows it once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    patient = await register_patient(client)
+    await register_webpush(client, patient, receiver)
+    receiver.hang_first = True
+    notification = await _notify(services, patient)
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "PHR_DATA_DIR": str(settings.data_dir),
+        "PHR_PUBLIC_URL": settings.public_url,
+        "PHR_WEBPUSH_ENDPOINT_ALLOW": "http://127.0.0.1:*",
+        "PHR_PUSH_LEASE_SECONDS": "5",
+    }
+    root = Path(__file__).resolve().parents[2]
+
+    def deliver() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "notifications", "deliver"],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    first = deliver()
+    for _ in range(300):
+        if receiver.hanging.is_set():
+            break
+        await asyncio.sleep(0.05)
+    assert receiver.hanging.is_set(), first.stderr.read() if first.poll() is not None else "no push"
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    receiver.release.set()
+    (row,) = await delivery_rows(services, notification)
+    assert row["status"] == "pending" and row["attempts"] == 1
+
+    assert await services.push_dispatcher.run_once() == 0, "not before the lease lapses"
+    await asyncio.sleep(5.5)
+    third = deliver()
+    assert third.wait(30) == 0, third.stderr.read()
+    (row,) = await delivery_rows(services, notification)
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert len(receiver.received) == 2, "at least once: the service got it twice"
+    assert list(receiver.unique()) == [UUID(notification).hex], "the device shows it once"
