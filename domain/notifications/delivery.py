@@ -5,6 +5,7 @@ attempts a delivery is dead-lettered for the operator."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping
 from datetime import timedelta
@@ -22,6 +23,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     base_seconds: float = 30.0
     cap_seconds: float = 6 * 3600.0
     lease_seconds: float = 60.0
+    # Pushes in flight at once (to different devices).
+    concurrency: int = 16
 
     def delay(self, attempts: int, retry_after: float | None, rand: random.Random) -> float:
         """Full jitter on an exponential backoff; never sooner than Retry-After."""
@@ -55,15 +58,24 @@ class PushDispatcher:
         self._rand = rand or random.Random()  # noqa: S311 (jitter, not secrets)
 
     async def run_once(self, limit: int = 100) -> int:
-        """Claims what is due and sends it; returns how many were claimed."""
+        """Claims what is due and sends it; returns how many were claimed.
+        Different devices are sent to concurrently; one device's deliveries go
+        in order, and stop at the first that finds the registration gone (it
+        took the others with it)."""
         now = self._clock.now()
         claimed = await self._outbox.claim(now, self._policy.lease_seconds, limit)
-        gone: set = set()
+        by_device: dict[object, list[Delivery]] = {}
         for delivery in claimed:
-            # A registration found gone earlier in this batch took its other
-            # deliveries with it.
-            if delivery.device.id not in gone and await self._send(delivery) == "gone":
-                gone.add(delivery.device.id)
+            by_device.setdefault(delivery.device.id, []).append(delivery)
+        gate = asyncio.Semaphore(self._policy.concurrency)
+
+        async def send_all(deliveries: list[Delivery]) -> None:
+            async with gate:
+                for delivery in deliveries:
+                    if await self._send(delivery) == "gone":
+                        return
+
+        await asyncio.gather(*(send_all(group) for group in by_device.values()))
         return len(claimed)
 
     async def _send(self, delivery: Delivery) -> str:

@@ -3,6 +3,7 @@ time that apply to them (quiet hours in the patient's zone, abnormal delays)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -57,6 +58,7 @@ class Recipient(msgspec.Struct, frozen=True):
         return zone_of(self.time_zone)
 
 
+@functools.lru_cache(maxsize=512)
 def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -148,4 +150,7 @@ def visible_at(now: datetime, item: NewNotification, preferences: Preferences) -
 
 def push_due_at(visible: datetime, recipient: Recipient) -> datetime:
     """Push waits for quiet hours to end; the inbox does not."""
-    return quiet_until(visible, recipient.preferences.quiet_hours, recipient.zone) or visible
+    quiet = recipient.preferences.quiet_hours
+    if quiet is None:
+        return visible
+    return quiet_until(visible, quiet, recipient.zone) or visible

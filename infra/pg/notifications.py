@@ -393,16 +393,17 @@ class PgOutboxStore:
         async with self._database.transaction() as conn:
             await conn.execute(self._DEAD, delivery_id, now, error[:1000])
 
+    # The device's other pending deliveries are closed when claimed (it is gone).
     _GONE = """
         UPDATE notification_delivery
         SET status = 'gone', finished_at = $2, claimed_until = NULL, last_error = $3
-        WHERE device_id = $1 AND status = 'pending'
+        WHERE id = $1
     """
     _REMOVE_DEVICE = "DELETE FROM push_device WHERE id = $1 AND patient_id = $2"
 
     async def gone(self, delivery: Delivery, now: datetime, error: str) -> None:
         async with self._database.transaction() as conn:
-            await conn.execute(self._GONE, delivery.device.id, now, error[:1000])
+            await conn.execute(self._GONE, delivery.id, now, error[:1000])
             await conn.execute(self._REMOVE_DEVICE, delivery.device.id, delivery.patient_id)
 
     _DEAD_LETTERS = """

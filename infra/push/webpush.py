@@ -87,6 +87,22 @@ class WebPushSender:
         self._vapid = vapid
         self._subject = subject
         self._client = client
+        # One VAPID token per push service origin, reused for an hour (it is
+        # valid for 12): signing one per push costs more than the push.
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def _authorization(self, audience: str) -> str:
+        now = time.time()
+        cached = self._tokens.get(audience)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        header = self._vapid.sign(
+            {"aud": audience, "exp": int(now) + 12 * 3600, "sub": self._subject}
+        )["Authorization"]
+        if len(self._tokens) > 1000:
+            self._tokens.clear()
+        self._tokens[audience] = (header, now + 3600)
+        return header
 
     def _encrypt(self, device: Device, body: bytes) -> bytes:
         assert device.p256dh is not None and device.auth is not None
@@ -100,13 +116,7 @@ class WebPushSender:
 
     async def send(self, device: Device, message: PushMessage) -> PushResult:
         parts = urlsplit(device.address)
-        authorization = self._vapid.sign(
-            {
-                "aud": f"{parts.scheme}://{parts.netloc}",
-                "exp": int(time.time()) + 12 * 3600,
-                "sub": self._subject,
-            }
-        )["Authorization"]
+        authorization = self._authorization(f"{parts.scheme}://{parts.netloc}")
         try:
             body = self._encrypt(device, payload(message))
         except (ValueError, TypeError) as error:

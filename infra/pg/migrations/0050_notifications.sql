@@ -22,8 +22,9 @@ CREATE TABLE notification (
     UNIQUE (patient_id, dedupe_key)
 );
 
+-- The inbox and the unread count both read through this one index (a patient's
+-- notifications are few); every index more is a cost on each row of a fan-out.
 CREATE INDEX notification_inbox_idx ON notification (patient_id, visible_at DESC, id DESC);
-CREATE INDEX notification_unread_idx ON notification (patient_id) WHERE read_at IS NULL;
 
 GRANT SELECT, INSERT, UPDATE (read_at) ON notification TO phr_app;
 
@@ -47,11 +48,15 @@ GRANT SELECT, INSERT, UPDATE (name, p256dh, auth), DELETE ON push_device TO phr_
 -- notification, sent by the worker at least once. A claim is a lease
 -- (`claimed_until`): a worker that dies mid-send leaves the row to be claimed
 -- again after it lapses; the receiver deduplicates on the notification id.
+-- One foreign key only (the patient's, for erasure): a fan-out writes thousands
+-- of rows at once and each key is a lookup per row. Rows are written only with
+-- the notification they belong to (which goes only with its patient), and a
+-- device removed later is found missing at claim time and its deliveries closed.
 CREATE TABLE notification_delivery (
     id uuid PRIMARY KEY,
-    notification_id uuid NOT NULL REFERENCES notification (id) ON DELETE CASCADE,
+    notification_id uuid NOT NULL,
     patient_id uuid NOT NULL REFERENCES patient (id) ON DELETE CASCADE,
-    device_id uuid REFERENCES push_device (id) ON DELETE SET NULL,
+    device_id uuid,
     kind text NOT NULL,
     status text NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'delivered', 'dead', 'gone')),
