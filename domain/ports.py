@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from domain.access import HospitalActor, Permit
@@ -17,7 +17,7 @@ from domain.accounts.account import Account, Credentials, NewAccount
 from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RequestContext
+from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.fhir.bundle import ParsedEntry
@@ -60,6 +60,7 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+@runtime_checkable  # handlers declare the clock as a dependency; Litestar checks its type
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -72,6 +73,16 @@ class AuditLog(Protocol):
     use case fails with it (fail closed)."""
 
     async def append(self, event: AuditEvent) -> None: ...
+
+    async def page(
+        self, permit: Permit, before_id: int | None, limit: int
+    ) -> list[RecordedAuditEvent]:
+        """The permit's patient's history, newest first, ids below `before_id`."""
+        ...
+
+    async def chain(self, permit: Permit) -> list[RecordedAuditEvent]:
+        """The permit's patient's hash chain, in sequence order."""
+        ...
 
 
 # --- accounts and tokens -------------------------------------------------------
@@ -120,8 +131,18 @@ class LoginThrottle(Protocol):
 class AccessTokens(Protocol):
     async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
 
+    async def jwks(self, now: datetime) -> list[dict[str, str]]:
+        """The public keys that verify tokens now, as JWKs."""
+        ...
+
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         """Raises AuthenticationFailed for anything but a valid token."""
+        ...
+
+
+class SigningKeyStore(Protocol):
+    async def rotate(self, now: datetime) -> tuple[str, str | None]:
+        """Makes a new current key; returns (new kid, retired kid or None)."""
         ...
 
 
@@ -153,7 +174,7 @@ class RefreshTokenStore(Protocol):
 
 
 class AccountEraser(Protocol):
-    async def erase(self, patient_id: UUID) -> bool:
+    async def erase(self, permit: Permit) -> bool:
         """Deletes the account and everything that hangs off it; False if absent."""
         ...
 
@@ -196,7 +217,7 @@ class RecordStore(Protocol):
 class ConsentStore(Protocol):
     async def create(
         self,
-        patient_id: UUID,
+        permit: Permit,
         *,
         kind: ConsentKind,
         grantee_type: str,
@@ -206,17 +227,22 @@ class ConsentStore(Protocol):
         end: datetime | None,
     ) -> Consent: ...
 
-    async def get(self, patient_id: UUID, consent_id: UUID) -> Consent | None: ...
+    async def get(self, permit: Permit, consent_id: UUID) -> Consent | None: ...
 
-    async def list(self, patient_id: UUID) -> list[Consent]: ...
+    async def list(self, permit: Permit) -> list[Consent]: ...
 
-    async def remove_end(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+    async def remove_end(self, permit: Permit, consent_id: UUID) -> Consent | None:
         """Makes a live consent open-ended (it stays revocable)."""
         ...
 
-    async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None:
+    async def revoke(self, permit: Permit, consent_id: UUID, at: datetime) -> Consent | None:
         """Archives the consent; None when it does not exist for this patient or
         was already revoked."""
+        ...
+
+    async def relied_on(self, consent_id: UUID) -> Consent | None:
+        """The consent an actor relies on (a hospital's link, a share), read
+        before the policy decides: `authorize` checks whose it is and for whom."""
         ...
 
 
@@ -305,24 +331,28 @@ class HospitalStore(Protocol):
 
 
 class LinkStore(Protocol):
-    async def create(self, link: Link, code_digest: bytes, code: str) -> bool:
+    async def create(self, permit: Permit, link: Link, code_digest: bytes, code: str) -> bool:
         """False when the code collides with a pending one of the same hospital."""
         ...
 
-    async def get(self, patient_id: UUID, link_id: UUID) -> Link | None: ...
+    async def get(self, permit: Permit, link_id: UUID) -> Link | None: ...
 
-    async def list(self, patient_id: UUID) -> list[Link]: ...
+    async def list(self, permit: Permit) -> list[Link]: ...
 
-    async def pending_code(self, patient_id: UUID, link_id: UUID) -> str | None: ...
+    async def pending_code(self, permit: Permit, link_id: UUID) -> str | None: ...
+
+    async def complete(
+        self, permit: Permit, link_id: UUID, patient_ref: str, at: datetime
+    ) -> None: ...
 
     async def by_code(self, hospital_id: UUID, code_digest: bytes) -> Link | None:
-        """The link with this code, locked for the rest of the transaction."""
+        """The link with this code, locked for the rest of the transaction: how a
+        hospital finds the patient in the first place."""
         ...
 
-    async def complete(self, link: Link, patient_ref: str, at: datetime) -> None: ...
-
     async def for_patient_ref(self, hospital_id: UUID, patient_ref: str) -> Link | None:
-        """The latest completed link for this MRN at this hospital."""
+        """The latest completed link for this MRN at this hospital: how a push
+        finds its patient."""
         ...
 
 

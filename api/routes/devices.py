@@ -12,12 +12,11 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Valid
 from litestar.params import JSONBody, PathParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import DevicesDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.notifications.devices import Registration
 from domain.notifications.model import Device
-from infra.push.webpush import application_server_key
 
 Base64Url = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]+={0,2}$", max_length=200)]
 
@@ -98,12 +97,12 @@ def _registration(data: DeviceIn) -> Registration:
     status_code=201,
 )
 async def register_device(
-    services: ServicesDep,
+    devices: DevicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: JSONBody[DeviceIn],
 ) -> DeviceOut:
-    device = await services.devices.register(
+    device = await devices.register(
         PatientActor(patient.patient_id), patient.patient_id, _registration(data), context=context
     )
     return DeviceOut.of(device)
@@ -118,9 +117,9 @@ async def register_device(
     security=[{"bearer": []}],
 )
 async def list_devices(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    devices: DevicesDep, patient: CurrentPatient, context: RequestContextDep
 ) -> list[DeviceOut]:
-    devices = await services.devices.list(
+    devices = await devices.list(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
     return [DeviceOut.of(d) for d in devices]
@@ -136,12 +135,12 @@ async def list_devices(
     status_code=204,
 )
 async def remove_device(
-    services: ServicesDep,
+    devices: DevicesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     device_id: Annotated[UUID, PathParameter(description="the registration's id")],
 ) -> None:
-    await services.devices.remove(
+    await devices.remove(
         PatientActor(patient.patient_id), patient.patient_id, device_id, context=context
     )
 
@@ -154,5 +153,5 @@ async def remove_device(
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def get_webpush_key(services: ServicesDep, patient: CurrentPatient) -> WebPushKeyOut:
-    return WebPushKeyOut(application_server_key=application_server_key(services.vapid))
+async def get_webpush_key(devices: DevicesDep, patient: CurrentPatient) -> WebPushKeyOut:
+    return WebPushKeyOut(application_server_key=devices.web_push_key())

@@ -22,7 +22,8 @@ from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, PatientLinksDep, RequestContextDep
+from domain.access import PatientActor
 from domain.hospitals.link_codes import format_link_code
 from domain.hospitals.links import Link
 
@@ -76,20 +77,21 @@ _LINK_ID = Parameter(description="the link's id")
     status_code=201,
 )
 async def create_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: Annotated[LinkCreate, Body(description="the hospital to link")],
 ) -> LinkCreated:
-    link, code = await services.patient_links.create(
-        patient.patient_id, data.hospital_id, context=context
+    link, code = await patient_links.create(
+        PatientActor(patient.patient_id), data.hospital_id, context=context
     )
     return LinkCreated(
         id=link.id,
         hospital_id=link.hospital_id,
         code=format_link_code(code),
         expires_at=link.expires_at,
-        status=link.status_at(services.clock.now()),
+        status=link.status_at(clock.now()),
     )
 
 
@@ -101,9 +103,14 @@ async def create_link(
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_links(services: ServicesDep, patient: CurrentPatient) -> list[LinkOut]:
-    links = await services.patient_links.list(patient.patient_id)
-    now = services.clock.now()
+async def list_links(
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+) -> list[LinkOut]:
+    links = await patient_links.list(PatientActor(patient.patient_id), context=context)
+    now = clock.now()
     return [link_out(link, now) for link in links]
 
 
@@ -116,13 +123,14 @@ async def list_links(services: ServicesDep, patient: CurrentPatient) -> list[Lin
     security=[{"bearer": []}],
 )
 async def get_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
-    link = await services.patient_links.get(patient.patient_id, link_id, context=context)
-    return link_out(link, services.clock.now())
+    link = await patient_links.get(PatientActor(patient.patient_id), link_id, context=context)
+    return link_out(link, clock.now())
 
 
 def render_code_png(text: str) -> bytes:
@@ -149,12 +157,12 @@ def render_code_png(text: str) -> bytes:
     media_type="image/png",
 )
 async def get_link_qr(
-    services: ServicesDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> Response[bytes]:
-    code = await services.patient_links.code(patient.patient_id, link_id, context=context)
+    code = await patient_links.code(PatientActor(patient.patient_id), link_id, context=context)
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -170,9 +178,9 @@ async def get_link_qr(
     status_code=204,
 )
 async def revoke_link(
-    services: ServicesDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> None:
-    await services.patient_links.revoke(patient.patient_id, link_id, context=context)
+    await patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)

@@ -7,7 +7,7 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
-from api.deps import ServicesDep
+from api.deps import AuthenticationDep, InboxDep
 from api.routes.accounts import Profile
 
 
@@ -25,7 +25,9 @@ class MeOut(Profile, kw_only=True):
     security=[{"bearer": []}],
     raises=[NotAuthorizedException],
 )
-async def get_me(patient: CurrentPatient, services: ServicesDep) -> MeOut:
-    profile = Profile.of(await services.auth.profile(patient.patient_id))
-    unread = await services.inbox.unread_count(patient.patient_id)
+async def get_me(
+    patient: CurrentPatient, authentication: AuthenticationDep, inbox: InboxDep
+) -> MeOut:
+    profile = Profile.of(await authentication.profile(patient.patient_id))
+    unread = await inbox.unread_count(patient.patient_id)
     return MeOut(**msgspec.structs.asdict(profile), unread_notifications=unread)

@@ -11,7 +11,7 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import PatientMedicationsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.medications.refill import Medication
 
@@ -71,14 +71,9 @@ class MedicationList(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
 )
 async def list_medications(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    patient_medications: PatientMedicationsDep, patient: CurrentPatient, context: RequestContextDep
 ) -> MedicationList:
-    medications = await services.patient_medications.list(
+    medications, names = await patient_medications.list(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
-    names: dict[UUID, str] = {}
-    for hospital_id in {m.hospital_id for m in medications if m.hospital_id}:
-        hospital = await services.hospital_store.get(hospital_id)
-        if hospital is not None:
-            names[hospital_id] = hospital.name
     return MedicationList(items=[MedicationOut.of(m, names) for m in medications])

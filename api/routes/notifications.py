@@ -14,7 +14,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Valid
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import InboxDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.notifications.model import InboxCursor, Notification, Preferences
@@ -82,7 +82,7 @@ def _decode_cursor(cursor: str) -> InboxCursor:
     security=[{"bearer": []}],
 )
 async def list_notifications(
-    services: ServicesDep,
+    inbox: InboxDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     unread: Annotated[bool, QueryParameter(description="only unread ones")] = False,
@@ -91,7 +91,7 @@ async def list_notifications(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=100)] = 20,
 ) -> NotificationPage:
-    items, locale = await services.inbox.list(
+    items, locale = await inbox.list(
         PatientActor(patient.patient_id),
         patient.patient_id,
         unread_only=unread,
@@ -116,12 +116,12 @@ async def list_notifications(
     status_code=204,
 )
 async def read_notification(
-    services: ServicesDep,
+    inbox: InboxDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     notification_id: Annotated[UUID, PathParameter(description="the notification's id")],
 ) -> None:
-    await services.inbox.mark_read(
+    await inbox.mark_read(
         PatientActor(patient.patient_id), patient.patient_id, notification_id, context=context
     )
 
@@ -136,9 +136,9 @@ async def read_notification(
     status_code=200,
 )
 async def read_all_notifications(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    inbox: InboxDep, patient: CurrentPatient, context: RequestContextDep
 ) -> ReadAllOut:
-    marked = await services.inbox.mark_all_read(
+    marked = await inbox.mark_all_read(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
     return ReadAllOut(marked=marked)
@@ -153,9 +153,9 @@ async def read_all_notifications(
     security=[{"bearer": []}],
 )
 async def get_notification_preferences(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    inbox: InboxDep, patient: CurrentPatient, context: RequestContextDep
 ) -> Preferences:
-    return await services.inbox.preferences(
+    return await inbox.preferences(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
 
@@ -172,11 +172,11 @@ async def get_notification_preferences(
     security=[{"bearer": []}],
 )
 async def put_notification_preferences(
-    services: ServicesDep,
+    inbox: InboxDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: JSONBody[Preferences],
 ) -> Preferences:
-    return await services.inbox.save_preferences(
+    return await inbox.save_preferences(
         PatientActor(patient.patient_id), patient.patient_id, data, context=context
     )

@@ -17,7 +17,7 @@ from domain.notifications import rules
 from domain.notifications.inbox import permitted
 from domain.notifications.model import Recipient
 from domain.notifications.notifier import Notifier
-from domain.notifications.ports import NotificationStore
+from domain.notifications.ports import HospitalNames, NotificationStore
 from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
 
 MEDICATION_TYPES = ["MedicationRequest", "MedicationDispense"]
@@ -50,18 +50,21 @@ class PatientMedications:
         unit_of_work: Callable[[], UnitOfWork],
         records: RecordStore,
         profiles: NotificationStore,
+        hospitals: HospitalNames,
         audit: AuditLog,
         clock: Clock,
     ):
         self._unit_of_work = unit_of_work
         self._records = records
         self._profiles = profiles
+        self._hospitals = hospitals
         self._audit = audit
         self._clock = clock
 
     async def list(
         self, actor: Actor, patient_id: UUID, *, context: RequestContext
-    ) -> list[Medication]:
+    ) -> tuple[list[Medication], dict[UUID, str]]:
+        """The medications, newest first, and the names of the prescribing hospitals."""
         async with permitted(
             self._unit_of_work,
             self._audit,
@@ -76,8 +79,13 @@ class PatientMedications:
             await self._audit.append(
                 permit.event("MedicationRequest", *(str(m.record_id) for m in medications))
             )
+            names: dict[UUID, str] = {}
+            for hospital_id in {m.hospital_id for m in medications if m.hospital_id}:
+                name = await self._hospitals.name(hospital_id)
+                if name is not None:
+                    names[hospital_id] = name
             await uow.commit()
-            return medications
+            return medications, names
 
 
 class RefillScan:

@@ -97,7 +97,9 @@ class Devices:
         *,
         configured: Collection[str],
         allowed_origins: Collection[OriginPattern] = (),
+        web_push_key: Callable[[], str] = lambda: "",
     ):
+        self.web_push_key = web_push_key  # the VAPID public key browsers subscribe with
         self._unit_of_work = unit_of_work
         self._store = store
         self._audit = audit

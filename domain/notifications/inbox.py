@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from domain.access import AccessRefused, Action, ActionNotAllowed, Actor, Permit, authorize
+from domain.access import Action, Actor, Permit, authorize_audited
 from domain.audit.events import RequestContext
 from domain.errors import NotFound
 from domain.notifications.model import InboxCursor, Notification, Preferences
@@ -29,15 +29,12 @@ async def permitted(
     patient_id: UUID,
     context: RequestContext,
 ) -> AsyncIterator[tuple[UnitOfWork, Permit]]:
-    """Opens the unit of work and asks the policy; a refusal is audited and
-    committed before it is raised."""
+    """Opens the unit of work and asks the policy (a refusal is audited and
+    committed before it is raised)."""
     async with unit_of_work() as uow:
-        try:
-            permit = authorize(actor, action, patient_id, now=clock.now(), context=context)
-        except (AccessRefused, ActionNotAllowed) as refused:
-            await audit.append(refused.audit)
-            await uow.commit()
-            raise
+        permit = await authorize_audited(
+            uow, audit, actor, action, patient_id, now=clock.now(), context=context
+        )
         yield uow, permit
 
 
