@@ -210,11 +210,8 @@ class Services:
         )
         # New final results notify in the delivery's own transaction.
         from domain.notifications.results import ResultsNotifyingIngest
-        from infra.pg.notifications import PgHospitalNames
 
-        notifying = ResultsNotifyingIngest(
-            records, self.notifier, PgHospitalNames(database), self.notification_store
-        )
+        notifying = ResultsNotifyingIngest(records, self.notifier, self.hospital_store)
         return HospitalWebhooks(
             self.unit_of_work,
             self.hospital_store,
@@ -277,13 +274,12 @@ class Services:
     @cached_property
     def patient_medications(self):  # -> domain.medications.use_cases.PatientMedications
         from domain.medications.use_cases import PatientMedications
-        from infra.pg.notifications import PgHospitalNames
 
         return PatientMedications(
             self.unit_of_work,
             self.records,
             self.notification_store,
-            PgHospitalNames(self.database),
+            self.hospital_store,
             self.audit,
             self.clock,
         )

@@ -9,6 +9,7 @@ from litestar.exceptions import NotAuthorizedException
 from api.current_patient import CurrentPatient
 from api.deps import AuthenticationDep, InboxDep
 from api.routes.accounts import Profile
+from domain.access import PatientActor
 
 
 class MeOut(Profile, kw_only=True):
@@ -29,5 +30,5 @@ async def get_me(
     patient: CurrentPatient, authentication: AuthenticationDep, inbox: InboxDep
 ) -> MeOut:
     profile = Profile.of(await authentication.profile(patient.patient_id))
-    unread = await inbox.unread_count(patient.patient_id)
+    unread = await inbox.unread_count(PatientActor(patient.patient_id), patient.patient_id)
     return MeOut(**msgspec.structs.asdict(profile), unread_notifications=unread)

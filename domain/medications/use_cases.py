@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 from uuid import UUID
 
 from domain.access import AccessRefused, ActionNotAllowed, Actor, Permit, SystemActor, authorize
@@ -17,16 +16,17 @@ from domain.notifications import rules
 from domain.notifications.inbox import permitted
 from domain.notifications.model import Recipient
 from domain.notifications.notifier import Notifier
-from domain.notifications.ports import HospitalNames, NotificationStore
-from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
+from domain.ports import (
+    AuditLog,
+    Clock,
+    HospitalStore,
+    NotificationStore,
+    PrescribedPatients,
+    RecordStore,
+    UnitOfWork,
+)
 
 MEDICATION_TYPES = ["MedicationRequest", "MedicationDispense"]
-
-
-class PrescribedPatients(Protocol):
-    async def with_active_orders(self, after: UUID | None, limit: int) -> list[UUID]:
-        """Patients with at least one active MedicationRequest, by id, a page at a time."""
-        ...
 
 
 async def _medications(
@@ -50,7 +50,7 @@ class PatientMedications:
         unit_of_work: Callable[[], UnitOfWork],
         records: RecordStore,
         profiles: NotificationStore,
-        hospitals: HospitalNames,
+        hospitals: HospitalStore,
         audit: AuditLog,
         clock: Clock,
     ):
@@ -74,16 +74,16 @@ class PatientMedications:
             patient_id,
             context,
         ) as (uow, permit):
-            (recipient,) = await self._profiles.recipients([permit.patient_id])
+            (recipient,) = await self._profiles.recipients([permit])
             medications = await _medications(self._records, permit, recipient, self._clock.now())
             await self._audit.append(
                 permit.event("MedicationRequest", *(str(m.record_id) for m in medications))
             )
             names: dict[UUID, str] = {}
             for hospital_id in {m.hospital_id for m in medications if m.hospital_id}:
-                name = await self._hospitals.name(hospital_id)
-                if name is not None:
-                    names[hospital_id] = name
+                hospital = await self._hospitals.get(hospital_id)
+                if hospital is not None:
+                    names[hospital_id] = hospital.name
             await uow.commit()
             return medications, names
 
@@ -137,7 +137,7 @@ class RefillScan:
                 )
             except (AccessRefused, ActionNotAllowed):
                 return 0
-            recipients = await self._profiles.recipients([patient_id])
+            recipients = await self._profiles.recipients([permit])
             if not recipients:
                 return 0
             recipient = recipients[0]

@@ -12,10 +12,9 @@ from datetime import timedelta
 
 import msgspec
 
-from domain.notifications.model import Delivery
-from domain.notifications.ports import OutboxStore, PushMessage, PushResult, PushSender
+from domain.notifications.model import Delivery, PushMessage, PushResult
 from domain.notifications.texts import push_title
-from domain.ports import Clock
+from domain.ports import Clock, OutboxStore, PushSender
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,8 +18,7 @@ from domain.audit.events import RequestContext
 from domain.errors import FieldProblem, InvalidInput, NotFound
 from domain.notifications.inbox import permitted
 from domain.notifications.model import Device, PushKind
-from domain.notifications.ports import DeviceStore
-from domain.ports import AuditLog, Clock, UnitOfWork
+from domain.ports import AuditLog, Clock, DeviceStore, UnitOfWork
 
 # The public push services (FCM, Mozilla autopush, Apple, Microsoft WNS).
 PUBLIC_PUSH_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
@@ -135,6 +134,7 @@ class Devices:
             context,
         ) as (uow, permit):
             device = await self._store.add(
+                permit,
                 Device(
                     id=uuid4(),
                     patient_id=permit.patient_id,
@@ -144,7 +144,7 @@ class Devices:
                     auth=registration.auth,
                     name=registration.name,
                     created_at=self._clock.now(),
-                )
+                ),
             )
             await self._audit.append(permit.event("Device", str(device.id)))
             await uow.commit()
@@ -156,7 +156,7 @@ class Devices:
         async with permitted(
             self._unit_of_work, self._audit, self._clock, actor, "device.list", patient_id, context
         ) as (uow, permit):
-            devices = await self._store.list(permit.patient_id)
+            devices = await self._store.list(permit)
             await uow.commit()
             return devices
 
@@ -172,7 +172,7 @@ class Devices:
             patient_id,
             context,
         ) as (uow, permit):
-            if not await self._store.remove(permit.patient_id, device_id):
+            if not await self._store.remove(permit, device_id):
                 await self._audit.append(permit.refusal("not-found", "Device", str(device_id)))
                 await uow.commit()
                 raise DeviceNotFound("No device with this id.")

@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from domain.access import Action, Actor, Permit, authorize_audited
-from domain.audit.events import RequestContext
+from domain.access import Action, Actor, Permit, authorize, authorize_audited
+from domain.audit.events import NO_REQUEST, RequestContext
 from domain.errors import NotFound
-from domain.notifications.model import InboxCursor, Notification, Preferences
-from domain.notifications.ports import NotificationStore
-from domain.ports import AuditLog, Clock, UnitOfWork
+from domain.notifications.model import InboxCursor, InboxQuery, Notification, Preferences
+from domain.ports import AuditLog, Clock, NotificationStore, UnitOfWork
 
 
 class NotificationNotFound(NotFound):
@@ -72,13 +71,9 @@ class Inbox:
             permit,
         ):
             items = await self._store.inbox(
-                permit.patient_id,
-                unread_only=unread_only,
-                after=after,
-                limit=limit,
-                now=self._clock.now(),
+                permit, InboxQuery(unread_only, after, limit), self._clock.now()
             )
-            (recipient,) = await self._store.recipients([permit.patient_id])
+            (recipient,) = await self._store.recipients([permit])
             await self._audit.append(permit.event("Notification", *(str(n.id) for n in items)))
             await uow.commit()
             return items, recipient.locale
@@ -90,9 +85,7 @@ class Inbox:
             uow,
             permit,
         ):
-            if not await self._store.mark_read(
-                permit.patient_id, notification_id, self._clock.now()
-            ):
+            if not await self._store.mark_read(permit, notification_id, self._clock.now()):
                 await self._audit.append(
                     permit.refusal("not-found", "Notification", str(notification_id))
                 )
@@ -108,15 +101,19 @@ class Inbox:
             uow,
             permit,
         ):
-            count = await self._store.mark_all_read(permit.patient_id, self._clock.now())
+            count = await self._store.mark_all_read(permit, self._clock.now())
             await self._audit.append(permit.event("Notification"))
             await uow.commit()
             return count
 
-    async def unread_count(self, patient_id: UUID) -> int:
-        """For the patient's own profile: a number, no health data."""
+    async def unread_count(self, actor: Actor, patient_id: UUID) -> int:
+        """For the patient's own profile. A count says nothing about anyone's
+        health, so the decision is not written to the audit log (GET /v1/me
+        would otherwise add a row per call)."""
+        now = self._clock.now()
+        permit = authorize(actor, "notification.list", patient_id, now=now, context=NO_REQUEST)
         async with self._unit_of_work():
-            return await self._store.unread_count(patient_id, self._clock.now())
+            return await self._store.unread_count(permit, now)
 
     async def preferences(
         self, actor: Actor, patient_id: UUID, *, context: RequestContext
@@ -125,7 +122,7 @@ class Inbox:
             uow,
             permit,
         ):
-            preferences = await self._store.preferences(permit.patient_id)
+            preferences = await self._store.preferences(permit)
             await uow.commit()
             return preferences
 
@@ -136,7 +133,7 @@ class Inbox:
             uow,
             permit,
         ):
-            await self._store.save_preferences(permit.patient_id, preferences, self._clock.now())
+            await self._store.save_preferences(permit, preferences, self._clock.now())
             await self._audit.append(permit.event("NotificationPreferences"))
             await uow.commit()
             return preferences

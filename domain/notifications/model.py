@@ -92,6 +92,16 @@ class InboxCursor(msgspec.Struct, frozen=True, array_like=True):
     id: UUID
 
 
+class InboxQuery(msgspec.Struct, frozen=True):
+    unread_only: bool = False
+    after: InboxCursor | None = None
+    limit: int = 20
+
+
+# A sign-in's device: the patient's first ever, one seen before, or a new one.
+SeenDevice = Literal["first", "known", "new"]
+
+
 class Device(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     patient_id: UUID
@@ -114,6 +124,44 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     device: Device
     notification_kind: str
     locale: str
+
+
+class Emission(msgspec.Struct, frozen=True):
+    """A notification about to be stored: for whom, what, and when it shows."""
+
+    recipient: Recipient
+    item: NewNotification
+    visible_at: datetime
+    push_due_at: datetime
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    delivery_id: UUID
+    notification_id: UUID
+    patient_id: UUID
+    kind: str
+    attempts: int
+    last_error: str | None
+    finished_at: datetime | None
+
+
+class PushMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """All a push carries: a generic title, and what the app needs to fetch the rest."""
+
+    notification_id: UUID
+    kind: str
+    title: str
+    # The receiver's deduplication key (Topic, apns-collapse-id, collapse_key).
+    collapse_key: str
+
+
+PushOutcome = Literal["delivered", "retry", "gone", "rejected"]
+
+
+class PushResult(msgspec.Struct, frozen=True):
+    outcome: PushOutcome
+    detail: str = ""
+    retry_after_seconds: float | None = None
 
 
 def _clock(text: str) -> time:

@@ -4,23 +4,25 @@ the delivery outbox. Writes join the caller's transaction."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
 
+from domain.access import Permit
 from domain.fhir import json_codec as fhir_json
 from domain.notifications.model import (
     DEFAULT_TIME_ZONE,
+    DeadLetter,
     Delivery,
     Device,
-    InboxCursor,
+    Emission,
+    InboxQuery,
     Notification,
     Preferences,
     Recipient,
+    SeenDevice,
 )
-from domain.notifications.ports import DeadLetter, Emission
 from infra.pg.database import Database
 
 
@@ -68,9 +70,9 @@ class PgNotificationStore:
         WHERE p.id = ANY($1::uuid[])
     """
 
-    async def recipients(self, patient_ids: list[UUID]) -> list[Recipient]:
+    async def recipients(self, permits: list[Permit]) -> list[Recipient]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._RECIPIENTS, patient_ids)
+            rows = await conn.fetch(self._RECIPIENTS, [p.patient_id for p in permits])
         return [
             Recipient(
                 patient_id=row["id"],
@@ -101,6 +103,9 @@ class PgNotificationStore:
     """
 
     async def add(self, emissions: list[Emission], now: datetime) -> list[UUID]:
+        """Stores each emission not stored yet (by patient and dedupe key), with a
+        pending delivery per device, in the caller's transaction; returns the
+        ids it added."""
         ids = [uuid4() for _ in emissions]
         async with self._database.transaction() as conn:
             rows = await conn.fetch(
@@ -135,24 +140,17 @@ class PgNotificationStore:
         LIMIT $6
     """
 
-    async def inbox(
-        self,
-        patient_id: UUID,
-        *,
-        unread_only: bool,
-        after: InboxCursor | None,
-        limit: int,
-        now: datetime,
-    ) -> list[Notification]:
+    async def inbox(self, permit: Permit, q: InboxQuery, now: datetime) -> list[Notification]:
+        after = q.after
         async with self._database.transaction() as conn:
             rows = await conn.fetch(
                 self._INBOX,
-                patient_id,
+                permit.patient_id,
                 now,
-                unread_only,
+                q.unread_only,
                 after.visible_at if after else None,
                 after.id if after else None,
-                limit,
+                q.limit,
             )
         return [_notification(row) for row in rows]
 
@@ -161,9 +159,9 @@ class PgNotificationStore:
         WHERE patient_id = $1 AND id = $2 AND visible_at <= $3
     """
 
-    async def mark_read(self, patient_id: UUID, notification_id: UUID, now: datetime) -> bool:
+    async def mark_read(self, permit: Permit, notification_id: UUID, now: datetime) -> bool:
         async with self._database.transaction() as conn:
-            status = await conn.execute(self._READ, patient_id, notification_id, now)
+            status = await conn.execute(self._READ, permit.patient_id, notification_id, now)
         return status == "UPDATE 1"
 
     _READ_ALL = """
@@ -171,9 +169,9 @@ class PgNotificationStore:
         WHERE patient_id = $1 AND read_at IS NULL AND visible_at <= $2
     """
 
-    async def mark_all_read(self, patient_id: UUID, now: datetime) -> int:
+    async def mark_all_read(self, permit: Permit, now: datetime) -> int:
         async with self._database.transaction() as conn:
-            status = await conn.execute(self._READ_ALL, patient_id, now)
+            status = await conn.execute(self._READ_ALL, permit.patient_id, now)
         return int(status.split()[-1])
 
     _UNREAD = """
@@ -181,15 +179,15 @@ class PgNotificationStore:
         WHERE patient_id = $1 AND read_at IS NULL AND visible_at <= $2
     """
 
-    async def unread_count(self, patient_id: UUID, now: datetime) -> int:
+    async def unread_count(self, permit: Permit, now: datetime) -> int:
         async with self._database.transaction() as conn:
-            return await conn.fetchval(self._UNREAD, patient_id, now)
+            return await conn.fetchval(self._UNREAD, permit.patient_id, now)
 
     _PREFERENCES = "SELECT preferences FROM notification_preference WHERE patient_id = $1"
 
-    async def preferences(self, patient_id: UUID) -> Preferences:
+    async def preferences(self, permit: Permit) -> Preferences:
         async with self._database.transaction() as conn:
-            return _preferences(await conn.fetchval(self._PREFERENCES, patient_id))
+            return _preferences(await conn.fetchval(self._PREFERENCES, permit.patient_id))
 
     _SAVE_PREFERENCES = """
         INSERT INTO notification_preference (patient_id, preferences, updated_at)
@@ -198,12 +196,10 @@ class PgNotificationStore:
             SET preferences = EXCLUDED.preferences, updated_at = EXCLUDED.updated_at
     """
 
-    async def save_preferences(
-        self, patient_id: UUID, preferences: Preferences, now: datetime
-    ) -> None:
+    async def save_preferences(self, permit: Permit, value: Preferences, now: datetime) -> None:
         async with self._database.transaction() as conn:
             await conn.execute(
-                self._SAVE_PREFERENCES, patient_id, msgspec.to_builtins(preferences), now
+                self._SAVE_PREFERENCES, permit.patient_id, msgspec.to_builtins(value), now
             )
 
     # The count is of the rows before this insert (a CTE sees the snapshot).
@@ -216,11 +212,10 @@ class PgNotificationStore:
                (SELECT count(*) FROM sign_in_device WHERE patient_id = $1) AS known
     """
 
-    async def remember_sign_in_device(
-        self, patient_id: UUID, fingerprint: bytes, now: datetime
-    ) -> Literal["first", "known", "new"]:
+    async def seen_device(self, permit: Permit, device: bytes, now: datetime) -> SeenDevice:
+        """`device` is the fingerprint of what signed in."""
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._SIGN_IN, patient_id, fingerprint, now)
+            row = await conn.fetchrow(self._SIGN_IN, permit.patient_id, device, now)
         if not row["added"]:
             return "known"
         return "new" if row["known"] else "first"
@@ -230,9 +225,9 @@ class PgNotificationStore:
         WHERE patient_id = $1 AND id = ANY($2::uuid[])
     """
 
-    async def keys(self, patient_id: UUID, record_ids: list[UUID]) -> set[tuple[str, str]]:
+    async def stored_keys(self, permit: Permit, ids: list[UUID]) -> set[tuple[str, str]]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._TOUCHED, patient_id, record_ids)
+            rows = await conn.fetch(self._TOUCHED, permit.patient_id, ids)
         return {(row["resource_type"], row["source_resource_id"]) for row in rows}
 
     _PRESCRIBED = """
@@ -262,12 +257,12 @@ class PgDeviceStore:
         RETURNING {_COLUMNS}
     """
 
-    async def add(self, device: Device) -> Device:
+    async def add(self, permit: Permit, device: Device) -> Device:
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(
                 self._ADD,
                 device.id,
-                device.patient_id,
+                permit.patient_id,
                 device.kind,
                 device.address,
                 device.p256dh,
@@ -279,15 +274,15 @@ class PgDeviceStore:
 
     _LIST = f"SELECT {_COLUMNS} FROM push_device WHERE patient_id = $1 ORDER BY created_at, id"
 
-    async def list(self, patient_id: UUID) -> list[Device]:
+    async def list(self, permit: Permit) -> list[Device]:
         async with self._database.transaction() as conn:
-            return [_device(row) for row in await conn.fetch(self._LIST, patient_id)]
+            return [_device(row) for row in await conn.fetch(self._LIST, permit.patient_id)]
 
     _REMOVE = "DELETE FROM push_device WHERE patient_id = $1 AND id = $2"
 
-    async def remove(self, patient_id: UUID, device_id: UUID) -> bool:
+    async def remove(self, permit: Permit, device_id: UUID) -> bool:
         async with self._database.transaction() as conn:
-            return await conn.execute(self._REMOVE, patient_id, device_id) == "DELETE 1"
+            return await conn.execute(self._REMOVE, permit.patient_id, device_id) == "DELETE 1"
 
 
 class PgOutboxStore:
@@ -427,14 +422,3 @@ class PgOutboxStore:
             )
             for row in rows
         ]
-
-
-class PgHospitalNames:
-    def __init__(self, database: Database):
-        self._database = database
-
-    _NAME = "SELECT name FROM hospital WHERE id = $1"
-
-    async def name(self, hospital_id: UUID) -> str | None:
-        async with self._database.transaction() as conn:
-            return await conn.fetchval(self._NAME, hospital_id)

@@ -12,8 +12,7 @@ import httpx
 import jwt
 import msgspec
 
-from domain.notifications.model import Device
-from domain.notifications.ports import PushMessage, PushResult
+from domain.notifications.model import Device, PushMessage, PushResult
 from domain.ports import Clock
 from infra.push.settings import FcmSettings
 

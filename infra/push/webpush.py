@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
-from domain.notifications.model import Device
-from domain.notifications.ports import PushMessage, PushResult
+from domain.notifications.model import Device, PushMessage, PushResult
 
 TTL_SECONDS = 24 * 3600
 
