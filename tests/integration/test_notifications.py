@@ -522,3 +522,35 @@ async def test_a_worker_killed_mid_send_delivers_after_restart_once_at_the_devic
     assert row["status"] == "delivered" and row["attempts"] == 2
     assert len(receiver.received) == 2, "at least once: the service got it twice"
     assert list(receiver.unique()) == [UUID(notification).hex], "the device shows it once"
+
+
+async def test_hostile_input_is_refused_as_problems(client, patient):
+    deep = {"kinds": {}}
+    node: dict = deep
+    for _ in range(3000):
+        node["x"] = {}
+        node = node["x"]
+    for method, url, kwargs in (
+        ("PUT", "/v1/me/notification-preferences", {"content": b"[" * 5000 + b"]" * 5000}),
+        (
+            "PUT",
+            "/v1/me/notification-preferences",
+            {"json": {"quietHours": {"start": "22:00\x00", "end": "07:00"}}},
+        ),
+        (
+            "POST",
+            "/v1/devices",
+            {"content": b'{"kind": "webpush", "name": "' + b"a" * 2_000_000 + b'"}'},
+        ),
+        ("POST", "/v1/devices", {"json": {"kind": "apns", "token": "x\x00y"}}),
+        ("POST", "/v1/devices", {"json": {"kind": "carrier-pigeon", "token": "x"}}),
+        ("POST", "/v1/notifications/not-a-uuid/read", {}),
+        ("GET", "/v1/notifications?limit=100000", {}),
+    ):
+        headers = {**patient.headers, "content-type": "application/json"}
+        response = await client.request(method, url, headers=headers, **kwargs)
+        assert 400 <= response.status_code < 500, (url, response.status_code, response.text[:200])
+        assert response.headers["content-type"].startswith(PROBLEM), url
+    for url in ("/v1/notifications", "/v1/medications", "/v1/devices", "/v1/me/notification-preferences"):  # fmt: skip
+        response = await client.get(url, headers={"Authorization": "Bearer expired.or.forged"})
+        assert response.status_code == 401 and response.headers["content-type"].startswith(PROBLEM)
