@@ -35,7 +35,6 @@ from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
 from infra.pg.hospitals import PgHospitalStore
-from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
 from infra.pg.links import PgLinkStore
 from infra.pg.login_throttle import PgLoginThrottle
 from infra.pg.migration_runner import pending
@@ -201,24 +200,16 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self) -> HospitalWebhooks:
-        database = self.database
-        settings = self.settings
-        # The webhook's ingest joins the delivery's transaction as a savepoint, so
-        # the records, their audit rows and the stored reply commit together.
-        records = PatientRecords(
-            lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock
-        )
-        # New final results notify in the delivery's own transaction.
-        from domain.notifications.results import ResultsNotifyingIngest
+        from domain.notifications.results import ResultsNotifier
 
-        notifying = ResultsNotifyingIngest(records, self.notifier, self.hospital_store)
+        settings = self.settings
         return HospitalWebhooks(
             self.unit_of_work,
             self.hospital_store,
             self.link_store,
-            PgWebhookDeliveryStore(database),
+            PgWebhookDeliveryStore(self.database),
             self.consents,
-            notifying,
+            self.records,
             self.audit,
             self.clock,
             self.secret_box.derive(b"link-code"),
@@ -227,6 +218,8 @@ class Services:
                 window_seconds=settings.webhook_window_seconds,
                 code_failures_per_hour=settings.link_code_failures_per_hour,
             ),
+            # New final results notify in the delivery's own transaction.
+            on_ingested=ResultsNotifier(self.notifier, self.hospital_store),
         )
 
     # Background jobs: the JobQueue port (enqueue joins the open unit of work).

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 import qrcode
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
@@ -63,6 +63,8 @@ def link_out(link: Link, now: datetime) -> LinkOut:
 
 
 _LINK_ID = Parameter(description="the link's id")
+# The same PNG bytes either way: some client generators read only octet-stream as bytes.
+QR_MEDIA_TYPES = ["image/png", "application/octet-stream"]
 
 
 @post(
@@ -157,6 +159,7 @@ def render_code_png(text: str) -> bytes:
     media_type="image/png",
 )
 async def get_link_qr(
+    request: Request[Any, Any, Any],
     patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
@@ -165,7 +168,8 @@ async def get_link_qr(
     code = await patient_links.code(PatientActor(patient.patient_id), link_id, context=context)
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+    media_type = request.accept.best_match(QR_MEDIA_TYPES, default=QR_MEDIA_TYPES[0])
+    return Response(png, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
 @delete(

@@ -55,22 +55,20 @@ class Notifier:
 
     async def results_delivered(
         self,
-        patient_id: UUID,
+        ingest: Permit,
         hospital_id: UUID,
         hospital_name: str,
         record_ids: list[UUID],
         resources: dict[tuple[str, str], dict[str, Any]],
         delivery_key: str,
     ) -> list[UUID]:
-        """A hospital's delivery stored `record_ids`; `resources` are the
-        delivery's entries by (type, source id). One notification for the new
-        final results among them."""
-        keys = await self._store.stored_keys(
-            self._permit(patient_id, self._clock.now()), record_ids
-        )
+        """A hospital's delivery stored `record_ids` under the `ingest` permit;
+        `resources` are its entries by (type, source id). One notification for
+        the new final results among them."""
+        keys = await self._store.stored_keys(ingest, record_ids)
         stored = [resource for key, resource in resources.items() if key in keys]
         item = rules.new_results(hospital_id, hospital_name, delivery_key, stored)
-        return await self.emit([(patient_id, item)]) if item else []
+        return await self.emit([(ingest.patient_id, item)]) if item else []
 
     async def share_accessed(
         self, patient_id: UUID, share_id: UUID, label: str | None, recipient: str

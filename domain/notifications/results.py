@@ -1,45 +1,35 @@
-"""New results notify: the hospital push's ingest, wrapped so that the
-coalesced notification is written in the delivery's own transaction."""
+"""New results notify: told of each hospital delivery as it is stored, in the
+delivery's own transaction, so the coalesced notification commits with it."""
 
 from __future__ import annotations
 
 import hashlib
-from uuid import UUID
 
-from domain.access import HospitalActor
-from domain.audit.events import RequestContext
-from domain.consents.consent import Consent
+from domain.access import Permit
 from domain.fhir.bundle import ParsedEntry
 from domain.notifications.notifier import Notifier
-from domain.ports import DeliveryIngest, HospitalStore
+from domain.ports import HospitalStore
 from domain.records.record import IngestResult, canonical_json
 from domain.records.sources import RecordSource
 
 
-class ResultsNotifyingIngest:
-    """Ingests as `inner` does, then tells the patient about the final results
-    the delivery created or changed (not the ones it repeated unchanged)."""
+class ResultsNotifier:
+    """After an ingest: one notification for the final results the delivery
+    created or changed (not the ones it repeated unchanged)."""
 
-    def __init__(self, inner: DeliveryIngest, notifier: Notifier, hospitals: HospitalStore):
-        self._inner = inner
+    def __init__(self, notifier: Notifier, hospitals: HospitalStore):
         self._notifier = notifier
         self._hospitals = hospitals
 
-    async def ingest_delivery(
+    async def __call__(
         self,
-        actor: HospitalActor,
-        patient_id: UUID,
+        permit: Permit,
         source: RecordSource,
         entries: list[ParsedEntry],
-        *,
-        context: RequestContext,
-        consent: Consent | None,
-    ) -> IngestResult:
-        result = await self._inner.ingest_delivery(
-            actor, patient_id, source, entries, context=context, consent=consent
-        )
+        result: IngestResult,
+    ) -> None:
         if not result.record_ids or source.hospital_id is None:
-            return result
+            return
         resources = {
             (e.fields.resource_type, e.fields.source_id or f"entry-{e.index}"): e.resource
             for e in entries
@@ -51,11 +41,10 @@ class ResultsNotifyingIngest:
             digest.update(canonical_json(resources[key]))
         hospital = await self._hospitals.get(source.hospital_id)
         await self._notifier.results_delivered(
-            patient_id,
+            permit,
             source.hospital_id,
             hospital.name if hospital else "",
             list(result.record_ids),
             resources,
             digest.hexdigest()[:40],
         )
-        return result

@@ -51,7 +51,6 @@ OTHER_PORTS = {
     "DicomReader": "reads a file's header",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
-    "DeliveryIngest": "a use case (it authorizes itself), not a store",
     "OutboxStore": "the push worker's queue across patients; no health data in it",
     "PushSender": "sends a push that carries no health detail",
     "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
@@ -111,7 +110,7 @@ def test_the_exemptions_name_methods_that_exist():
 def test_no_port_outside_sign_in_accepts_a_bare_patient_id():
     offenders = []
     for name, cls in _protocols().items():
-        if name in IDENTITY_PORTS or name == "DeliveryIngest":
+        if name in IDENTITY_PORTS:
             continue
         for method, signature in _methods(cls).items():
             if "patient_id" in signature.parameters:
