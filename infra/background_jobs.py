@@ -62,6 +62,7 @@ def build_worker(services: Services) -> Worker:
         if added:
             log.info("refill scan", extra={"added": added})
 
+    services.vapid  # noqa: B018 (the Web Push key pair is made on first start, not first push)
     worker.every("notifications.deliver", timedelta(seconds=1), deliver_notifications)
     worker.every("medications.refill_scan", timedelta(hours=1), refill_scan)
 

@@ -554,3 +554,32 @@ async def test_hostile_input_is_refused_as_problems(client, patient):
     for url in ("/v1/notifications", "/v1/medications", "/v1/devices", "/v1/me/notification-preferences"):  # fmt: skip
         response = await client.get(url, headers={"Authorization": "Bearer expired.or.forged"})
         assert response.status_code == 401 and response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_abnormal_results_wait_in_inbox_and_push_when_the_patient_asks(quiet, receiver):
+    client, services, clock = quiet
+    patient = await register_patient(client)
+    await register_webpush(client, patient, receiver)
+    response = await client.put(
+        "/v1/me/notification-preferences",
+        json={"abnormalResults": "delayed", "abnormalDelayHours": 24},
+        headers=patient.headers,
+    )
+    assert response.status_code == 200
+    from domain.notifications.rules import new_results
+
+    flagged = new_results(uuid4(), "Renji", "d1", [lab("glu", 300, high=99)])
+    normal = new_results(uuid4(), "Renji", "d2", [lab("glu", 80, high=99)])
+    assert flagged is not None and normal is not None
+    await services.notifier.emit([(UUID(patient.id), flagged), (UUID(patient.id), normal)])
+    items = (await inbox(client, patient))["items"]
+    assert [i["params"]["abnormal"] for i in items] == [0], "only the normal one shows now"
+    assert await services.push_dispatcher.run_once() == 1
+    clock.advance(hours=24, seconds=1)
+    response = await client.post(
+        "/v1/auth/login", json={"email": patient.email, "password": patient.password}
+    )
+    patient.tokens = response.json()
+    assert len((await inbox(client, patient))["items"]) == 2
+    assert await services.push_dispatcher.run_once() == 1
+    assert len(receiver.received) == 2
