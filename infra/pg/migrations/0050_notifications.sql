@@ -95,3 +95,8 @@ CREATE TABLE sign_in_device (
 );
 
 GRANT SELECT, INSERT ON sign_in_device TO phr_app;
+
+-- The refill scan's question, "who has an active prescription?", answered from
+-- an index instead of a pass over every record.
+CREATE INDEX record_active_prescription_idx ON record (patient_id)
+    WHERE resource_type = 'MedicationRequest' AND status = 'active';
