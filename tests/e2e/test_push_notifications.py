@@ -10,24 +10,10 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
-
-from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.service import REPO_ROOT, running_service, service_env
 from tests.push_receivers import WebPushReceiver
-
-
-def signed(secret: str, body: bytes) -> dict[str, str]:
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
-        "content-type": "application/json",
-    }
+from tests.webhook_signing import signed_headers
 
 
 def glucose(source_id: str, value: float) -> dict:
@@ -88,7 +74,7 @@ def test_hospital_push_to_inbox_to_the_browser(serve_data_dir):
                 link = http.post("/v1/links", json={"hospitalId": hospital["id"]}, headers=auth)
                 url = f"/v1/hospitals/{hospital['id']}/webhook"
                 body = json.dumps({"type": "patient.linked", "data": {"code": link.json()["code"], "patientRef": "ZS-1"}}).encode()  # fmt: skip
-                assert http.post(url, content=body, headers=signed(hospital["webhookSecret"], body)).status_code == 200  # fmt: skip
+                assert http.post(url, content=body, headers=signed_headers(hospital["webhookSecret"], body)).status_code == 200  # fmt: skip
                 bundle = {
                     "resourceType": "Bundle",
                     "type": "collection",
@@ -96,7 +82,7 @@ def test_hospital_push_to_inbox_to_the_browser(serve_data_dir):
                 }
                 body = json.dumps({"type": "records.push", "data": {"patientRef": "ZS-1", "bundle": bundle}}).encode()  # fmt: skip
                 pushed = http.post(
-                    url, content=body, headers=signed(hospital["webhookSecret"], body)
+                    url, content=body, headers=signed_headers(hospital["webhookSecret"], body)
                 )
                 assert pushed.status_code == 200 and pushed.json()["created"] == 2, pushed.text
 

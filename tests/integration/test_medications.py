@@ -13,8 +13,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from domain.clock import FixedClock
 from infra.bootstrap import close_services, open_services
-from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 from tests.fhir_examples import hl7_example, hl7_example_names, synthea_bundle
 from tests.hospital_support import linked, new_hospital
 from tests.records_support import bundle
@@ -70,14 +69,7 @@ def dispense(did: str, rx: str, handed_over: datetime, days: int = 30):
 async def at_now(database_dsn, data_dir):
     """The app and the service's adapters on one clock the test moves; no worker:
     the test runs the scan as the worker would."""
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
-            "PHR_WORKER": "off",
-        }
-    )
+    settings = settings_for(database_dsn, data_dir)
     clock = FixedClock(NOW)
     services = await open_services(settings, database_dsn, clock=clock)
     client = AsyncTestClient(

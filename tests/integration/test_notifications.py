@@ -17,8 +17,7 @@ from api.app import create_app
 from domain.clock import FixedClock
 from domain.notifications.rules import new_sign_in
 from infra.bootstrap import close_services, open_services
-from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 from tests.hospital_support import linked, new_hospital
 from tests.push_receivers import WebPushReceiver
 from tests.records_support import bundle, observation
@@ -82,13 +81,7 @@ async def register_webpush(client, patient, receiver, name="browser") -> dict:
 @pytest.fixture
 async def worker_client(database_dsn, data_dir, allow_local_push):
     """The app with its background worker running, as `phr serve` runs it."""
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
-        }
-    )
+    settings = settings_for(database_dsn, data_dir, {"PHR_WORKER": "on"})
     assert settings.worker_enabled
     async with AsyncTestClient(
         app=create_app(settings), base_url="http://testserver.local"
@@ -343,14 +336,7 @@ async def quiet(database_dsn, data_dir, monkeypatch):
     monkeypatch.setenv("PHR_WEBPUSH_ENDPOINT_ALLOW", "http://127.0.0.1:*")
     monkeypatch.setenv("PHR_PUSH_RETRY_BASE_SECONDS", "10")
     monkeypatch.setenv("PHR_PUSH_MAX_ATTEMPTS", "4")
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
-            "PHR_WORKER": "off",
-        }
-    )
+    settings = settings_for(database_dsn, data_dir)
     clock = FixedClock(datetime.now(UTC))
     services = await open_services(settings, database_dsn, clock=clock)
     client = AsyncTestClient(

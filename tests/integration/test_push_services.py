@@ -19,8 +19,7 @@ from api.app import create_app
 from domain.clock import FixedClock
 from domain.notifications.rules import new_sign_in
 from infra.bootstrap import close_services, open_services
-from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 from tests.push_fakes import FakeApns, FakeFcm, quota_exceeded
 
 TOPIC = "org.example.phr"
@@ -67,14 +66,7 @@ def fcm(tmp_path, monkeypatch):
 
 @pytest.fixture
 async def world(database_dsn, data_dir):
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
-            "PHR_WORKER": "off",
-        }
-    )
+    settings = settings_for(database_dsn, data_dir)
     clock = FixedClock(datetime.now(UTC))
     services = await open_services(settings, database_dsn, clock=clock)
     client = AsyncTestClient(
