@@ -61,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True):
     # Longest a single SQL statement may run (lock waits included) before the
     # request answers 503 + Retry-After instead of hanging.
     database_statement_timeout_seconds: int = 15
+    # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
+    # (deployments that run `phr worker` separately).
+    worker_enabled: bool = True
+    # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
+    worker_modules: tuple[str, ...] = ()
     # Base64 key that seals hospital webhook secrets and link codes at rest; None:
     # the key file <data_dir>/keys/secrets.key, made on first use.
     secrets_key: SecretText | None = None
@@ -161,8 +166,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
         database_statement_timeout_seconds=_positive_int(env, "PHR_DB_STATEMENT_TIMEOUT", 15),
+        worker_enabled=_on_off(env, "PHR_WORKER", True),
+        worker_modules=tuple(
+            name.strip()
+            for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
+            if name.strip()
+        ),
         secrets_key=_secrets_key(env),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"on", "true", "1", "yes"}:
+        return True
+    if raw in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
