@@ -34,7 +34,7 @@ RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && mkdir -p api domain infra \
     && touch api/__init__.py domain/__init__.py infra/__init__.py \
-    && /opt/venv/bin/pip install --only-binary=:all: -c constraints.txt . \
+    && /opt/venv/bin/pip install -c constraints.txt . \
     && /opt/venv/bin/pip uninstall -y phr
 COPY api ./api
 COPY domain ./domain
