@@ -206,8 +206,8 @@ class Worker:
             try:
                 free = self._concurrency - len(self._running)
                 jobs = await self._claim(free) if free > 0 else []
-            except Exception:
-                log.exception("claiming jobs failed", extra={"worker": self.name})
+            except Exception as exc:
+                self._loop_failed("claiming jobs failed", exc, {"worker": self.name})
                 jobs = []
             for job in jobs:
                 task = asyncio.create_task(self._run(job), name=f"phr-job-{job.id}")
@@ -278,6 +278,17 @@ class Worker:
             await self._store.finish_occurrence(name, error)
         return True
 
+    def _loop_failed(self, message: str, exc: Exception, extra: dict) -> None:
+        """A database outage is one line for the whole outage (the pool's outage
+        log), not a traceback per loop turn; anything else is logged in full."""
+        from infra.pg.database import unavailable_reason
+
+        reason = unavailable_reason(exc)
+        if reason is not None:
+            self._database.outages.failed("database", reason, f"{type(exc).__name__}: {exc}")
+            return
+        log.error(message, exc_info=exc, extra=extra)
+
     async def _periodic_loop(self, periodic: _Periodic) -> None:
         pause = min(self._tick_seconds, periodic.interval.total_seconds())
         while not self._stopping.is_set():
@@ -285,10 +296,11 @@ class Worker:
                 await self.run_periodic(periodic.name)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
+            except Exception as exc:
+                self._loop_failed(
                     "periodic job could not start",
-                    extra={"worker": self.name, "periodic": periodic.name},
+                    exc,
+                    {"worker": self.name, "periodic": periodic.name},
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
