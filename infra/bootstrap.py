@@ -210,6 +210,62 @@ class Services:
             content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
         )
 
+    # Sharing through SMART Health Links.
+    @cached_property
+    def share_store(self):  # -> infra.pg.shares.PgShareStore
+        from infra.pg.shares import PgShareStore
+
+        return PgShareStore(self.database, self.secret_box)
+
+    @cached_property
+    def share_content(self):  # -> domain.sharing.content.ShareContent
+        from domain.sharing.content import ShareContent
+        from infra.shl_jose import JoseContentCipher
+
+        return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
+
+    @cached_property
+    def patient_shares(self):  # -> domain.sharing.patient_shares.PatientShares
+        from domain.sharing.patient_shares import PatientShares
+        from infra.qr import ThreadQrRenderer
+
+        return PatientShares(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            qr=ThreadQrRenderer(),
+            audit=self.audit,
+            clock=self.clock,
+            public_url=self.settings.public_url,
+        )
+
+    @cached_property
+    def share_manifests(self):  # -> domain.sharing.recipient.ShareManifests
+        from domain.sharing.recipient import ShareManifests
+        from infra.pg.shares import PgShareRequestThrottle
+
+        settings = self.settings
+        return ShareManifests(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            throttle=PgShareRequestThrottle(
+                self.database,
+                per_link=settings.share_requests_per_link,
+                per_address=settings.share_requests_per_address,
+                window_seconds=settings.share_request_window_seconds,
+            ),
+            audit=self.audit,
+            clock=self.clock,
+            public_url=settings.public_url,
+        )
+
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
     database = Database(dsn)

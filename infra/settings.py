@@ -46,6 +46,11 @@ class Settings(msgspec.Struct, frozen=True):
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
+    # SMART Health Link manifests: requests admitted per link and per client
+    # address within the window.
+    share_requests_per_link: int = 30
+    share_requests_per_address: int = 120
+    share_request_window_seconds: int = 60
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -142,6 +147,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        share_requests_per_link=_positive_int(env, "PHR_SHARE_REQUESTS_PER_LINK", 30),
+        share_requests_per_address=_positive_int(env, "PHR_SHARE_REQUESTS_PER_ADDRESS", 120),
+        share_request_window_seconds=_positive_int(env, "PHR_SHARE_REQUEST_WINDOW_SECONDS", 60),
     )
 
 

@@ -17,7 +17,9 @@ def route_handlers() -> list[Any]:
         local_blobs,
         me,
         records,
+        shares,
         uploads,
+        viewer,
         webhooks,
     )
 
@@ -51,4 +53,15 @@ def route_handlers() -> list[Any]:
         consents.revoke_consent,
         audit.list_audit,
         audit.verify_audit,
+        shares.create_share,
+        shares.list_shares,
+        shares.get_share,
+        shares.revoke_share,
+        shares.get_share_qr,
+        shares.list_share_accesses,
+        shares.shl_manifest_preflight,
+        shares.shl_manifest,
+        shares.shl_file,
+        viewer.viewer_page,
+        viewer.viewer_asset,
     ]

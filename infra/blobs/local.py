@@ -218,6 +218,14 @@ class LocalBlobStore:
         folder = self._path(prefix[:-1])
         await asyncio.to_thread(self._delete_tree, folder)
 
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """A whole object written by phr itself (a share's ciphertext)."""
+
+        async def one_chunk() -> AsyncIterator[bytes]:
+            yield data
+
+        await self.write(key, content_type=content_type, size=len(data), chunks=one_chunk())
+
     async def write(
         self, key: str, *, content_type: str, size: int, chunks: AsyncIterator[bytes]
     ) -> BlobInfo:
