@@ -96,7 +96,9 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
     if isinstance(exc, WrongPasscode):
         # RFC 9457 extension member: what the SMART Health Links spec asks for.
         problem = msgspec.to_builtins(
-            Problem(type=PROBLEM_TYPE_BASE + exc.kind, title=exc.title, status=status, detail=exc.detail)
+            Problem(
+                type=PROBLEM_TYPE_BASE + exc.kind, title=exc.title, status=status, detail=exc.detail
+            )
         )
         problem["remainingAttempts"] = exc.remaining_attempts
         return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE)

@@ -183,7 +183,10 @@ _RAISES = [NotAuthorizedException, NotFoundException]
     status_code=201,
 )
 async def create_share(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep, data: JSONBody[CreateShareIn]
+    services: ServicesDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    data: JSONBody[CreateShareIn],
 ) -> ShareCreatedOut:
     scope = data.scope
     request = ShareRequest(

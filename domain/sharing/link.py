@@ -67,7 +67,11 @@ def manifest_url(public_url: str, token: str) -> str:
 def encode_shlink(
     *, url: str, key: bytes, expires_at: datetime, flag: str, label: str | None
 ) -> str:
-    payload: dict[str, object] = {"url": url, "key": b64url(key), "exp": int(expires_at.timestamp())}
+    payload: dict[str, object] = {
+        "url": url,
+        "key": b64url(key),
+        "exp": int(expires_at.timestamp()),
+    }
     if flag:
         payload["flag"] = flag
     if label:

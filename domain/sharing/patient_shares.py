@@ -222,9 +222,7 @@ class PatientShares:
             await uow.commit()
             return shares
 
-    async def get(
-        self, patient: PatientActor, share_id: UUID, *, context: RequestContext
-    ) -> Share:
+    async def get(self, patient: PatientActor, share_id: UUID, *, context: RequestContext) -> Share:
         async with self._permitted(patient, "share.read", context) as (uow, permit):
             share = await self._owned(uow, permit, share_id)
             await self._audit.append(permit.event("Share", str(share_id)))
