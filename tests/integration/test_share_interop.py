@@ -110,7 +110,9 @@ async def test_qr_to_decrypted_records_with_independent_tools(server, services):
         header, plaintext = decrypt(files[0]["embedded"], payload["key"])
         assert header == {"alg": "dir", "enc": "A256GCM", "cty": "application/fhir+json"}
         resources = bundle_resources(plaintext)
-        shared = {r["id"] for r in resources if r["resourceType"] not in ("Patient", "Organization")}
+        shared = {
+            r["id"] for r in resources if r["resourceType"] not in ("Patient", "Organization")
+        }
         assert shared == expected
         assert [r["resourceType"] for r in resources].count("Patient") == 1
 

@@ -240,7 +240,7 @@ function renderBundle(resources, container) {
     return ref ? codeText(ref.code) : (r.medicationReference && r.medicationReference.display) || "";
   };
   for (const patient of of("Patient")) {
-    const name = (patient.name || []).map((n) => n.text || [...(n.given || []), n.family].filter(Boolean).join(" ")).find(Boolean) || "";
+    const name = (patient.name || []).map((n) => n.text || [...(n.given || []), n.family].filter(Boolean).join(" ")).find(Boolean) || "—";
     container.append(el("section", { id: "section-patient", "data-section": "patient" }, el("h2", null, t("patient")),
       el("p", { class: "patient record", "data-type": "Patient" }, name,
         patient.birthDate ? " · " + t("born") + " " + patient.birthDate : "", patient.gender ? " · " + patient.gender : "")));
