@@ -181,7 +181,7 @@ class _VectorHandler(BaseHTTPRequestHandler):
 
     body = b""
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/jose")
         self.send_header("Access-Control-Allow-Origin", "*")
