@@ -12,7 +12,6 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
-import pytest
 from litestar.testing import AsyncTestClient
 
 from domain.clock import FixedClock
@@ -463,8 +462,7 @@ async def test_a_snapshot_keeps_only_ciphertext_and_forgets_its_key(
     rows = []
     for table in ("share", "share_file_ticket", "share_access", "consent"):
         rows += [
-            str(r[0]).encode()
-            for r in await superuser_conn.fetch(f"SELECT t::text FROM {table} t")  # noqa: S608
+            str(r[0]).encode() for r in await superuser_conn.fetch(f"SELECT t::text FROM {table} t")
         ]
     sealed = await superuser_conn.fetchrow(
         "SELECT key_sealed, link_sealed, ciphertext_key FROM share WHERE id = $1",
@@ -477,7 +475,7 @@ async def test_a_snapshot_keeps_only_ciphertext_and_forgets_its_key(
     for haystack in rows + files:
         for needle in secrets_in:
             assert needle not in haystack
-    for haystack in rows + [blob]:
+    for haystack in [*rows, blob]:
         for needle in plaintexts:
             assert needle not in haystack
 
