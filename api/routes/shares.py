@@ -25,7 +25,7 @@ from litestar.exceptions import (
 )
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from api.problems import domain_error_handler, http_exception_handler
 from domain.access import PatientActor

@@ -7,9 +7,9 @@ import asyncio
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from domain import fhir_json
 from domain.access import Permit
 from domain.errors import NotFound
+from domain.fhir import json_codec
 from domain.sharing.bundle import share_bundle, should_inline
 from domain.sharing.model import ContentCipher, FileStore, ShareStore
 from domain.sharing.scope import Candidate, ShareScope, select
@@ -65,6 +65,6 @@ class ShareContent:
             files=files,
         )
         # Encoding a bundle with files in it is CPU work: off the event loop.
-        plaintext = await asyncio.to_thread(fhir_json.encode, bundle)
+        plaintext = await asyncio.to_thread(json_codec.encode, bundle)
         jwe = await self._cipher.encrypt(plaintext, key)
         return EncryptedContent(jwe, tuple(r.id for r in records))

@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 
 from domain.access import Permit
-from domain.consent import Consent, ConsentKind, ConsentScope
+from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.sharing.scope import Candidate, ShareScope
 
 ShareStatus = Literal["active", "expired", "revoked", "disabled"]
@@ -47,7 +47,6 @@ class Share(msgspec.Struct, frozen=True, kw_only=True):
 
 class NewShare(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
-    patient_id: UUID
     consent_id: UUID
     token_digest: bytes
     label: str | None
@@ -83,25 +82,29 @@ class SharePageCursor(msgspec.Struct, frozen=True, array_like=True):
 
 
 class ShareStore(Protocol):
-    async def create(self, share: NewShare) -> None: ...
+    async def create(self, permit: Permit, share: NewShare) -> None: ...
 
     async def page(
-        self, patient_id: UUID, after: SharePageCursor | None, limit: int
+        self, permit: Permit, after: SharePageCursor | None, limit: int
     ) -> list[Share]: ...
 
-    async def get(self, patient_id: UUID, share_id: UUID) -> Share | None: ...
+    async def get(self, permit: Permit, share_id: UUID) -> Share | None: ...
 
-    async def held_link(self, patient_id: UUID, share_id: UUID, now: datetime) -> str | None:
+    async def held_link(self, permit: Permit, share_id: UUID, now: datetime) -> str | None:
         """The link, while phr still holds it (always for a long-term share)."""
         ...
 
     async def forget_links(self, now: datetime) -> int:
-        """Erases every snapshot link whose holding time is over."""
+        """Erases every snapshot link whose holding time is over (any patient's:
+        a sweep, it reads nothing)."""
         ...
 
-    async def revoke(self, patient_id: UUID, share_id: UUID, now: datetime) -> Share | None: ...
+    async def revoke(self, permit: Permit, share_id: UUID, now: datetime) -> Share | None: ...
 
-    async def by_token(self, token_digest: bytes) -> Share | None: ...
+    async def by_token(self, token_digest: bytes) -> Share | None:
+        """How a doctor's request finds its share (and so its patient) in the
+        first place; the policy then decides on the share's consent."""
+        ...
 
     async def by_id(self, share_id: UUID) -> Share | None: ...
 
@@ -132,7 +135,7 @@ class ShareStore(Protocol):
 
     async def record_access(self, share_id: UUID, access: ShareAccess) -> None: ...
 
-    async def accesses(self, share_id: UUID, limit: int) -> list[ShareAccess]: ...
+    async def accesses(self, permit: Permit, share_id: UUID, limit: int) -> list[ShareAccess]: ...
 
     async def issue_ticket(
         self, share_id: UUID, token_digest: bytes, recipient: str, expires_at: datetime
@@ -182,7 +185,7 @@ class ShareConsents(Protocol):
 
     async def create(
         self,
-        patient_id: UUID,
+        permit: Permit,
         *,
         kind: ConsentKind,
         grantee_type: str,
@@ -192,8 +195,8 @@ class ShareConsents(Protocol):
         end: datetime | None,
     ) -> Consent: ...
 
-    async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None: ...
+    async def revoke(self, permit: Permit, consent_id: UUID, at: datetime) -> Consent | None: ...
 
-    async def for_grantee(
-        self, patient_id: UUID, kind: ConsentKind, grantee_type: str, grantee_id: str
-    ) -> Consent | None: ...
+    async def relied_on(self, consent_id: UUID) -> Consent | None:
+        """The consent a share recipient presents, read so the policy can check it."""
+        ...

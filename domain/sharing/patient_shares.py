@@ -12,13 +12,11 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from domain.access import AccessRefused, Action, ActionNotAllowed, PatientActor, Permit, authorize
-from domain.audit import AuditLog, RequestContext
-from domain.clock import Clock
-from domain.consent import ConsentScope
+from domain.access import Action, PatientActor, Permit, authorize_audited
+from domain.audit.events import RequestContext
+from domain.consents.consent import ConsentScope
 from domain.errors import FieldProblem, InvalidInput, NotFound
-from domain.passwords import PasswordHasher
-from domain.ports import UnitOfWork
+from domain.ports import AuditLog, Clock, PasswordHasher, UnitOfWork
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
 from domain.sharing.link import (
     MAX_LABEL_LENGTH,
@@ -122,18 +120,19 @@ class PatientShares:
         self, patient: PatientActor, action: Action, context: RequestContext
     ) -> AsyncIterator[tuple[UnitOfWork, Permit]]:
         async with self._unit_of_work() as uow:
-            try:
-                permit = authorize(
-                    patient, action, patient.patient_id, now=self._clock.now(), context=context
-                )
-            except (AccessRefused, ActionNotAllowed) as refused:
-                await self._audit.append(refused.audit)
-                await uow.commit()
-                raise
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                patient,
+                action,
+                patient.patient_id,
+                now=self._clock.now(),
+                context=context,
+            )
             yield uow, permit
 
     async def _owned(self, uow: UnitOfWork, permit: Permit, share_id: UUID) -> Share:
-        share = await self._shares.get(permit.patient_id, share_id)
+        share = await self._shares.get(permit, share_id)
         if share is None:
             await self._audit.append(permit.refusal("not-found", "Share", str(share_id)))
             await uow.commit()
@@ -159,7 +158,7 @@ class PatientShares:
         scope = request.scope
         async with self._permitted(patient, "share.created", context) as (uow, permit):
             consent = await self._consents.create(
-                permit.patient_id,
+                permit,
                 kind="share",
                 grantee_type="share",
                 grantee_id=str(share_id),
@@ -182,7 +181,6 @@ class PatientShares:
                 ciphertext_bytes = len(data)
             new = NewShare(
                 id=share_id,
-                patient_id=permit.patient_id,
                 consent_id=consent.id,
                 token_digest=token_digest(token),
                 label=request.label,
@@ -200,11 +198,11 @@ class PatientShares:
                 expires_at=request.expires_at,
                 created_at=now,
             )
-            await self._shares.create(new)
+            await self._shares.create(permit, new)
+            share = await self._shares.get(permit, share_id)
+            assert share is not None
             await self._audit.append(permit.event("Share", str(share_id)))
             await uow.commit()
-        share = await self._shares.get(patient.patient_id, share_id)
-        assert share is not None
         return CreatedShare(share=share, shlink=shlink, viewer_url=link)
 
     async def page(
@@ -217,7 +215,7 @@ class PatientShares:
     ) -> list[Share]:
         async with self._permitted(patient, "share.list", context) as (uow, permit):
             await self._shares.forget_links(self._clock.now())
-            shares = await self._shares.page(permit.patient_id, after, limit)
+            shares = await self._shares.page(permit, after, limit)
             await self._audit.append(permit.event("Share", *(str(s.id) for s in shares)))
             await uow.commit()
             return shares
@@ -238,8 +236,8 @@ class PatientShares:
         async with self._permitted(patient, "share.revoked", context) as (uow, permit):
             share = await self._owned(uow, permit, share_id)
             if share.revoked_at is None:
-                await self._shares.revoke(permit.patient_id, share_id, now)
-                await self._consents.revoke(permit.patient_id, share.consent_id, now)
+                await self._shares.revoke(permit, share_id, now)
+                await self._consents.revoke(permit, share.consent_id, now)
             await self._audit.append(permit.event("Share", str(share_id)))
             await uow.commit()
         if share.ciphertext_key is not None:
@@ -251,7 +249,7 @@ class PatientShares:
         now = self._clock.now()
         async with self._permitted(patient, "share.qr", context) as (uow, permit):
             share = await self._owned(uow, permit, share_id)
-            link = await self._shares.held_link(permit.patient_id, share_id, now)
+            link = await self._shares.held_link(permit, share_id, now)
             if link is None or share.status_at(now) != "active":
                 reason = "link-forgotten" if link is None else f"share-{share.status_at(now)}"
                 await self._audit.append(permit.refusal(reason, "Share", str(share_id)))
@@ -270,7 +268,7 @@ class PatientShares:
     ) -> list[ShareAccess]:
         async with self._permitted(patient, "share.accesses", context) as (uow, permit):
             await self._owned(uow, permit, share_id)
-            items = await self._shares.accesses(share_id, limit)
+            items = await self._shares.accesses(permit, share_id, limit)
             await self._audit.append(permit.event("Share", str(share_id)))
             await uow.commit()
             return items

@@ -15,11 +15,9 @@ from uuid import UUID
 import msgspec
 
 from domain.access import AccessRefused, Action, ActionNotAllowed, Permit, ShareRecipient, authorize
-from domain.audit import AuditLog, RequestContext
-from domain.clock import Clock
+from domain.audit.events import RequestContext
 from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
-from domain.passwords import PasswordHasher
-from domain.ports import UnitOfWork
+from domain.ports import AuditLog, Clock, PasswordHasher, UnitOfWork
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
 from domain.sharing.link import new_token, token_digest
 from domain.sharing.model import (
@@ -98,9 +96,7 @@ class ShareManifests:
         state; a refusal is audited in the patient's chain and looks like absence."""
         now = self._clock.now()
         async with self._unit_of_work() as uow:
-            consent = await self._consents.for_grantee(
-                share.patient_id, "share", "share", str(share.id)
-            )
+            consent = await self._consents.relied_on(share.consent_id)
             try:
                 permit = authorize(
                     ShareRecipient(share.id, recipient),

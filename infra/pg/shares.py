@@ -69,7 +69,7 @@ class PgShareStore:
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     """
 
-    async def create(self, share: NewShare) -> None:
+    async def create(self, permit: Permit, share: NewShare) -> None:
         key_sealed = (
             self._box.seal(share.key, context=_key_context(share.id)) if share.key else None
         )
@@ -78,7 +78,7 @@ class PgShareStore:
             await conn.execute(
                 self._INSERT,
                 share.id,
-                share.patient_id,
+                permit.patient_id,
                 share.consent_id,
                 share.token_digest,
                 share.label,
@@ -104,13 +104,11 @@ class PgShareStore:
         LIMIT $4
     """
 
-    async def page(
-        self, patient_id: UUID, after: SharePageCursor | None, limit: int
-    ) -> list[Share]:
+    async def page(self, permit: Permit, after: SharePageCursor | None, limit: int) -> list[Share]:
         async with self._database.transaction() as conn:
             rows = await conn.fetch(
                 self._PAGE,
-                patient_id,
+                permit.patient_id,
                 after.created_at if after else None,
                 after.id if after else None,
                 limit,
@@ -119,9 +117,9 @@ class PgShareStore:
 
     _GET = f"SELECT {_COLUMNS} FROM share WHERE patient_id = $1 AND id = $2"
 
-    async def get(self, patient_id: UUID, share_id: UUID) -> Share | None:
+    async def get(self, permit: Permit, share_id: UUID) -> Share | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._GET, patient_id, share_id)
+            row = await conn.fetchrow(self._GET, permit.patient_id, share_id)
         return _share(row) if row else None
 
     _BY_ID = f"SELECT {_COLUMNS} FROM share WHERE id = $1"
@@ -144,9 +142,9 @@ class PgShareStore:
           AND (link_held_until IS NULL OR link_held_until > $3)
     """
 
-    async def held_link(self, patient_id: UUID, share_id: UUID, now: datetime) -> str | None:
+    async def held_link(self, permit: Permit, share_id: UUID, now: datetime) -> str | None:
         async with self._database.transaction() as conn:
-            sealed = await conn.fetchval(self._HELD_LINK, patient_id, share_id, now)
+            sealed = await conn.fetchval(self._HELD_LINK, permit.patient_id, share_id, now)
         if sealed is None:
             return None
         return self._box.open(bytes(sealed), context=_link_context(share_id)).decode()
@@ -168,9 +166,9 @@ class PgShareStore:
         RETURNING {_COLUMNS}
     """
 
-    async def revoke(self, patient_id: UUID, share_id: UUID, now: datetime) -> Share | None:
+    async def revoke(self, permit: Permit, share_id: UUID, now: datetime) -> Share | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._REVOKE, patient_id, share_id, now)
+            row = await conn.fetchrow(self._REVOKE, permit.patient_id, share_id, now)
         return _share(row) if row else None
 
     _KEY = "SELECT key_sealed FROM share WHERE id = $1"
@@ -302,13 +300,14 @@ class PgShareStore:
             )
 
     _ACCESSES = """
-        SELECT kind, recipient, client_address, user_agent, files, accessed_at
-        FROM share_access WHERE share_id = $1 ORDER BY id DESC LIMIT $2
+        SELECT a.kind, a.recipient, a.client_address, a.user_agent, a.files, a.accessed_at
+        FROM share_access a JOIN share s ON s.id = a.share_id
+        WHERE s.patient_id = $1 AND a.share_id = $2 ORDER BY a.id DESC LIMIT $3
     """
 
-    async def accesses(self, share_id: UUID, limit: int) -> list[ShareAccess]:
+    async def accesses(self, permit: Permit, share_id: UUID, limit: int) -> list[ShareAccess]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._ACCESSES, share_id, limit)
+            rows = await conn.fetch(self._ACCESSES, permit.patient_id, share_id, limit)
         return [ShareAccess(**dict(row)) for row in rows]
 
     _ISSUE_TICKET = """
