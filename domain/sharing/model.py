@@ -82,7 +82,7 @@ class SharePageCursor(msgspec.Struct, frozen=True, array_like=True):
 
 
 class ShareStore(Protocol):
-    async def create(self, permit: Permit, share: NewShare) -> None: ...
+    async def create(self, permit: Permit, share: NewShare) -> Share: ...
 
     async def page(
         self, permit: Permit, after: SharePageCursor | None, limit: int
@@ -90,8 +90,11 @@ class ShareStore(Protocol):
 
     async def get(self, permit: Permit, share_id: UUID) -> Share | None: ...
 
-    async def held_link(self, permit: Permit, share_id: UUID, now: datetime) -> str | None:
-        """The link, while phr still holds it (always for a long-term share)."""
+    async def with_held_link(
+        self, permit: Permit, share_id: UUID, now: datetime
+    ) -> tuple[Share, str | None] | None:
+        """The share and its link, while phr still holds it (always for a live
+        long-term share)."""
         ...
 
     async def forget_links(self, now: datetime) -> int:

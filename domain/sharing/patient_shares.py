@@ -131,12 +131,16 @@ class PatientShares:
             )
             yield uow, permit
 
+    async def _absent(self, uow: UnitOfWork, permit: Permit, share_id: UUID) -> NotFound:
+        """Another patient's share, or none: the same answer, audited."""
+        await self._audit.append(permit.refusal("not-found", "Share", str(share_id)))
+        await uow.commit()
+        return NotFound("No share with this id.")
+
     async def _owned(self, uow: UnitOfWork, permit: Permit, share_id: UUID) -> Share:
         share = await self._shares.get(permit, share_id)
         if share is None:
-            await self._audit.append(permit.refusal("not-found", "Share", str(share_id)))
-            await uow.commit()
-            raise NotFound("No share with this id.")
+            raise await self._absent(uow, permit, share_id)
         return share
 
     async def create(
@@ -198,9 +202,7 @@ class PatientShares:
                 expires_at=request.expires_at,
                 created_at=now,
             )
-            await self._shares.create(permit, new)
-            share = await self._shares.get(permit, share_id)
-            assert share is not None
+            share = await self._shares.create(permit, new)
             await self._audit.append(permit.event("Share", str(share_id)))
             await uow.commit()
         return CreatedShare(share=share, shlink=shlink, viewer_url=link)
@@ -248,8 +250,10 @@ class PatientShares:
     ) -> bytes:
         now = self._clock.now()
         async with self._permitted(patient, "share.qr", context) as (uow, permit):
-            share = await self._owned(uow, permit, share_id)
-            link = await self._shares.held_link(permit, share_id, now)
+            found = await self._shares.with_held_link(permit, share_id, now)
+            if found is None:
+                raise await self._absent(uow, permit, share_id)
+            share, link = found
             if link is None or share.status_at(now) != "active":
                 reason = "link-forgotten" if link is None else f"share-{share.status_at(now)}"
                 await self._audit.append(permit.refusal(reason, "Share", str(share_id)))

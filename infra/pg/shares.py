@@ -61,21 +61,22 @@ class PgShareStore:
         self._database = database
         self._box = box
 
-    _INSERT = """
+    _INSERT = f"""
         INSERT INTO share (id, patient_id, consent_id, token_digest, label, flag, scope,
                            passcode_hash, attempts_left, long_term, key_sealed, link_sealed,
                            link_held_until, record_ids, ciphertext_key, ciphertext_bytes,
                            expires_at, created_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        RETURNING {_COLUMNS}
     """
 
-    async def create(self, permit: Permit, share: NewShare) -> None:
+    async def create(self, permit: Permit, share: NewShare) -> Share:
         key_sealed = (
             self._box.seal(share.key, context=_key_context(share.id)) if share.key else None
         )
         link_sealed = self._box.seal(share.link.encode(), context=_link_context(share.id))
         async with self._database.transaction() as conn:
-            await conn.execute(
+            row = await conn.fetchrow(
                 self._INSERT,
                 share.id,
                 permit.patient_id,
@@ -96,6 +97,7 @@ class PgShareStore:
                 share.expires_at,
                 share.created_at,
             )
+        return _share(row)
 
     _PAGE = f"""
         SELECT {_COLUMNS} FROM share
@@ -136,18 +138,27 @@ class PgShareStore:
             row = await conn.fetchrow(self._BY_TOKEN, token_digest)
         return _share(row) if row else None
 
-    _HELD_LINK = """
-        SELECT link_sealed FROM share
-        WHERE patient_id = $1 AND id = $2 AND link_sealed IS NOT NULL
-          AND (link_held_until IS NULL OR link_held_until > $3)
+    _WITH_HELD_LINK = f"""
+        SELECT {_COLUMNS},
+               CASE WHEN link_held_until IS NULL OR link_held_until > $3 THEN link_sealed END
+                   AS link_sealed
+        FROM share WHERE patient_id = $1 AND id = $2
     """
 
-    async def held_link(self, permit: Permit, share_id: UUID, now: datetime) -> str | None:
+    async def with_held_link(
+        self, permit: Permit, share_id: UUID, now: datetime
+    ) -> tuple[Share, str | None] | None:
         async with self._database.transaction() as conn:
-            sealed = await conn.fetchval(self._HELD_LINK, permit.patient_id, share_id, now)
-        if sealed is None:
+            row = await conn.fetchrow(self._WITH_HELD_LINK, permit.patient_id, share_id, now)
+        if row is None:
             return None
-        return self._box.open(bytes(sealed), context=_link_context(share_id)).decode()
+        sealed = row["link_sealed"]
+        link = (
+            self._box.open(bytes(sealed), context=_link_context(share_id)).decode()
+            if sealed is not None
+            else None
+        )
+        return _share(row), link
 
     _FORGET_LINKS = """
         UPDATE share SET link_sealed = NULL
