@@ -12,6 +12,7 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pytest
 from litestar.testing import AsyncTestClient
 
 from domain.clock import FixedClock
@@ -516,3 +517,26 @@ async def test_a_long_term_share_is_rebuilt_and_drops_revoked_sources(
         clinical(bundle_resources(decrypt(third.json()["files"][0]["embedded"], payload["key"])[1]))
         == {}
     )
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+async def test_uploaded_pdfs_travel_inside_the_bundle(storage, database_dsn, data_dir, s3_server):
+    from tests.integration.test_uploads import PDF, complete, open_stack, put_file
+
+    async with open_stack(storage, database_dsn, data_dir, s3_server) as stack:
+        client = stack.client
+        patient = await register_patient(client)
+        started = await put_file(stack, patient, "letter.pdf", "application/pdf", PDF)
+        completed = await complete(stack, patient, started["id"])
+        assert completed.status_code == 201, completed.text
+        share = await create_share(client, patient, scope={"resourceTypes": ["DocumentReference"]})
+        resources = await shared_resources(client, share)
+        documents = [r for r in resources if r["resourceType"] == "DocumentReference"]
+        assert [d["id"] for d in documents] == [completed.json()["id"]]
+        attachment = documents[0]["content"][0]["attachment"]
+        assert base64.b64decode(attachment["data"]) == PDF
+        assert "url" not in attachment  # it needs the patient's token; the data is here
+        assert (
+            await client.delete(f"/v1/shares/{share['id']}", headers=patient.headers)
+        ).status_code == 204
+        assert_problem(await open_share(client, share), 404)
