@@ -10,8 +10,8 @@ from uuid import UUID, uuid4
 from domain.access import Permit
 from domain.errors import NotFound
 from domain.fhir import json_codec
+from domain.ports import BlobStore, ContentCipher, ShareStore
 from domain.sharing.bundle import share_bundle, should_inline
-from domain.sharing.model import ContentCipher, FileStore, ShareStore
 from domain.sharing.scope import Candidate, ShareScope, select
 
 JWE_MEDIA_TYPE = "application/jose"
@@ -27,7 +27,7 @@ class EncryptedContent:
 
 
 class ShareContent:
-    def __init__(self, shares: ShareStore, files: FileStore, cipher: ContentCipher):
+    def __init__(self, shares: ShareStore, files: BlobStore, cipher: ContentCipher):
         self._shares = shares
         self._files = files
         self._cipher = cipher

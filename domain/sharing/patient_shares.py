@@ -16,7 +16,16 @@ from domain.access import Action, PatientActor, Permit, authorize_audited
 from domain.audit.events import RequestContext
 from domain.consents.consent import ConsentScope
 from domain.errors import FieldProblem, InvalidInput, NotFound
-from domain.ports import AuditLog, Clock, PasswordHasher, UnitOfWork
+from domain.ports import (
+    AuditLog,
+    BlobStore,
+    Clock,
+    ConsentStore,
+    PasswordHasher,
+    QrRenderer,
+    ShareStore,
+    UnitOfWork,
+)
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
 from domain.sharing.link import (
     MAX_LABEL_LENGTH,
@@ -28,17 +37,7 @@ from domain.sharing.link import (
     token_digest,
     viewer_url,
 )
-from domain.sharing.model import (
-    FileStore,
-    NewShare,
-    QrFormat,
-    QrRenderer,
-    Share,
-    ShareAccess,
-    ShareConsents,
-    SharePageCursor,
-    ShareStore,
-)
+from domain.sharing.model import NewShare, QrFormat, Share, ShareAccess, SharePageCursor
 from domain.sharing.passcode import MAX_ATTEMPTS, check_passcode
 from domain.sharing.scope import ShareScope
 
@@ -95,9 +94,9 @@ class PatientShares:
         *,
         unit_of_work: Callable[[], UnitOfWork],
         shares: ShareStore,
-        consents: ShareConsents,
+        consents: ConsentStore,
         content: ShareContent,
-        files: FileStore,
+        files: BlobStore,
         hasher: PasswordHasher,
         qr: QrRenderer,
         audit: AuditLog,

@@ -17,17 +17,19 @@ import msgspec
 from domain.access import AccessRefused, Action, ActionNotAllowed, Permit, ShareRecipient, authorize
 from domain.audit.events import RequestContext
 from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
-from domain.ports import AuditLog, Clock, PasswordHasher, UnitOfWork
+from domain.ports import (
+    AuditLog,
+    BlobStore,
+    Clock,
+    ConsentStore,
+    PasswordHasher,
+    RequestThrottle,
+    ShareStore,
+    UnitOfWork,
+)
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
 from domain.sharing.link import new_token, token_digest
-from domain.sharing.model import (
-    FileStore,
-    RequestThrottle,
-    Share,
-    ShareAccess,
-    ShareConsents,
-    ShareStore,
-)
+from domain.sharing.model import Share, ShareAccess
 from domain.sharing.passcode import WrongPasscode
 
 # A `location` is a bearer URL for one file: short-lived (the spec allows an hour
@@ -69,9 +71,9 @@ class ShareManifests:
         *,
         unit_of_work: Callable[[], UnitOfWork],
         shares: ShareStore,
-        consents: ShareConsents,
+        consents: ConsentStore,
         content: ShareContent,
-        files: FileStore,
+        files: BlobStore,
         hasher: PasswordHasher,
         throttle: RequestThrottle,
         audit: AuditLog,
@@ -129,20 +131,20 @@ class ShareManifests:
             raise WrongPasscode(share.attempts_left)
         # Reserved and committed before the check: parallel guesses cannot
         # outnumber the attempts left (see domain.sharing.passcode).
-        left = await self._shares.reserve_attempt(share.id, self._clock.now())
+        left = await self._shares.reserve_attempt(permit, share.id)
         if left is None:
             await self._refuse(permit, share, "share-disabled")
             raise NotFound("No such link.")
         try:
             check = await self._hasher.verify(share.passcode_hash, passcode)
         except BaseException:
-            await self._shares.refund_attempt(share.id)
+            await self._shares.refund_attempt(permit, share.id)
             raise
         if check.matches:
-            await self._shares.refund_attempt(share.id)
+            await self._shares.refund_attempt(permit, share.id)
             return
         if left == 0:
-            await self._shares.disable(share.id, self._clock.now())
+            await self._shares.disable(permit, share.id, self._clock.now())
         await self._refuse(permit, share, "wrong-passcode")
         raise WrongPasscode(left)
 
@@ -154,7 +156,8 @@ class ShareManifests:
             return await self._files.read(share.ciphertext_key), share.record_ids
         now = self._clock.now()
         records = await self._content.records(permit, share.scope, now, live_sources_only=True)
-        encrypted = await self._content.encrypt(permit, records, await self._shares.key(share), now)
+        key = await self._shares.key(permit, share.id)
+        encrypted = await self._content.encrypt(permit, records, key, now)
         return encrypted.jwe.encode("ascii"), encrypted.record_ids
 
     async def manifest(
@@ -210,19 +213,22 @@ class ShareManifests:
             else:
                 ticket = new_token()
                 await self._shares.issue_ticket(
-                    share.id, token_digest(ticket), recipient, now + LOCATION_LIFETIME
+                    permit, share.id, token_digest(ticket), recipient, now + LOCATION_LIFETIME
                 )
                 file = ManifestFile(
                     content_type=FHIR_CONTENT_TYPE,
                     location=f"{self._public_url}/shl/files/{ticket}",
                 )
-            await self._access(share, "manifest", recipient, context, files=1 if fits else 0)
+            await self._access(
+                permit, share, "manifest", recipient, context, files=1 if fits else 0
+            )
             await self._audit.append(permit.event("Bundle", *(str(i) for i in record_ids)))
             await uow.commit()
         return [file]
 
     async def _access(
         self,
+        permit: Permit,
         share: Share,
         kind: Literal["manifest", "file"],
         recipient: str,
@@ -231,6 +237,7 @@ class ShareManifests:
         files: int,
     ) -> None:
         await self._shares.record_access(
+            permit,
             share.id,
             ShareAccess(
                 kind=kind,
@@ -247,14 +254,11 @@ class ShareManifests:
         used = await self._shares.use_ticket(token_digest(ticket), self._clock.now())
         if used is None:
             raise NotFound("No such file, or its location has expired or was used.")
-        share_id, recipient = used
-        share = await self._shares.by_id(share_id)
-        if share is None:
-            raise NotFound("No such file, or its location has expired or was used.")
+        share, recipient = used
         permit = await self._authorized(share, recipient, "share.file", context)
         async with self._unit_of_work() as uow:
             jwe, record_ids = await self._ciphertext(permit, share)
-            await self._access(share, "file", recipient, context, files=1)
+            await self._access(permit, share, "file", recipient, context, files=1)
             await self._audit.append(permit.event("Bundle", *(str(i) for i in record_ids)))
             await uow.commit()
         return ServedFile(jwe=jwe)

@@ -124,13 +124,6 @@ class PgShareStore:
             row = await conn.fetchrow(self._GET, permit.patient_id, share_id)
         return _share(row) if row else None
 
-    _BY_ID = f"SELECT {_COLUMNS} FROM share WHERE id = $1"
-
-    async def by_id(self, share_id: UUID) -> Share | None:
-        async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._BY_ID, share_id)
-        return _share(row) if row else None
-
     _BY_TOKEN = f"SELECT {_COLUMNS} FROM share WHERE token_digest = $1"
 
     async def by_token(self, token_digest: bytes) -> Share | None:
@@ -182,38 +175,43 @@ class PgShareStore:
             row = await conn.fetchrow(self._REVOKE, permit.patient_id, share_id, now)
         return _share(row) if row else None
 
-    _KEY = "SELECT key_sealed FROM share WHERE id = $1"
+    _KEY = "SELECT key_sealed FROM share WHERE patient_id = $1 AND id = $2"
 
-    async def key(self, share: Share) -> bytes:
+    async def key(self, permit: Permit, share_id: UUID) -> bytes:
         async with self._database.transaction() as conn:
-            sealed = await conn.fetchval(self._KEY, share.id)
+            sealed = await conn.fetchval(self._KEY, permit.patient_id, share_id)
         if sealed is None:
             raise LookupError("this share keeps no key")
-        return self._box.open(bytes(sealed), context=_key_context(share.id))
+        return self._box.open(bytes(sealed), context=_key_context(share_id))
 
     # One statement, so parallel guesses line up on the row lock: none can take
     # an attempt that is not there. Committed at once (its own transaction).
     _RESERVE = """
         UPDATE share SET attempts_left = attempts_left - 1
-        WHERE id = $1 AND attempts_left > 0 AND disabled_at IS NULL
+        WHERE patient_id = $1 AND id = $2 AND attempts_left > 0 AND disabled_at IS NULL
         RETURNING attempts_left
     """
 
-    async def reserve_attempt(self, share_id: UUID, now: datetime) -> int | None:
+    async def reserve_attempt(self, permit: Permit, share_id: UUID) -> int | None:
         async with self._database.pool.acquire() as conn:
-            return await conn.fetchval(self._RESERVE, share_id)
+            return await conn.fetchval(self._RESERVE, permit.patient_id, share_id)
 
-    _REFUND = "UPDATE share SET attempts_left = attempts_left + 1 WHERE id = $1"
+    _REFUND = """
+        UPDATE share SET attempts_left = attempts_left + 1 WHERE patient_id = $1 AND id = $2
+    """
 
-    async def refund_attempt(self, share_id: UUID) -> None:
+    async def refund_attempt(self, permit: Permit, share_id: UUID) -> None:
         async with self._database.pool.acquire() as conn:
-            await conn.execute(self._REFUND, share_id)
+            await conn.execute(self._REFUND, permit.patient_id, share_id)
 
-    _DISABLE = "UPDATE share SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL"
+    _DISABLE = """
+        UPDATE share SET disabled_at = $3
+        WHERE patient_id = $1 AND id = $2 AND disabled_at IS NULL
+    """
 
-    async def disable(self, share_id: UUID, now: datetime) -> None:
+    async def disable(self, permit: Permit, share_id: UUID, now: datetime) -> None:
         async with self._database.pool.acquire() as conn:
-            await conn.execute(self._DISABLE, share_id, now)
+            await conn.execute(self._DISABLE, permit.patient_id, share_id, now)
 
     # Bounded by the permit's patient and its consent's types; the scope's easy
     # parts are filtered here, the domain's `select` has the last word.
@@ -294,13 +292,14 @@ class PgShareStore:
     _RECORD_ACCESS = """
         INSERT INTO share_access (share_id, kind, recipient, client_address, user_agent, files,
                                   accessed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        SELECT id, $3, $4, $5, $6, $7, $8 FROM share WHERE patient_id = $1 AND id = $2
     """
 
-    async def record_access(self, share_id: UUID, access: ShareAccess) -> None:
+    async def record_access(self, permit: Permit, share_id: UUID, access: ShareAccess) -> None:
         async with self._database.transaction() as conn:
             await conn.execute(
                 self._RECORD_ACCESS,
+                permit.patient_id,
                 share_id,
                 access.kind,
                 access.recipient,
@@ -323,25 +322,38 @@ class PgShareStore:
 
     _ISSUE_TICKET = """
         INSERT INTO share_file_ticket (token_digest, share_id, recipient, expires_at)
-        VALUES ($1, $2, $3, $4)
+        SELECT $3, id, $4, $5 FROM share WHERE patient_id = $1 AND id = $2
     """
 
     async def issue_ticket(
-        self, share_id: UUID, token_digest: bytes, recipient: str, expires_at: datetime
+        self,
+        permit: Permit,
+        share_id: UUID,
+        token_digest: bytes,
+        recipient: str,
+        expires_at: datetime,
     ) -> None:
         async with self._database.transaction() as conn:
-            await conn.execute(self._ISSUE_TICKET, token_digest, share_id, recipient, expires_at)
+            await conn.execute(
+                self._ISSUE_TICKET, permit.patient_id, share_id, token_digest, recipient, expires_at
+            )
 
-    _USE_TICKET = """
-        UPDATE share_file_ticket SET used_at = $2
-        WHERE token_digest = $1 AND used_at IS NULL AND expires_at > $2
-        RETURNING share_id, recipient
+    # Spent in a statement of its own: a location is good for one use even
+    # when what follows is refused.
+    _USE_TICKET = f"""
+        WITH spent AS (
+            UPDATE share_file_ticket SET used_at = $2
+            WHERE token_digest = $1 AND used_at IS NULL AND expires_at > $2
+            RETURNING share_id, recipient
+        )
+        SELECT {", ".join("s." + c.strip() for c in _COLUMNS.split(","))}, spent.recipient
+        FROM spent JOIN share s ON s.id = spent.share_id
     """
 
-    async def use_ticket(self, token_digest: bytes, now: datetime) -> tuple[UUID, str] | None:
+    async def use_ticket(self, token_digest: bytes, now: datetime) -> tuple[Share, str] | None:
         async with self._database.pool.acquire() as conn:
             row = await conn.fetchrow(self._USE_TICKET, token_digest, now)
-        return (row["share_id"], row["recipient"]) if row else None
+        return (_share(row), row["recipient"]) if row else None
 
 
 class PgShareRequestThrottle:

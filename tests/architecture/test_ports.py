@@ -20,6 +20,7 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
+    "ShareStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -29,6 +30,10 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+    ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
+    ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
+    ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
+    ("ShareStore", "organizations"): "hospital names, no patient's rows",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -47,6 +52,9 @@ OTHER_PORTS = {
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
     "DeliveryIngest": "a use case (it authorizes itself), not a store",
+    "RequestThrottle": "counts manifest requests per link digest and client address",
+    "ContentCipher": "encrypts bytes with a key it is given",
+    "QrRenderer": "draws a QR code of a text",
 }
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
 
@@ -56,7 +64,7 @@ def _protocols() -> dict[str, type]:
         name: value
         for name, value in vars(ports).items()
         if inspect.isclass(value)
-        and value.__module__ == ports.__name__
+        and value.__module__ in (ports.__name__, "domain.sharing.ports")
         and Protocol in value.__mro__
     }
 
