@@ -136,6 +136,6 @@ def test_the_hl7_vector_decrypts_without_cty():
     details = json.loads((DATA / "IPS_IG-bundle-01-shl-details.json").read_text())
     key = base64.urlsafe_b64decode(details["shlinkJsonPayload"]["key"] + "=")
     plaintext = decrypt_compact((DATA / "IPS_IG-bundle-01-enc.txt").read_text().strip(), key)
-    expected = json.loads((DATA / "IPS_IG-bundle-01.json").read_text())
+    expected = json.loads((DATA.parent / "fhir" / "ips" / "IPS_IG-bundle-01.json").read_text())
     assert json.loads(plaintext) == expected
     assert len(expected["entry"]) == 20
