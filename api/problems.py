@@ -168,6 +168,19 @@ def stored_value_error_handler(
     )
 
 
+def nesting_error_handler(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[Problem]:
+    # JSON nested thousands deep exhausts the decoder's recursion limit while the
+    # body is read: the caller's input, not our failure.
+    return problem_response(
+        400,
+        "malformed-body",
+        "The request body is not valid JSON",
+        "The body is nested too deeply to be read.",
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -183,5 +196,6 @@ exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
+    RecursionError: nesting_error_handler,
     Exception: internal_error_handler,
 }

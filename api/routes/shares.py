@@ -8,7 +8,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from api.problems import domain_error_handler, http_exception_handler
+from api.problems import domain_error_handler, http_exception_handler, nesting_error_handler
 from domain.access import PatientActor
 from domain.errors import DomainError, FieldProblem, InvalidInput, NotFound
 from domain.sharing.link import TOKEN_BYTES
@@ -116,6 +116,11 @@ class ShareAccessList(msgspec.Struct, rename="camel"):
     items: list[ShareAccessOut]
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """A date-time without a zone is read as UTC (FHIR dates compared with it have one)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 def _qr_url(share_id: UUID) -> str:
     return f"/v1/shares/{share_id}/qr"
 
@@ -199,8 +204,8 @@ async def create_share(
             categories=tuple(dict.fromkeys(scope.categories)),
             hospital_ids=tuple(dict.fromkeys(scope.hospital_ids)),
             record_ids=tuple(dict.fromkeys(scope.record_ids)),
-            since=scope.since,
-            until=scope.until,
+            since=_utc(scope.since),
+            until=_utc(scope.until),
             include_sensitive=scope.include_sensitive,
         ),
     )
@@ -382,6 +387,7 @@ def _with_cors(handler: Callable[[Request[Any, Any, Any], Any], Response]) -> Ca
 _CORS_ERRORS: dict[Any, Any] = {
     DomainError: _with_cors(domain_error_handler),
     HTTPException: _with_cors(http_exception_handler),
+    RecursionError: _with_cors(nesting_error_handler),
 }
 
 

@@ -540,3 +540,46 @@ async def test_uploaded_pdfs_travel_inside_the_bundle(storage, database_dsn, dat
             await client.delete(f"/v1/shares/{share['id']}", headers=patient.headers)
         ).status_code == 204
         assert_problem(await open_share(client, share), 404)
+
+
+async def test_hostile_share_input_is_refused_without_a_500(client, patient):
+    share = await create_share(
+        client, patient, scope={"since": "2020-01-01T00:00:00", "until": "2030-01-01T00:00:00"}
+    )
+    assert (await open_share(client, share)).status_code == 200
+    for body in (
+        {"recipient": "Dr.\x00Zhang"},
+        {"recipient": ""},
+        {"recipient": "x" * 101},
+        {"recipient": "Dr. Zhang", "embeddedLengthMax": -1},
+        {"recipient": ["Dr. Zhang"]},
+    ):
+        response = await open_share(client, share, **body)
+        assert response.status_code in (400, 422), response.text
+        assert response.headers["content-type"].startswith(PROBLEM)
+    deep = b'{"recipient":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = await client.post(
+        manifest_path(share), content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["access-control-allow-origin"] == "*"
+    deep_share = await client.post(
+        "/v1/shares",
+        content=b'{"expiresAt":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        headers={**patient.headers, "Content-Type": "application/json"},
+    )
+    assert deep_share.status_code == 400
+    assert deep_share.headers["content-type"].startswith(PROBLEM)
+    huge = await client.post(
+        manifest_path(share),
+        content=b'{"recipient":"' + b"x" * (2 * 1024 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    naive = await client.post(
+        "/v1/shares", json={"expiresAt": "2030-01-01T00:00:00"}, headers=patient.headers
+    )
+    assert naive.status_code == 422
+    bad_cursor = await client.get("/v1/shares?cursor=not-ours", headers=patient.headers)
+    assert bad_cursor.status_code == 422
+    assert (await client.get("/viewer/other.js")).status_code in (400, 404)
