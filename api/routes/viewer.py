@@ -32,8 +32,16 @@ _ASSETS = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
 
 
 @cache
-def _static(name: str) -> bytes:
+def _read_static(name: str) -> bytes:
     return resources.files("api").joinpath("static", "viewer", name).read_bytes()
+
+
+def _static(name: str) -> bytes:
+    try:
+        return _read_static(name)
+    except FileNotFoundError:
+        # An installation without the package data: say so, not 500.
+        raise NotFoundException("The viewer is not installed with this service.") from None
 
 
 @get(
@@ -43,6 +51,7 @@ def _static(name: str) -> bytes:
     tags=["smart-health-links"],
     security=[],
     media_type="text/html",
+    raises=[NotFoundException],
 )
 async def viewer_page() -> Response[bytes]:
     return Response(_static("index.html"), media_type="text/html", headers=SECURITY_HEADERS)
