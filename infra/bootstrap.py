@@ -231,10 +231,17 @@ class Services:
 
         return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
 
+    # QR codes render in a process of their own (pure Python that would hold this
+    # process's GIL); its pool is shut down in close_services.
+    @cached_property
+    def qr_renderer(self):  # -> infra.qr.ProcessQrRenderer
+        from infra.qr import ProcessQrRenderer
+
+        return ProcessQrRenderer()
+
     @cached_property
     def patient_shares(self):  # -> domain.sharing.patient_shares.PatientShares
         from domain.sharing.patient_shares import PatientShares
-        from infra.qr import ThreadQrRenderer
 
         return PatientShares(
             unit_of_work=self.unit_of_work,
@@ -243,7 +250,7 @@ class Services:
             content=self.share_content,
             files=self.blobs,  # type: ignore[arg-type]
             hasher=self.password_hasher,
-            qr=ThreadQrRenderer(),
+            qr=self.qr_renderer,
             audit=self.audit,
             clock=self.clock,
             public_url=self.settings.public_url,
@@ -295,6 +302,8 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
 async def close_services(services: Services) -> None:
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
+    if "qr_renderer" in services.__dict__:
+        services.qr_renderer.close()
     try:
         await services.blobs.close()
     finally:

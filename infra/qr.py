@@ -1,5 +1,5 @@
-"""QR codes of share links (error correction M), PNG or SVG, in a worker thread
-so the event loop keeps answering.
+"""QR codes of share links (error correction M), PNG or SVG, rendered in a worker
+process so the event loop keeps answering.
 
 `qrcode` computes the matrix; the images are written here from it. Its own PNG
 and SVG writers draw module by module in pure Python (about 30 ms for a viewer
@@ -9,6 +9,8 @@ that repeats."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import multiprocessing
 import struct
 import zlib
 
@@ -89,6 +91,28 @@ def render_qr(text: str, fmt: QrFormat) -> bytes:
     return png(matrix) if fmt == "png" else svg(matrix)
 
 
-class ThreadQrRenderer:
+class ProcessQrRenderer:
+    """Renders in a worker process: QR encoding is pure Python and would hold this
+    process's GIL for milliseconds per code, competing with the event loop; a
+    process of its own runs it on another core. Started on first use."""
+
+    def __init__(self, workers: int = 1):
+        self._workers = workers
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a fork of a process running threads and an event loop is unsafe.
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
     async def render(self, text: str, fmt: QrFormat) -> bytes:
-        return await asyncio.to_thread(render_qr, text, fmt)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), render_qr, text, fmt)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
