@@ -202,6 +202,8 @@ class PatientShares:
                 created_at=now,
             )
             share = await self._shares.create(permit, new)
+            # Links held past their time (any patient's) are erased as shares come and go.
+            await self._shares.forget_links(now)
             await self._audit.append(permit.event("Share", str(share_id)))
             await uow.commit()
         return CreatedShare(share=share, shlink=shlink, viewer_url=link)

@@ -407,6 +407,27 @@ async def test_manifests_are_throttled_per_link(database_dsn, data_dir):
         assert throttled.headers["access-control-allow-origin"] == "*"
         other = await create_share(client, patient)
         assert (await open_share(client, other)).status_code == 200
+    env = {"PHR_SHARE_REQUESTS_PER_ADDRESS": "2"}
+    later = FixedClock(datetime.now(UTC) + timedelta(hours=1))  # a window of its own
+    async with app_client(database_dsn, data_dir, extra_env=env, clock=later) as client:
+        patient = await register_patient(client)
+        shares = [await create_share(client, patient) for _ in range(3)]
+        assert (await open_share(client, shares[0])).status_code == 200
+        assert (await open_share(client, shares[1])).status_code == 200
+        assert_problem(await open_share(client, shares[2]), 429)
+
+
+async def test_the_share_list_is_keyset_paged(client, patient):
+    made = [await create_share(client, patient, label=f"share {i}") for i in range(3)]
+    first = (await client.get("/v1/shares?limit=2", headers=patient.headers)).json()
+    assert [s["label"] for s in first["items"]] == ["share 2", "share 1"]
+    second = (
+        await client.get(
+            f"/v1/shares?limit=2&cursor={first['nextCursor']}", headers=patient.headers
+        )
+    ).json()
+    assert [s["id"] for s in second["items"]] == [made[0]["id"]]
+    assert second["nextCursor"] is None
 
 
 async def test_the_manifest_is_open_to_other_origins(client, patient):
