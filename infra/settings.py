@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,9 +11,19 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.blobs import MAX_UPLOAD_BYTES
+from domain.uploads.upload import DEFAULT_MAX_UPLOAD_BYTES
+
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
+
+
+class SecretText(str):
+    """A secret setting: its value never shows in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "SecretText('***')"
 
 
 class S3Settings(msgspec.Struct, frozen=True):
@@ -45,7 +57,10 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
-    upload_max_bytes: int = 100 * 1024 * 1024
+    upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # Base64 key that seals hospital webhook secrets and link codes at rest; None:
+    # the key file <data_dir>/keys/secrets.key, made on first use.
+    secrets_key: SecretText | None = None
     # SMART Health Link manifests: requests admitted per link and per client
     # address within the window.
     share_requests_per_link: int = 30
@@ -147,16 +162,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        secrets_key=_secrets_key(env),
         share_requests_per_link=_positive_int(env, "PHR_SHARE_REQUESTS_PER_LINK", 30),
         share_requests_per_address=_positive_int(env, "PHR_SHARE_REQUESTS_PER_ADDRESS", 120),
         share_request_window_seconds=_positive_int(env, "PHR_SHARE_REQUEST_WINDOW_SECONDS", 60),
     )
 
 
-def _upload_max_bytes(env: Mapping[str, str]) -> int:
-    from domain.blobs import MAX_UPLOAD_BYTES
+def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
+    raw = env.get("PHR_SECRETS_KEY") or None
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("PHR_SECRETS_KEY must be base64") from None
+    if len(key) != 32:
+        raise SettingsError("PHR_SECRETS_KEY must be the base64 of 32 random bytes")
+    return SecretText(raw)
 
-    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+
+def _upload_max_bytes(env: Mapping[str, str]) -> int:
+    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value

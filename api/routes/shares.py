@@ -26,7 +26,7 @@ from litestar.exceptions import (
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, PatientSharesDep, RequestContextDep, ShareManifestsDep
 from api.problems import domain_error_handler, http_exception_handler, nesting_error_handler
 from domain.access import PatientActor
 from domain.errors import DomainError, FieldProblem, InvalidInput, NotFound
@@ -188,7 +188,8 @@ _RAISES = [NotAuthorizedException, NotFoundException]
     status_code=201,
 )
 async def create_share(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
+    clock: ClockDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: JSONBody[CreateShareIn],
@@ -209,7 +210,7 @@ async def create_share(
             include_sensitive=scope.include_sensitive,
         ),
     )
-    created = await services.patient_shares.create(
+    created = await patient_shares.create(
         PatientActor(patient.patient_id), request, context=context
     )
     share = created.share
@@ -221,7 +222,7 @@ async def create_share(
         expires_at=share.expires_at,
         flag=share.flag,
         label=share.label,
-        share=share_out(share, services.clock.now()),
+        share=share_out(share, clock.now()),
     )
 
 
@@ -234,7 +235,8 @@ async def create_share(
     security=[{"bearer": []}],
 )
 async def list_shares(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
+    clock: ClockDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     cursor: Annotated[
@@ -243,11 +245,11 @@ async def list_shares(
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=100)] = 20,
 ) -> SharePage:
     after = _decode_cursor(cursor) if cursor else None
-    items = await services.patient_shares.page(
+    items = await patient_shares.page(
         PatientActor(patient.patient_id), after, limit + 1, context=context
     )
     page = items[:limit]
-    now = services.clock.now()
+    now = clock.now()
     return SharePage(
         items=[share_out(s, now) for s in page],
         next_cursor=_encode_cursor(page[-1]) if len(items) > limit else None,
@@ -263,15 +265,14 @@ async def list_shares(
     security=[{"bearer": []}],
 )
 async def get_share(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
+    clock: ClockDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     share_id: Annotated[UUID, _SHARE_ID],
 ) -> ShareOut:
-    share = await services.patient_shares.get(
-        PatientActor(patient.patient_id), share_id, context=context
-    )
-    return share_out(share, services.clock.now())
+    share = await patient_shares.get(PatientActor(patient.patient_id), share_id, context=context)
+    return share_out(share, clock.now())
 
 
 @delete(
@@ -284,14 +285,12 @@ async def get_share(
     status_code=204,
 )
 async def revoke_share(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     share_id: Annotated[UUID, _SHARE_ID],
 ) -> None:
-    await services.patient_shares.revoke(
-        PatientActor(patient.patient_id), share_id, context=context
-    )
+    await patient_shares.revoke(PatientActor(patient.patient_id), share_id, context=context)
 
 
 @get(
@@ -306,7 +305,7 @@ async def revoke_share(
     media_type="image/png",
 )
 async def get_share_qr(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     share_id: Annotated[UUID, _SHARE_ID],
@@ -314,7 +313,7 @@ async def get_share_qr(
         Literal["png", "svg"], QueryParameter(description="image format: png or svg")
     ] = "png",
 ) -> Response[bytes]:
-    image = await services.patient_shares.qr(
+    image = await patient_shares.qr(
         PatientActor(patient.patient_id), share_id, format, context=context
     )
     return Response(
@@ -334,13 +333,13 @@ async def get_share_qr(
     security=[{"bearer": []}],
 )
 async def list_share_accesses(
-    services: ServicesDep,
+    patient_shares: PatientSharesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     share_id: Annotated[UUID, _SHARE_ID],
     limit: Annotated[int, QueryParameter(description="how many, newest first", ge=1, le=500)] = 100,
 ) -> ShareAccessList:
-    items: list[ShareAccess] = await services.patient_shares.accesses(
+    items: list[ShareAccess] = await patient_shares.accesses(
         PatientActor(patient.patient_id), share_id, limit, context=context
     )
     return ShareAccessList(
@@ -438,12 +437,12 @@ _TOKEN_PARAM = PathParameter(description="the random part of the link's url", ma
     exception_handlers=_CORS_ERRORS,
 )
 async def shl_manifest(
-    services: ServicesDep,
+    share_manifests: ShareManifestsDep,
     context: RequestContextDep,
     token: Annotated[str, _TOKEN_PARAM],
     data: JSONBody[ManifestIn],
 ) -> Response[ManifestOut]:
-    files = await services.share_manifests.manifest(
+    files = await share_manifests.manifest(
         _check_token(token),
         recipient=data.recipient,
         passcode=data.passcode,
@@ -484,7 +483,9 @@ async def shl_manifest_preflight(token: Annotated[str, _TOKEN_PARAM]) -> Respons
     exception_handlers=_CORS_ERRORS,
 )
 async def shl_file(
-    services: ServicesDep, context: RequestContextDep, ticket: Annotated[str, _TOKEN_PARAM]
+    share_manifests: ShareManifestsDep,
+    context: RequestContextDep,
+    ticket: Annotated[str, _TOKEN_PARAM],
 ) -> Response[bytes]:
-    served = await services.share_manifests.file(_check_token(ticket), context=context)
+    served = await share_manifests.file(_check_token(ticket), context=context)
     return Response(served.jwe, media_type=served.media_type, headers=CORS_HEADERS)
