@@ -305,6 +305,7 @@ async def revoke_share(
     media_type="image/png",
 )
 async def get_share_qr(
+    request: Request[Any, Any, Any],
     patient_shares: PatientSharesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
@@ -316,9 +317,11 @@ async def get_share_qr(
     image = await patient_shares.qr(
         PatientActor(patient.patient_id), share_id, format, context=context
     )
+    # The same bytes either way: some client generators read only octet-stream as bytes.
+    offered = ["image/png" if format == "png" else "image/svg+xml", "application/octet-stream"]
     return Response(
         image,
-        media_type="image/png" if format == "png" else "image/svg+xml",
+        media_type=request.accept.best_match(offered, default=offered[0]),
         # The image holds the key: never cached anywhere.
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
@@ -483,9 +486,12 @@ async def shl_manifest_preflight(token: Annotated[str, _TOKEN_PARAM]) -> Respons
     exception_handlers=_CORS_ERRORS,
 )
 async def shl_file(
+    request: Request[Any, Any, Any],
     share_manifests: ShareManifestsDep,
     context: RequestContextDep,
     ticket: Annotated[str, _TOKEN_PARAM],
 ) -> Response[bytes]:
     served = await share_manifests.file(_check_token(ticket), context=context)
-    return Response(served.jwe, media_type=served.media_type, headers=CORS_HEADERS)
+    offered = [served.media_type, "application/octet-stream"]
+    media_type = request.accept.best_match(offered, default=offered[0])
+    return Response(served.jwe, media_type=media_type, headers=CORS_HEADERS)
