@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from infra.settings import load_settings
+from tests.conftest import settings_for
 
 
 def free_port() -> int:
@@ -43,13 +43,8 @@ def live_server(
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": base_url,
-            **(extra_env or {}),
-        }
+    settings = settings_for(
+        database_dsn, data_dir, {"PHR_PUBLIC_URL": base_url, **(extra_env or {})}
     )
     server = uvicorn.Server(
         uvicorn.Config(

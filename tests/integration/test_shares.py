@@ -16,8 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from domain.clock import FixedClock
-from infra.settings import load_settings
-from tests.conftest import Patient, register_patient
+from tests.conftest import TEST_PUBLIC_URL, Patient, register_patient, settings_for
 from tests.records_support import bundle, grant_hospital, observation, push
 from tests.share_support import (
     SECURITY_HIV,
@@ -29,7 +28,7 @@ from tests.share_support import (
     parse_shlink,
 )
 
-PUBLIC = "http://testserver.local"
+PUBLIC = TEST_PUBLIC_URL
 PROBLEM = "application/problem+json"
 
 
@@ -43,8 +42,7 @@ async def app_client(
 ) -> AsyncIterator[AsyncTestClient]:
     from api.app import create_app
 
-    env = {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": PUBLIC}
-    app = create_app(load_settings(env | (extra_env or {})), clock=clock)
+    app = create_app(settings_for(database_dsn, data_dir, extra_env), clock=clock)
     async with AsyncTestClient(app=app, base_url=PUBLIC) as client:
         yield client
 
