@@ -171,13 +171,13 @@ def stored_value_error_handler(
 def nesting_error_handler(
     request: Request[Any, Any, Any], exc: RecursionError
 ) -> Response[Problem]:
-    # JSON nested thousands deep exhausts the decoder's recursion limit while the
-    # body is read: the caller's input, not our failure.
+    # msgspec raises RecursionError (not a decode error) on JSON nested about
+    # 1,000 deep: the body is the caller's to fix.
     return problem_response(
         400,
         "malformed-body",
         "The request body is not valid JSON",
-        "The body is nested too deeply to be read.",
+        "The JSON body is nested too deeply.",
     )
 
 

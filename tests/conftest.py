@@ -94,6 +94,8 @@ def settings_for(
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": TEST_PUBLIC_URL,
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
             **(overrides or {}),
         }
     )

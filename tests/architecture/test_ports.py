@@ -21,6 +21,8 @@ PATIENT_DATA_STORES = {
     "AuditLog",
     "AccountEraser",
     "ShareStore",
+    "NotificationStore",
+    "DeviceStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -34,6 +36,8 @@ WITHOUT_PERMIT = {
     ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
     ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
     ("ShareStore", "organizations"): "hospital names, no patient's rows",
+    ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
+    ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -55,6 +59,9 @@ OTHER_PORTS = {
     "RequestThrottle": "counts manifest requests per link digest and client address",
     "ContentCipher": "encrypts bytes with a key it is given",
     "QrRenderer": "draws a QR code of a text",
+    "OutboxStore": "the push worker's queue across patients; no health data in it",
+    "PushSender": "sends a push that carries no health detail",
+    "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
 }
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
 
