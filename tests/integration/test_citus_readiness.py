@@ -75,6 +75,13 @@ KNOWN_CROSS_PATIENT = {
     ("infra/pg/notifications.py", "SET status = 'gone', finished_at = $2, claimed_until"): (
         "as above: by delivery id; add the claimed row's patient_id"
     ),
+    ("infra/pg/shares.py", "FROM share WHERE token_digest = $1"): (
+        "a doctor presents only the link: a routing table token_digest -> "
+        "patient_id, or the patient id carried in the link's token"
+    ),
+    ("infra/pg/shares.py", "SET link_sealed = NULL WHERE link_sealed IS NOT NULL"): (
+        "the sweep that forgets held links covers every patient by design: per shard"
+    ),
     ("infra/pg/notifications.py", "INSERT INTO notification_delivery"): (
         "one notification fanned out to many patients' devices in one statement: "
         "on Citus, one statement per shard's patients"
@@ -108,13 +115,25 @@ def patient_tables(roles: dict[str, tuple[bool, str | None]]) -> set[str]:
     return {name for name, (has_patient, _) in roles.items() if has_patient} | {"patient"}
 
 
+# Tables that hold patient data but do not carry patient_id yet (a gap against
+# the rule), with the remedy. A new one fails; a fixed one must leave the list.
+KNOWN_TABLE_GAPS = {
+    "share_access": "who opened a patient's share: add patient_id (the share's)",
+    "share_file_ticket": "one-time file tickets of a patient's share: add patient_id",
+}
+
+
 async def test_every_table_is_distributed_by_patient_or_says_why_not(superuser_conn):
     roles = await table_roles(superuser_conn)
     unplaced = [
         name
         for name, (has_patient, comment) in roles.items()
-        if not has_patient and not (comment or "").startswith("citus: ")
+        if not has_patient
+        and not (comment or "").startswith("citus: ")
+        and name not in KNOWN_TABLE_GAPS
     ]
+    fixed = [name for name in KNOWN_TABLE_GAPS if name in roles and roles[name][0]]
+    assert not fixed, f"these carry patient_id now; remove them from KNOWN_TABLE_GAPS: {fixed}"
     assert not unplaced, (
         f"tables without patient_id and without a 'citus: ...' comment: {unplaced}. "
         "Add patient_id if they hold patient data; otherwise COMMENT ON TABLE saying "
@@ -223,6 +242,9 @@ KNOWN_KEY_GAPS = {
     "unique notification_delivery (id)",
     "unique notification_delivery (notification_id, device_id)",
     "unique push_device (id)",
+    "unique share (id)",
+    "unique share (token_digest)",
+    "foreign key share (consent_id) -> consent",
 }
 
 
