@@ -53,6 +53,7 @@ Action = Literal[
     "upload.create",
     "export.created",
     "imaging.list",
+    "imaging.read",
     "consent.list",
     "consent.revoked",
     "account.erased",

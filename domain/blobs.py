@@ -7,6 +7,7 @@ them."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -77,6 +78,15 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Removes the object; deleting a missing object is not an error."""
+        ...
+
+    def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The object in chunks, so large files never sit whole in memory.
+        Raises NotFound (on first iteration) if there is no such object."""
+        ...
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Stores bytes phr made or checked itself (a DICOM instance, a preview)."""
         ...
 
     async def delete_prefix(self, prefix: str) -> None:

@@ -41,7 +41,6 @@ from domain.errors import (
     FieldProblem,
     InvalidInput,
     NotFound,
-    UnreadableDicom,
     UnsupportedUploadType,
     UploadContentMismatch,
     UploadExpired,
@@ -54,7 +53,7 @@ from domain.patient_records import SELF_REPORTED_TAG
 from domain.ports import UnitOfWork
 from domain.records import SELF, IncomingRecord, RecordStore, StoredRecord, incoming_record
 
-UploadKind = Literal["document", "photo", "dicom"]
+UploadKind = Literal["document", "photo", "dicom", "archive"]
 UploadStatus = Literal["pending", "completed"]
 
 # What a patient may upload, and what each becomes.
@@ -63,6 +62,8 @@ ALLOWED_CONTENT_TYPES: dict[str, UploadKind] = {
     "image/jpeg": "photo",
     "image/png": "photo",
     "application/dicom": "dicom",
+    # A whole CD: unpacked and imported by a background job.
+    "application/zip": "archive",
 }
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # A presigned PUT is a bearer credential: 15 minutes is the blob layer's cap
@@ -101,6 +102,8 @@ def sniff(prefix: bytes) -> str | None:
         return "image/png"
     if len(prefix) >= 132 and prefix[128:132] == b"DICM":
         return "application/dicom"
+    if prefix.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "application/zip"
     return None
 
 
@@ -193,8 +196,10 @@ class StartedUpload(msgspec.Struct, frozen=True):
 
 
 class CompletedUpload(msgspec.Struct, frozen=True):
-    record: StoredRecord
+    record: StoredRecord | None
     created: bool  # False when the upload had been completed before
+    # A CD (zip) is imported in the background: its import status instead of a record.
+    archive: Any = None
 
 
 class DicomHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -220,6 +225,22 @@ class DicomReader(Protocol):
         """The header of a DICOM Part 10 file (or its first bytes); UnreadableDicom
         if it is not one or lacks the study and series UIDs."""
         ...
+
+
+class ImagingIntake(Protocol):
+    """Where DICOM uploads go once their bytes are checked (domain.imaging_import)."""
+
+    async def take_file(
+        self, actor: Actor, patient_id: UUID, upload: Upload, *, context: RequestContext
+    ) -> StoredRecord: ...
+
+    async def take_archive(
+        self, actor: Actor, patient_id: UUID, upload: Upload, *, context: RequestContext
+    ) -> Any: ...
+
+    async def status(
+        self, actor: Actor, patient_id: UUID, upload_id: UUID, *, context: RequestContext
+    ) -> Any: ...
 
 
 class UploadStore(Protocol):
@@ -388,6 +409,7 @@ class PatientUploads:
         records: RecordStore,
         blobs: BlobStore,
         dicom: DicomReader,
+        imaging: ImagingIntake,
         audit: AuditLog,
         clock: Clock,
         rules: UploadRules,
@@ -398,6 +420,7 @@ class PatientUploads:
         self._records = records
         self._blobs = blobs
         self._dicom = dicom
+        self._imaging = imaging
         self._audit = audit
         self._clock = clock
         self._rules = rules
@@ -471,8 +494,8 @@ class PatientUploads:
             permit = await self._authorize(uow, actor, "record.create", patient_id, context)
             upload = await self._uploads.get(permit, upload_id)
             if upload is None:
-                await self._refuse(uow, permit, "not-found", "Upload", upload_id)
-                raise NotFound("No upload with this id.")
+                await uow.commit()
+                return await self._taken(actor, patient_id, upload_id, context)
             if upload.status == "completed":
                 return await self._completed(uow, permit, upload)
             if self._clock.now() > completion_deadline(upload.expires_at):
@@ -480,6 +503,12 @@ class PatientUploads:
                 raise UploadExpired("This upload has expired; start a new one.")
 
         header = await self._check_object(upload, patient_id, context)
+        if upload.kind == "dicom":
+            record = await self._imaging.take_file(actor, patient_id, upload, context=context)
+            return CompletedUpload(record, created=True)
+        if upload.kind == "archive":
+            status = await self._imaging.take_archive(actor, patient_id, upload, context=context)
+            return CompletedUpload(None, created=True, archive=status)
 
         async with self._unit_of_work() as uow:
             permit = await self._authorize(uow, actor, "record.create", patient_id, context)
@@ -507,6 +536,14 @@ class PatientUploads:
             await uow.commit()
         assert record is not None
         return CompletedUpload(record, created=True)
+
+    async def _taken(
+        self, actor: Actor, patient_id: UUID, upload_id: UUID, context: RequestContext
+    ) -> CompletedUpload:
+        """A DICOM file or CD whose upload was consumed by the imaging import: a
+        repeat `complete` answers with what the import made of it."""
+        status = await self._imaging.status(actor, patient_id, upload_id, context=context)
+        return CompletedUpload(None, created=False, archive=status)
 
     async def _completed(self, uow: UnitOfWork, permit: Permit, upload: Upload) -> CompletedUpload:
         assert upload.record_id is not None
@@ -542,14 +579,7 @@ class PatientUploads:
                 f"The file's content is not {upload.content_type}.",
                 errors=[FieldProblem("contentType", "does not match the file's content")],
             )
-        if upload.kind != "dicom":
-            return None
-        data = await self._blobs.read_prefix(upload.key, min(upload.size, DICOM_HEADER_BYTES))
-        try:
-            return await self._dicom.read_header(data)
-        except UnreadableDicom:
-            await self._blobs.delete(upload.key)
-            raise
+        return None
 
     async def content(
         self,

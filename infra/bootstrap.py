@@ -204,10 +204,98 @@ class Services:
             records=self.records,
             blobs=self.blobs,
             dicom=PydicomHeaderReader(),
+            imaging=self.imaging_import,
             audit=self.audit,
             clock=self.clock,
             rules=UploadRules(max_bytes=self.settings.upload_max_bytes),
             content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
+        )
+
+    # Imaging the patient stores: CD imports, previews, DICOMweb, viewer tokens.
+    @cached_property
+    def imaging_store(self):  # -> infra.pg.imaging.PgImagingStore
+        from infra.pg.imaging import PgImagingStore
+
+        return PgImagingStore(self.database)
+
+    @cached_property
+    def imaging_jobs(self):  # -> infra.imaging_jobs.InProcessImagingJobs
+        from infra.imaging_jobs import InProcessImagingJobs
+
+        return InProcessImagingJobs()
+
+    @cached_property
+    def frame_renderer(self):  # -> infra.dicom.render.PillowRenderer
+        from infra.dicom.render import PillowRenderer
+
+        return PillowRenderer()
+
+    @cached_property
+    def dicomweb_base(self) -> str:
+        return f"{self.settings.public_url}/v1/dicomweb"
+
+    @cached_property
+    def imaging_import(self):  # -> domain.imaging_import.ImagingImport
+        from domain.dicom_archive import ArchiveLimits
+        from domain.imaging_import import ImagingImport
+        from infra.dicom.archive import ZipArchives
+        from infra.dicom.header import PydicomReader
+
+        settings = self.settings
+        importer = ImagingImport(
+            unit_of_work=self.unit_of_work,
+            store=self.imaging_store,
+            records=self.records,
+            blobs=self.blobs,
+            reader=PydicomReader(),
+            archives=ZipArchives(
+                self.blobs,
+                ArchiveLimits(
+                    max_entries=settings.archive_max_entries,
+                    max_expanded_bytes=settings.archive_max_expanded_bytes,
+                    max_ratio=settings.archive_max_ratio,
+                ),
+            ),
+            renderer=self.frame_renderer,
+            jobs=self.imaging_jobs,
+            audit=self.audit,
+            clock=self.clock,
+            bulk_base=self.dicomweb_base,
+        )
+        self.imaging_jobs.bind(importer)
+        return importer
+
+    @cached_property
+    def dicomweb(self):  # -> domain.dicomweb.DicomWeb
+        from domain.dicomweb import DicomWeb
+
+        return DicomWeb(
+            unit_of_work=self.unit_of_work,
+            store=self.imaging_store,
+            blobs=self.blobs,
+            renderer=self.frame_renderer,
+            audit=self.audit,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def imaging_catalog(self):  # -> domain.imaging_catalog.ImagingCatalog
+        from domain.imaging_catalog import ImagingCatalog
+
+        return ImagingCatalog(
+            unit_of_work=self.unit_of_work,
+            records=self.records,
+            store=self.imaging_store,
+            audit=self.audit,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def viewer_tokens(self):  # -> infra.viewer_tokens.ViewerTokens
+        from infra.viewer_tokens import ViewerTokens
+
+        return ViewerTokens(
+            self.secret_box.derive(b"dicomweb-viewer"), self.settings.imaging_token_ttl_seconds
         )
 
 
@@ -230,6 +318,8 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
 
 
 async def close_services(services: Services) -> None:
+    if "imaging_jobs" in services.__dict__:
+        await services.imaging_jobs.drain()
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     try:

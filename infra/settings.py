@@ -46,6 +46,13 @@ class Settings(msgspec.Struct, frozen=True):
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
+    # Imaging: an external viewer URL template ({studyUid}, {dicomwebUrl}), the
+    # lifetime of study-scoped viewer tokens, and what a CD (zip) may hold.
+    dicom_viewer_url: str | None = None
+    imaging_token_ttl_seconds: int = 3600
+    archive_max_entries: int = 20_000
+    archive_max_expanded_bytes: int = 2 * 1024 * 1024 * 1024
+    archive_max_ratio: int = 200
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -142,7 +149,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        dicom_viewer_url=_viewer_template(env),
+        imaging_token_ttl_seconds=_positive_int(env, "PHR_IMAGING_TOKEN_TTL", 3600),
+        archive_max_entries=_positive_int(env, "PHR_ARCHIVE_MAX_ENTRIES", 20_000),
+        archive_max_expanded_bytes=_positive_int(
+            env, "PHR_ARCHIVE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024
+        ),
+        archive_max_ratio=_positive_int(env, "PHR_ARCHIVE_MAX_RATIO", 200),
     )
+
+
+def _viewer_template(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PHR_DICOM_VIEWER_URL") or None
+    if raw is None:
+        return None
+    _url("PHR_DICOM_VIEWER_URL", raw, ("http", "https"))
+    if "{studyUid}" not in raw:
+        raise SettingsError("PHR_DICOM_VIEWER_URL must contain {studyUid}")
+    return raw
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

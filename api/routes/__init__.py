@@ -10,6 +10,7 @@ def route_handlers() -> list[Any]:
         audit,
         auth,
         consents,
+        dicomweb,
         erasure,
         health,
         imaging,
@@ -51,4 +52,8 @@ def route_handlers() -> list[Any]:
         consents.revoke_consent,
         audit.list_audit,
         audit.verify_audit,
+        uploads.get_upload_status,
+        imaging.imaging_viewer,
+        imaging.imaging_viewer_asset,
+        *dicomweb.HANDLERS,
     ]

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
-from litestar import get
-from litestar.exceptions import NotAuthorizedException
+from litestar import Response, get
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.params import PathParameter
 
 from api.auth import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
+from domain.errors import NotFound
 from domain.imaging import ImagingStudyView
+from domain.imaging_store import StoredStudy
+from infra.bootstrap import Services
 
 
 class ImagingLinkOut(msgspec.Struct, rename="camel"):
     kind: str
     url: str
     name: str | None
+
+
+class SeriesPreviewOut(msgspec.Struct, rename="camel"):
+    series_uid: str
+    modality: str | None
+    body_part: str | None
+    description: str | None
+    instance_count: int
+    preview_url: str | None
+    width: int | None
+    height: int | None
 
 
 class ImagingStudyOut(msgspec.Struct, rename="camel"):
@@ -33,6 +51,8 @@ class ImagingStudyOut(msgspec.Struct, rename="camel"):
     instance_count: int | None
     source: RecordSourceOut
     links: list[ImagingLinkOut]
+    series: list[SeriesPreviewOut] = msgspec.field(default_factory=list)
+    patient_aliases: list[str] = msgspec.field(default_factory=list)
 
 
 def study_out(view: ImagingStudyView) -> ImagingStudyOut:
@@ -61,11 +81,116 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
 async def list_imaging(
     services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
 ) -> list[ImagingStudyOut]:
-    public = services.settings.public_url
-    views = await services.patient_records.imaging(
-        PatientActor(patient.patient_id),
-        patient.patient_id,
-        context=context,
-        content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
+    views, stored = await services.imaging_catalog.list(
+        PatientActor(patient.patient_id), patient.patient_id, context=context
     )
-    return [study_out(view) for view in views]
+    return [_with_stored(services, patient.patient_id, study_out(view), stored) for view in views]
+
+
+def _external_viewer(
+    services: Services, study_uid: str, dicomweb_url: str
+) -> ImagingLinkOut | None:
+    template = services.settings.dicom_viewer_url
+    if not template:
+        return None
+    url = template.replace("{studyUid}", quote(study_uid, safe="")).replace(
+        "{dicomwebUrl}", quote(dicomweb_url, safe="")
+    )
+    return ImagingLinkOut(kind="viewer", url=url, name="External viewer")
+
+
+def _with_stored(
+    services: Services, patient_id: UUID, out: ImagingStudyOut, stored: dict[str, StoredStudy]
+) -> ImagingStudyOut:
+    """Links for a study: phr's own DICOMweb and viewer for stored studies (with a
+    study-scoped token, so an <img> or an external viewer can use them), the
+    external viewer over the hospital's DICOMweb for pushed ones."""
+    study = stored.get(out.study_uid or "") if out.source.kind == "self" else None
+    if study is None:
+        wado = next((link.url for link in out.links if link.kind == "dicomweb"), None)
+        if out.study_uid and wado:
+            external = _external_viewer(services, out.study_uid, wado)
+            if external:
+                out.links.append(external)
+        return out
+    token = services.viewer_tokens.mint(patient_id, study.study_uid, services.clock.now())
+    base = f"{services.dicomweb_base}/t/{token}"
+    public = services.settings.public_url
+    out.links = [
+        ImagingLinkOut(kind="dicomweb", url=base, name="DICOMweb (this study)"),
+        ImagingLinkOut(
+            kind="viewer",
+            url=f"{public}/imaging/viewer#study={study.study_uid}&token={token}",
+            name="Viewer",
+        ),
+    ]
+    external = _external_viewer(services, study.study_uid, base)
+    if external:
+        out.links.append(external)
+    out.patient_aliases = list(study.patient_aliases)
+    out.series = [
+        SeriesPreviewOut(
+            series_uid=s.series_uid,
+            modality=s.modality,
+            body_part=s.body_part,
+            description=s.description,
+            instance_count=s.instance_count,
+            preview_url=(
+                f"{base}/studies/{study.study_uid}/series/{s.series_uid}/thumbnail"
+                if s.preview_key
+                else None
+            ),
+            width=s.preview_width,
+            height=s.preview_height,
+        )
+        for s in study.series
+    ]
+    return out
+
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+# The viewer runs only its own script and style, talks only to this origin, and
+# cannot be framed: the token in its fragment is worth protecting.
+VIEWER_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_VIEWER_HEADERS = {
+    "Content-Security-Policy": VIEWER_CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+_ASSETS = {
+    "viewer.js": "text/javascript; charset=utf-8",
+    "viewer.css": "text/css; charset=utf-8",
+}
+
+
+@get(
+    "/imaging/viewer",
+    operation_id="imagingViewer",
+    summary="The built-in imaging viewer (HTML; reads #study=…&token=… from its fragment)",
+    tags=["imaging"],
+    media_type="text/html; charset=utf-8",
+)
+async def imaging_viewer() -> Response[bytes]:
+    data = (_STATIC / "viewer.html").read_bytes()
+    return Response(data, media_type="text/html; charset=utf-8", headers=_VIEWER_HEADERS)
+
+
+@get(
+    "/imaging/{asset:str}",
+    operation_id="imagingViewerAsset",
+    summary="The viewer's script and style sheet",
+    tags=["imaging"],
+    raises=[NotFoundException],
+)
+async def imaging_viewer_asset(
+    asset: Annotated[str, PathParameter(description="viewer.js or viewer.css")],
+) -> Response[bytes]:
+    if asset not in _ASSETS:
+        raise NotFound("No such file.")
+    return Response(
+        (_STATIC / asset).read_bytes(), media_type=_ASSETS[asset], headers=_VIEWER_HEADERS
+    )
