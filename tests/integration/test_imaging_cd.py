@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 
 import httpx
@@ -20,8 +21,13 @@ from tests.imaging_support import live_server, register, upload, wait_for_import
 
 
 @pytest.fixture(scope="module")
-def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with live_server(database_dsn, tmp_path_factory.mktemp("phr-imaging")) as base:
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("phr-imaging")
+
+
+@pytest.fixture(scope="module")
+def server(database_dsn: str, data_root: Path) -> Iterator[str]:
+    with live_server(database_dsn, data_root) as base:
         yield base
 
 
@@ -179,3 +185,87 @@ def test_the_viewer_token_reaches_its_study_only(server: str, cd: DicomCd, impor
         assert http.get(f"{base}/studies/{other}/series").status_code == 404
         tampered = base[:-3] + ("AAA" if not base.endswith("AAA") else "BBB")
         assert http.get(f"{tampered}/studies/{cd.study_uid}/series").status_code == 401
+
+
+def _zip(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _symlink() -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo("IMAGES/link")
+    info.external_attr = 0o120777 << 16
+    return info
+
+
+HOSTILE = {
+    "bomb": [("IM1", bytes(50 * 1024 * 1024))],
+    "nested": [("inner.bin", _zip([("IM1", b"x" * 100)]))],
+    "traversal": [("../../etc/IM1", b"DICM")],
+    "absolute": [("/etc/IM1", b"DICM")],
+    "link": [(_symlink(), b"/etc/passwd")],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_archives_are_refused_and_leave_nothing(
+    server: str, cd: DicomCd, imported: dict, kind: str, data_root: Path
+) -> None:
+    good = next(iter(imported["files"].values()))
+    archive = _zip([("IM0", good), *HOSTILE[kind]])
+    with httpx.Client(base_url=server, timeout=60) as http:
+        headers = register(http)
+        done = upload(http, headers, f"{kind}.zip", "application/zip", archive)
+        if kind == "nested":
+            # Named innocently: only its content gives it away, found while inflating
+            # by the import job, which fails the import and keeps nothing.
+            assert done.status_code == 202, done.text
+            status = wait_for_import(http, headers, done.json()["id"])
+            assert status["status"] == "failed"
+            assert status["reasons"] == ["The archive holds another archive."]
+        else:
+            assert done.status_code == 422, done.text
+            assert done.headers["content-type"].startswith("application/problem+json")
+            assert done.json()["type"].endswith("hostile-archive")
+        assert http.get("/v1/imaging", headers=headers).json() == []
+        me = http.get("/v1/me", headers=headers).json()
+    folder = data_root / "files" / "patients" / me["id"]
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+
+
+def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(
+    server: str, cd: DicomCd, imported: dict
+) -> None:
+    ds = cd.datasets[0]
+    st, se, i = cd.study_uid, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    routes = [
+        f"/studies/{st}/series",
+        f"/studies/{st}/instances",
+        f"/studies/{st}/series/{se}/instances",
+        f"/studies/{st}",
+        f"/studies/{st}/series/{se}",
+        f"/studies/{st}/series/{se}/instances/{i}",
+        f"/studies/{st}/metadata",
+        f"/studies/{st}/series/{se}/metadata",
+        f"/studies/{st}/series/{se}/instances/{i}/metadata",
+        f"/studies/{st}/series/{se}/instances/{i}/rendered",
+        f"/studies/{st}/series/{se}/instances/{i}/frames/1/rendered",
+        f"/studies/{st}/series/{se}/thumbnail",
+    ]
+    with httpx.Client(base_url=server, timeout=60) as http:
+        stranger = register(http)
+        for route in routes:
+            response = http.get(f"/v1/dicomweb{route}", headers=stranger)
+            assert response.status_code == 404, (route, response.status_code)
+            assert response.headers["content-type"].startswith("application/problem+json")
+        assert http.get("/v1/dicomweb/studies", headers=stranger).json() == []
+        audit = http.get("/v1/audit?limit=100", headers=stranger).json()
+    refused = [
+        e
+        for e in audit["items"]
+        if e.get("action") == "imaging.read" and e.get("outcome") == "denied"
+    ]
+    assert len(refused) == len(routes)
