@@ -82,6 +82,16 @@ class UnrenderableImage(ClientException):
     status_code = 422
 
 
+def _operation(name: str) -> Any:
+    """One handler serves two paths (bearer and viewer token): one operation id each."""
+
+    def create(handler: Any, method: Any, components: list[Any]) -> str:
+        through_token = any(getattr(c, "name", None) == "token" for c in components)
+        return f"{name}WithViewerToken" if through_token else name
+
+    return create
+
+
 def _paths(tail: str) -> list[str]:
     return [f"/v1/dicomweb{tail}", f"/v1/dicomweb/t/{{token:str}}{tail}"]
 
@@ -161,7 +171,7 @@ _QIDO_DESCRIPTION = (
 
 @get(
     _paths("/studies"),
-    operation_id="qidoStudies",
+    operation_id=_operation("qidoStudies"),
     summary="QIDO-RS: search studies",
     description=_QIDO_DESCRIPTION,
     **_COMMON,
@@ -185,7 +195,7 @@ async def qido_studies(
 
 @get(
     _paths("/studies/{study:str}/series"),
-    operation_id="qidoSeries",
+    operation_id=_operation("qidoSeries"),
     summary="QIDO-RS: search a study's series",
     description=_QIDO_DESCRIPTION,
     **_COMMON,
@@ -211,7 +221,7 @@ async def qido_series(
 
 @get(
     _paths("/studies/{study:str}/instances"),
-    operation_id="qidoStudyInstances",
+    operation_id=_operation("qidoStudyInstances"),
     summary="QIDO-RS: search a study's instances",
     description=_QIDO_DESCRIPTION,
     **_COMMON,
@@ -238,7 +248,7 @@ async def qido_study_instances(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/instances"),
-    operation_id="qidoSeriesInstances",
+    operation_id=_operation("qidoSeriesInstances"),
     summary="QIDO-RS: search a series' instances",
     description=_QIDO_DESCRIPTION,
     **_COMMON,
@@ -315,7 +325,7 @@ _WADO = {
 
 @get(
     _paths("/studies/{study:str}"),
-    operation_id="wadoStudy",
+    operation_id=_operation("wadoStudy"),
     summary="WADO-RS: retrieve a study's instances",
     **_WADO,
 )
@@ -327,7 +337,7 @@ async def wado_study(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}"),
-    operation_id="wadoSeries",
+    operation_id=_operation("wadoSeries"),
     summary="WADO-RS: retrieve a series' instances",
     **_WADO,
 )
@@ -343,7 +353,7 @@ async def wado_series(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/instances/{instance:str}"),
-    operation_id="wadoInstance",
+    operation_id=_operation("wadoInstance"),
     summary="WADO-RS: retrieve one instance",
     **_WADO,
 )
@@ -387,7 +397,7 @@ _META = {
 
 @get(
     _paths("/studies/{study:str}/metadata"),
-    operation_id="wadoStudyMetadata",
+    operation_id=_operation("wadoStudyMetadata"),
     summary="WADO-RS: a study's metadata",
     **_META,
 )
@@ -399,7 +409,7 @@ async def wado_study_metadata(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/metadata"),
-    operation_id="wadoSeriesMetadata",
+    operation_id=_operation("wadoSeriesMetadata"),
     summary="WADO-RS: a series' metadata",
     **_META,
 )
@@ -415,7 +425,7 @@ async def wado_series_metadata(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/instances/{instance:str}/metadata"),
-    operation_id="wadoInstanceMetadata",
+    operation_id=_operation("wadoInstanceMetadata"),
     summary="WADO-RS: an instance's metadata",
     **_META,
 )
@@ -473,7 +483,7 @@ _RENDERED["raises"] = [*_COMMON["raises"], UnrenderableImage]
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/instances/{instance:str}/rendered"),
-    operation_id="wadoInstanceRendered",
+    operation_id=_operation("wadoInstanceRendered"),
     summary="WADO-RS: an instance's first frame, rendered",
     **_RENDERED,
 )
@@ -493,7 +503,7 @@ async def wado_instance_rendered(
     _paths(
         "/studies/{study:str}/series/{series:str}/instances/{instance:str}/frames/{frame:int}/rendered"
     ),
-    operation_id="wadoFrameRendered",
+    operation_id=_operation("wadoFrameRendered"),
     summary="WADO-RS: one frame, rendered",
     **_RENDERED,
 )
@@ -512,7 +522,7 @@ async def wado_frame_rendered(
 
 @get(
     _paths("/studies/{study:str}/series/{series:str}/thumbnail"),
-    operation_id="wadoSeriesThumbnail",
+    operation_id=_operation("wadoSeriesThumbnail"),
     summary="WADO-RS: the series' preview (PNG)",
     **_COMMON,
 )
