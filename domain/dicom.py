@@ -9,13 +9,13 @@ attribute matching live below."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 
 from domain.errors import UnreadableDicom
 
-__all__ = ["DicomInstance", "DicomReader", "UnreadableDicom"]
+__all__ = ["DicomInstance", "UnreadableDicom"]
 
 # A DICOM UID: digits in dot-separated components, at most 64 characters.
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -64,14 +64,6 @@ class DicomInstance(msgspec.Struct, frozen=True, kw_only=True):
 
     def series_attributes(self) -> dict[str, Any]:
         return {k: v for k, v in self.metadata.items() if k in SERIES_TAGS}
-
-
-class DicomReader(Protocol):
-    async def read(self, data: bytes, *, bulk_base: str) -> DicomInstance:
-        """The instance in `data` (a whole Part 10 file); UnreadableDicom naming
-        the problem if it is not one, lacks its UIDs, or cannot be read in time.
-        `bulk_base` is the DICOMweb base URL the metadata's BulkDataURIs use."""
-        ...
 
 
 # --- QIDO-RS attribute levels (PS3.18 table 10.6.1-5) ---------------------------------

@@ -16,22 +16,19 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import AccessRefused, ActionNotAllowed, Actor, Permit, authorize
-from domain.audit import AuditLog, RequestContext
-from domain.blobs import BlobStore
-from domain.clock import Clock
-from domain.consent import Consent
+from domain.access import Actor, Permit, authorize_audited
+from domain.audit.events import RequestContext
+from domain.consents.consent import Consent
 from domain.dicom import DEFAULT_TAGS, Level, element, first_value
 from domain.errors import NotFound
+from domain.imaging_ports import FrameRenderer, ImagingStore
 from domain.imaging_store import (
-    FrameRenderer,
-    ImagingStore,
     RenderedImage,
     StoredInstance,
     StoredSeries,
     StoredStudy,
 )
-from domain.ports import UnitOfWork
+from domain.ports import AuditLog, BlobStore, Clock, UnitOfWork
 
 MAX_QIDO_LIMIT = 1000
 
@@ -166,19 +163,16 @@ class DicomWeb:
         context: RequestContext,
         consent: Consent | None,
     ) -> Permit:
-        try:
-            return authorize(
-                actor,
-                "imaging.read",
-                patient_id,
-                now=self._clock.now(),
-                consent=consent,
-                context=context,
-            )
-        except (AccessRefused, ActionNotAllowed) as refused:
-            await self._audit.append(refused.audit)
-            await uow.commit()
-            raise
+        return await authorize_audited(
+            uow,
+            self._audit,
+            actor,
+            "imaging.read",
+            patient_id,
+            now=self._clock.now(),
+            consent=consent,
+            context=context,
+        )
 
     async def _refuse(self, uow: UnitOfWork, permit: Permit, *uids: str) -> NotFound:
         await self._audit.append(permit.refusal("not-found", "ImagingStudy", *uids))

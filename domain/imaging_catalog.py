@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from domain.access import AccessRefused, ActionNotAllowed, Actor, authorize
-from domain.audit import AuditLog, RequestContext
-from domain.clock import Clock
-from domain.consent import Consent
-from domain.imaging import ImagingStudyView, study_views
-from domain.imaging_store import ImagingStore, StoredStudy
-from domain.ports import UnitOfWork
-from domain.records import RecordStore
+from domain.access import Actor, authorize_audited
+from domain.audit.events import RequestContext
+from domain.consents.consent import Consent
+from domain.imaging_ports import ImagingStore
+from domain.imaging_store import StoredStudy
+from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
+from domain.records.imaging import ImagingStudyView, study_views
 
 
 class ImagingCatalog:
@@ -43,19 +42,16 @@ class ImagingCatalog:
     ) -> tuple[list[ImagingStudyView], dict[str, StoredStudy]]:
         """The study views, and the stored studies by StudyInstanceUID."""
         async with self._unit_of_work() as uow:
-            try:
-                permit = authorize(
-                    actor,
-                    "imaging.list",
-                    patient_id,
-                    now=self._clock.now(),
-                    consent=consent,
-                    context=context,
-                )
-            except (AccessRefused, ActionNotAllowed) as refused:
-                await self._audit.append(refused.audit)
-                await uow.commit()
-                raise
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                actor,
+                "imaging.list",
+                patient_id,
+                now=self._clock.now(),
+                consent=consent,
+                context=context,
+            )
             rows = await self._records.of_types(permit, ["ImagingStudy", "Endpoint"])
             views = study_views(rows)
             stored = {s.study_uid: s for s in await self._store.studies(permit)}

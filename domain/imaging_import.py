@@ -15,36 +15,39 @@ from typing import Any
 from uuid import UUID
 
 from domain.access import (
-    AccessRefused,
     Action,
-    ActionNotAllowed,
     Actor,
     Permit,
     SystemActor,
-    authorize,
+    authorize_audited,
 )
-from domain.audit import NO_REQUEST, AuditLog, RequestContext
-from domain.blobs import BlobStore
-from domain.clock import Clock
-from domain.dicom import DICOM_CODES, DICOM_UID_SYSTEM, DicomInstance, DicomReader, first_value
+from domain.audit.events import NO_REQUEST, RequestContext
+from domain.dicom import DICOM_CODES, DICOM_UID_SYSTEM, DicomInstance, first_value
 from domain.dicom_archive import HostileArchive
 from domain.errors import NotFound, UnreadableDicom
-from domain.fhir import ParsedEntry, validate_resource
-from domain.imaging_store import (
+from domain.fhir.bundle import ParsedEntry
+from domain.fhir.validation import validate_resource
+from domain.imaging_ports import (
     ArchiveReader,
+    DicomInstanceReader,
     FrameRenderer,
     ImagingJobs,
     ImagingStore,
+)
+from domain.imaging_store import (
     ImportStatus,
     StoredInstance,
     StoredStudy,
     instance_key,
     preview_key,
 )
-from domain.patient_records import SELF_REPORTED_TAG
-from domain.ports import UnitOfWork
-from domain.records import SELF, RecordStore, StoredRecord, ingest
-from domain.uploads import Upload, dicom_started
+from domain.ports import AuditLog, BlobStore, Clock, RecordStore, UnitOfWork
+from domain.records.ingest import ingest
+from domain.records.record import StoredRecord
+from domain.records.self_reported import SELF_REPORTED_TAG
+from domain.records.sources import SELF
+from domain.uploads.fhir_resources import dicom_started
+from domain.uploads.upload import Upload
 
 _IMPORTER = SystemActor("imaging-import")
 # A reason list is for a person to read: a CD of 2,000 broken files needs 20 lines.
@@ -106,7 +109,7 @@ def study_resource(study: StoredStudy, instances: list[StoredInstance]) -> dict[
 
 
 def dicom_started_from(attributes: dict[str, Any]) -> str | None:
-    from domain.uploads import DicomHeader
+    from domain.uploads.upload import DicomHeader
 
     def text(tag: str) -> str | None:
         value = first_value(attributes, tag)
@@ -131,7 +134,7 @@ class ImagingImport:
         store: ImagingStore,
         records: RecordStore,
         blobs: BlobStore,
-        reader: DicomReader,
+        reader: DicomInstanceReader,
         archives: ArchiveReader,
         renderer: FrameRenderer,
         jobs: ImagingJobs,
@@ -159,12 +162,9 @@ class ImagingImport:
         patient_id: UUID,
         context: RequestContext,
     ) -> Permit:
-        try:
-            return authorize(actor, action, patient_id, now=self._clock.now(), context=context)
-        except (AccessRefused, ActionNotAllowed) as refused:
-            await self._audit.append(refused.audit)
-            await uow.commit()
-            raise
+        return await authorize_audited(
+            uow, self._audit, actor, action, patient_id, now=self._clock.now(), context=context
+        )
 
     # --- one DICOM file, at `complete` -------------------------------------------
 

@@ -28,7 +28,7 @@ from litestar.exceptions import (
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from api.auth import provide_current_patient
+from api.current_patient import provide_current_patient
 from api.deps import RequestContextDep, ServicesDep
 from domain.access import Actor, PatientActor
 from domain.dicomweb import MAX_QIDO_LIMIT, QidoQuery, StudyScope

@@ -13,13 +13,13 @@ from litestar import Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.errors import NotFound
-from domain.imaging import ImagingStudyView
 from domain.imaging_store import StoredStudy
+from domain.records.imaging import ImagingStudyView
 from infra.bootstrap import Services
 
 

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from domain.blobs import BlobStore
 from domain.dicom import looks_like_dicom
 from domain.dicom_archive import (
     ArchiveEntry,
@@ -29,6 +28,7 @@ from domain.dicom_archive import (
     check_listing,
     check_ratio,
 )
+from domain.ports import BlobStore
 
 _CHUNK = 1024 * 1024
 
