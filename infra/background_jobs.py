@@ -46,6 +46,15 @@ def build_worker(services: Services) -> Worker:
     async def prune_finished_jobs() -> None:
         await PgJobStore(services.database).prune_finished(clock.now() - FINISHED_JOB_TTL)
 
+    async def seal_audit_events() -> None:
+        await services.transparency_log.seal()
+
+    # The sequencer: a single writer (one run at a time across the deployment).
+    worker.every(
+        "audit.seal",
+        timedelta(milliseconds=services.settings.audit_seal_interval_ms),
+        seal_audit_events,
+    )
     worker.every("uploads.purge_expired", timedelta(minutes=10), purge_expired_uploads)
     worker.every("webhooks.prune_deliveries", timedelta(hours=1), prune_webhook_deliveries)
     worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)

@@ -190,6 +190,32 @@ class Services:
             ),
         )
 
+    # The audit transparency log: its own Ed25519 key (PHR_AUDIT_LOG_KEY, else
+    # <data dir>/keys/audit-log.key), the sequencer's store, the patient's proofs.
+    @cached_property
+    def log_signer(self):  # -> infra.log_key.Ed25519NoteSigner
+        from infra.log_key import load_log_signer, log_origin
+
+        return load_log_signer(
+            log_origin(self.settings.public_url),
+            self.settings.data_dir,
+            self.settings.audit_log_key,
+        )
+
+    @cached_property
+    def transparency_log(self):  # -> infra.pg.audit_log.PgTransparencyLog
+        from infra.pg.audit_log import PgTransparencyLog
+
+        return PgTransparencyLog(self.database, self.log_signer)
+
+    @cached_property
+    def audit_trail(self):  # -> domain.audit.trail.AuditTrail
+        from domain.audit.trail import AuditTrail
+
+        return AuditTrail(
+            self.unit_of_work, self.transparency_log, self.audit, self.log_signer, self.clock
+        )
+
     # Background jobs: the JobQueue port (enqueue joins the open unit of work).
     @cached_property
     def jobs(self):  # -> infra.pg.jobs.PgJobQueue

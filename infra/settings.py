@@ -49,6 +49,11 @@ class Settings(msgspec.Struct, frozen=True):
     # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
     # (deployments that run `phr worker` separately).
     worker_enabled: bool = True
+    # How often the sequencer seals new audit events into a signed checkpoint.
+    audit_seal_interval_ms: int = 250
+    # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
+    # in <data dir>/keys made on first use.
+    audit_log_key: str | None = None
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
 
@@ -148,6 +153,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
+        audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
+        audit_log_key=env.get("PHR_AUDIT_LOG_KEY") or None,
         worker_modules=tuple(
             name.strip()
             for name in (env.get("PHR_WORKER_MODULES") or "").split(",")

@@ -51,4 +51,7 @@ def route_handlers() -> list[Any]:
         consents.revoke_consent,
         audit.list_audit,
         audit.verify_audit,
+        audit.audit_log_key,
+        audit.audit_checkpoint,
+        audit.audit_proof,
     ]

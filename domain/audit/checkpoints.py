@@ -38,8 +38,6 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
 
 class NoteSigner(Protocol):
-    """The log's Ed25519 key (kept apart from the access-token keys)."""
-
     @property
     def name(self) -> str: ...
 
@@ -61,7 +59,7 @@ def verifier_key(name: str, public_key: bytes) -> str:
 def parse_verifier_key(text: str) -> tuple[str, bytes, bytes]:
     """(name, key id, public key) from a verifier key string."""
     try:
-        name, hex_id, encoded = text.split("+")
+        name, hex_id, encoded = text.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         wanted_id = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error):
