@@ -46,7 +46,7 @@ BATCH = 1000
 
 
 async def load_records(dsn: str, patient_id: UUID) -> None:
-    from domain.access import HospitalActor
+    from domain.access import HospitalActor, PatientActor, authorize
     from domain.audit.events import RequestContext
     from domain.consents.consent import ConsentScope
     from domain.fhir.bundle import parse_bundle
@@ -58,8 +58,15 @@ async def load_records(dsn: str, patient_id: UUID) -> None:
     try:
         hospital = uuid.uuid4()
         now = datetime.now(UTC)
-        consent = await services.consents.create(
+        permit = authorize(
+            PatientActor(patient_id),
+            "link.created",
             patient_id,
+            now=now,
+            context=RequestContext(request_id="bench-load"),
+        )
+        consent = await services.consents.create(
+            permit,
             kind="data-source",
             grantee_type="hospital",
             grantee_id=str(hospital),

@@ -17,7 +17,7 @@ from domain.accounts.account import Account, Credentials, NewAccount
 from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RequestContext
+from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
@@ -74,6 +74,12 @@ class AuditLog(Protocol):
 
     async def append(self, event: AuditEvent) -> None: ...
 
+    async def page(
+        self, permit: Permit, before_id: int | None, limit: int
+    ) -> list[RecordedAuditEvent]:
+        """The permit's patient's history, newest first, ids below `before_id`."""
+        ...
+
 
 class TransparencyLogStore(Protocol):
     """The sealed audit log: checkpoints, stored tree nodes, the patient's leaves."""
@@ -86,8 +92,8 @@ class TransparencyLogStore(Protocol):
         """Stored perfect-subtree hashes by (level, index); absent ones are left out."""
         ...
 
-    async def patient_leaves(self, patient_id: UUID, below_size: int) -> list[PatientLeaf]:
-        """The patient's leaves with index below `below_size`, oldest first."""
+    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
+        """The permit's patient's leaves with index below `below_size`, oldest first."""
         ...
 
     async def leaf_count(self, below_size: int) -> int: ...
@@ -186,7 +192,7 @@ class RefreshTokenStore(Protocol):
 
 
 class AccountEraser(Protocol):
-    async def erase(self, patient_id: UUID) -> bool:
+    async def erase(self, permit: Permit) -> bool:
         """Deletes the account and everything that hangs off it; False if absent."""
         ...
 
@@ -229,7 +235,7 @@ class RecordStore(Protocol):
 class ConsentStore(Protocol):
     async def create(
         self,
-        patient_id: UUID,
+        permit: Permit,
         *,
         kind: ConsentKind,
         grantee_type: str,
@@ -239,17 +245,22 @@ class ConsentStore(Protocol):
         end: datetime | None,
     ) -> Consent: ...
 
-    async def get(self, patient_id: UUID, consent_id: UUID) -> Consent | None: ...
+    async def get(self, permit: Permit, consent_id: UUID) -> Consent | None: ...
 
-    async def list(self, patient_id: UUID) -> list[Consent]: ...
+    async def list(self, permit: Permit) -> list[Consent]: ...
 
-    async def remove_end(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+    async def remove_end(self, permit: Permit, consent_id: UUID) -> Consent | None:
         """Makes a live consent open-ended (it stays revocable)."""
         ...
 
-    async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None:
+    async def revoke(self, permit: Permit, consent_id: UUID, at: datetime) -> Consent | None:
         """Archives the consent; None when it does not exist for this patient or
         was already revoked."""
+        ...
+
+    async def relied_on(self, consent_id: UUID) -> Consent | None:
+        """The consent an actor relies on (a hospital's link, a share), read
+        before the policy decides: `authorize` checks whose it is and for whom."""
         ...
 
 
@@ -338,24 +349,28 @@ class HospitalStore(Protocol):
 
 
 class LinkStore(Protocol):
-    async def create(self, link: Link, code_digest: bytes, code: str) -> bool:
+    async def create(self, permit: Permit, link: Link, code_digest: bytes, code: str) -> bool:
         """False when the code collides with a pending one of the same hospital."""
         ...
 
-    async def get(self, patient_id: UUID, link_id: UUID) -> Link | None: ...
+    async def get(self, permit: Permit, link_id: UUID) -> Link | None: ...
 
-    async def list(self, patient_id: UUID) -> list[Link]: ...
+    async def list(self, permit: Permit) -> list[Link]: ...
 
-    async def pending_code(self, patient_id: UUID, link_id: UUID) -> str | None: ...
+    async def pending_code(self, permit: Permit, link_id: UUID) -> str | None: ...
+
+    async def complete(
+        self, permit: Permit, link_id: UUID, patient_ref: str, at: datetime
+    ) -> None: ...
 
     async def by_code(self, hospital_id: UUID, code_digest: bytes) -> Link | None:
-        """The link with this code, locked for the rest of the transaction."""
+        """The link with this code, locked for the rest of the transaction: how a
+        hospital finds the patient in the first place."""
         ...
 
-    async def complete(self, link: Link, patient_ref: str, at: datetime) -> None: ...
-
     async def for_patient_ref(self, hospital_id: UUID, patient_ref: str) -> Link | None:
-        """The latest completed link for this MRN at this hospital."""
+        """The latest completed link for this MRN at this hospital: how a push
+        finds its patient."""
         ...
 
 

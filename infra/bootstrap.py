@@ -9,6 +9,7 @@ from functools import cached_property
 from domain.accounts.login_throttle import ThrottlePolicy
 from domain.accounts.passwords import PasswordPolicy
 from domain.accounts.use_cases import AccountErasure, Authentication
+from domain.audit.use_cases import AuditHistory
 from domain.clock import SystemClock
 from domain.consents.use_cases import PatientConsents
 from domain.ports import Clock
@@ -60,6 +61,10 @@ class Services:
         return AccountErasure(
             self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock
         )
+
+    @cached_property
+    def audit_history(self) -> AuditHistory:
+        return AuditHistory(self.unit_of_work, self.audit, self.clock)
 
     @cached_property
     def patient_consents(self) -> PatientConsents:

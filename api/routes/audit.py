@@ -59,14 +59,19 @@ class AuditPage(msgspec.Struct, rename="camel"):
 async def list_audit(
     services: ServicesDep,
     patient: CurrentPatient,
+    context: RequestContextDep,
     cursor: Annotated[
         str | None,
         QueryParameter(description="nextCursor from the previous page", pattern=r"^\d{1,19}$"),
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> AuditPage:
-    rows = await services.audit.page(patient.patient_id, int(cursor) if cursor else None, limit + 1)
-    page = rows[:limit]
+    page = await services.audit_history.page(
+        PatientActor(patient.patient_id),
+        before_id=int(cursor) if cursor else None,
+        limit=limit,
+        context=context,
+    )
     items = [
         AuditEntryOut(
             id=r.id,
@@ -85,9 +90,10 @@ async def list_audit(
             leaf_index=r.leaf_index,
             leaf_hash=_b64(event_leaf_hash(r)),
         )
-        for r in page
+        for r in page.items
     ]
-    return AuditPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
+    next_cursor = str(page.next_before_id) if page.next_before_id is not None else None
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 class AuditLogKey(msgspec.Struct, rename="camel"):

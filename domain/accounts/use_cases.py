@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from domain.access import PatientActor, authorize
+from domain.access import PatientActor, authorize_audited
 from domain.accounts.account import (
     Account,
     NewAccount,
@@ -316,7 +316,9 @@ class AccountErasure:
 
     async def erase(self, patient: PatientActor, *, context: RequestContext) -> None:
         async with self._unit_of_work() as uow:
-            permit = authorize(
+            permit = await authorize_audited(
+                uow,
+                self._audit,
                 patient,
                 "account.erased",
                 patient.patient_id,
@@ -324,7 +326,7 @@ class AccountErasure:
                 context=context,
             )
             await self._audit.append(permit.event("Patient", str(permit.patient_id)))
-            if not await self._accounts.erase(permit.patient_id):
+            if not await self._accounts.erase(permit):
                 raise NotFound("No such account.")
             await uow.commit()
         # Object storage is not part of the transaction: files go once the rows

@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.access import PatientActor, authorize
+from domain.access import PatientActor, authorize_audited
 from domain.audit.checkpoints import (
     Checkpoint,
     CheckpointError,
@@ -147,8 +147,14 @@ class AuditTrail:
         context: RequestContext,
     ) -> AuditProof:
         async with self._unit_of_work() as uow:
-            permit = authorize(
-                patient, "audit.list", patient.patient_id, now=self._clock.now(), context=context
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                patient,
+                "audit.list",
+                patient.patient_id,
+                now=self._clock.now(),
+                context=context,
             )
             target = (
                 await self.checkpoint()
@@ -159,7 +165,7 @@ class AuditTrail:
                 raise CheckpointNotPublished("No checkpoint of that tree size was published.")
             if not 0 <= from_size <= target.size:
                 raise InvalidInput("from must be between 0 and the tree size of `to`.")
-            leaves = await self._store.patient_leaves(permit.patient_id, target.size)
+            leaves = await self._store.patient_leaves(permit, target.size)
             await self._audit.append(permit.event("AuditEvent"))
             await uow.commit()
 
@@ -191,7 +197,9 @@ class AuditTrail:
         self, patient: PatientActor, previous_note: str | None, *, context: RequestContext
     ) -> Verification:
         async with self._unit_of_work() as uow:
-            permit = authorize(
+            permit = await authorize_audited(
+                uow,
+                self._audit,
                 patient,
                 "audit.verified",
                 patient.patient_id,
@@ -199,7 +207,7 @@ class AuditTrail:
                 context=context,
             )
             latest = await self.checkpoint()
-            leaves = await self._store.patient_leaves(permit.patient_id, latest.size)
+            leaves = await self._store.patient_leaves(permit, latest.size)
             leaf_count = await self._store.leaf_count(latest.size)
             await self._audit.append(permit.event("AuditEvent"))
             await uow.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from domain.access import AccessRefused, ActionNotAllowed, PatientActor, authorize
+from domain.access import Action, PatientActor, Permit, authorize_audited
 from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.errors import NotFound
@@ -27,10 +27,8 @@ class PatientConsents:
 
     async def list(self, patient: PatientActor, *, context: RequestContext) -> list[Consent]:
         async with self._unit_of_work() as uow:
-            permit = authorize(
-                patient, "consent.list", patient.patient_id, now=self._clock.now(), context=context
-            )
-            consents = await self._consents.list(permit.patient_id)
+            permit = await self._authorize(uow, patient, "consent.list", context)
+            consents = await self._consents.list(permit)
             await self._audit.append(permit.event("Consent", *(str(c.id) for c in consents)))
             await uow.commit()
             return consents
@@ -40,19 +38,11 @@ class PatientConsents:
     ) -> Consent:
         """Archives the consent. Whatever depends on it (a hospital link, a share)
         checks the consent on every use, so revocation takes effect at once."""
-        now = self._clock.now()
         async with self._unit_of_work() as uow:
-            try:
-                permit = authorize(
-                    patient, "consent.revoked", patient.patient_id, now=now, context=context
-                )
-            except (AccessRefused, ActionNotAllowed) as refused:
-                await self._audit.append(refused.audit)
-                await uow.commit()
-                raise
-            revoked = await self._consents.revoke(permit.patient_id, consent_id, now)
+            permit = await self._authorize(uow, patient, "consent.revoked", context)
+            revoked = await self._consents.revoke(permit, consent_id, self._clock.now())
             if revoked is None:
-                existing = await self._consents.get(permit.patient_id, consent_id)
+                existing = await self._consents.get(permit, consent_id)
                 if existing is not None:
                     # Revoking twice is not an error: the patient's intent holds.
                     await uow.commit()
@@ -63,3 +53,16 @@ class PatientConsents:
             await self._audit.append(permit.event("Consent", str(consent_id)))
             await uow.commit()
             return revoked
+
+    async def _authorize(
+        self, uow: UnitOfWork, patient: PatientActor, action: Action, context: RequestContext
+    ) -> Permit:
+        return await authorize_audited(
+            uow,
+            self._audit,
+            patient,
+            action,
+            patient.patient_id,
+            now=self._clock.now(),
+            context=context,
+        )

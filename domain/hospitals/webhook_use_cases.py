@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import AccessRefused, HospitalActor
+from domain.access import AccessRefused, HospitalActor, authorize_audited
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
 from domain.errors import FieldProblem, InvalidInput, RateLimited
 from domain.fhir.bundle import parse_bundle
@@ -138,7 +138,7 @@ class HospitalWebhooks:
             try:
                 if isinstance(event, PatientLinkedEvent):
                     outcome: DeliveryOutcome = await self._link(
-                        hospital_id, event.data, now, context
+                        uow, hospital_id, event.data, now, context
                     )
                 else:
                     outcome = await self._push(hospital_id, delivery.id, event.data, now, context)
@@ -164,7 +164,12 @@ class HospitalWebhooks:
         )
 
     async def _link(
-        self, hospital_id: UUID, data: PatientLinkedData, now: datetime, context: RequestContext
+        self,
+        uow: UnitOfWork,
+        hospital_id: UUID,
+        data: PatientLinkedData,
+        now: datetime,
+        context: RequestContext,
     ) -> LinkCompleted:
         limits = self._limits
         window = window_start(now, int(CODE_FAILURE_WINDOW.total_seconds()))
@@ -230,14 +235,30 @@ class HospitalWebhooks:
                 "Another patient is already linked under this patientRef.",
                 errors=[FieldProblem("data.patientRef", "already linked to another patient")],
             )
-        await self._links.complete(link, data.patient_ref, now)
-        await self._audit.append(
-            self._hospital_event(
-                "link.completed", hospital_id, link.patient_id, context
-            ).with_resources("Consent", str(link.id), str(link.consent_id))
-        )
+        # The code is the patient's consent to this hospital: its data-source consent
+        # is what the policy checks before the hospital may complete the link.
+        try:
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                HospitalActor(hospital_id),
+                "link.completed",
+                link.patient_id,
+                now=now,
+                consent=await self._consents.relied_on(link.consent_id),
+                context=context,
+                # Committed with the stored reply, like every answer to a delivery.
+                commit_refusal=False,
+            )
+        except AccessRefused:
+            raise LinkCodeUsed(
+                "The code was already used or the patient withdrew it.",
+                errors=[FieldProblem("data.code", "revoked")],
+            ) from None
+        await self._links.complete(permit, link.id, data.patient_ref, now)
+        await self._audit.append(permit.event("Consent", str(link.id), str(link.consent_id)))
         # Pushes that arrived before the link are applied now, in this transaction, oldest first.
-        consent = await self._consents.remove_end(link.patient_id, link.consent_id)
+        consent = await self._consents.remove_end(permit, link.consent_id)
         results = []
         for parked in await self._deliveries.take_parked(hospital_id, data.patient_ref):
             results.append(
@@ -272,7 +293,7 @@ class HospitalWebhooks:
                 hospital_id, data.patient_ref, delivery_id, data.bundle, now
             )
             return PushParked()
-        consent = await self._consents.get(link.patient_id, link.consent_id)
+        consent = await self._consents.relied_on(link.consent_id)
         try:
             return await self._records.ingest_delivery(
                 HospitalActor(hospital_id),

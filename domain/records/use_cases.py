@@ -8,7 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.access import AccessRefused, Action, ActionNotAllowed, Actor, Permit, authorize
+from domain.access import (
+    Action,
+    Actor,
+    Permit,
+    authorize_audited,
+)
 from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.errors import FieldProblem, InvalidInput, NotFound
@@ -51,22 +56,17 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None,
     ) -> AsyncIterator[tuple[UnitOfWork, Permit]]:
-        """Opens the unit of work and asks the policy. A refusal is audited and
-        committed before it is raised: refused looks are history too."""
         async with self._unit_of_work() as uow:
-            try:
-                permit = authorize(
-                    actor,
-                    action,
-                    patient_id,
-                    now=self._clock.now(),
-                    consent=consent,
-                    context=context,
-                )
-            except (AccessRefused, ActionNotAllowed) as refused:
-                await self._audit.append(refused.audit)
-                await uow.commit()
-                raise
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                actor,
+                action,
+                patient_id,
+                now=self._clock.now(),
+                consent=consent,
+                context=context,
+            )
             yield uow, permit
 
     async def _refuse_missing(self, uow: UnitOfWork, permit: Permit, record_id: UUID) -> NotFound:

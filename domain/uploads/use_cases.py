@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
-from domain.access import AccessRefused, Action, ActionNotAllowed, Actor, Permit, authorize
+from domain.access import (
+    Action,
+    Actor,
+    Permit,
+    authorize_audited,
+)
 from domain.audit.events import RequestContext
 from domain.blobs import PresignedRequest
 from domain.consents.consent import Consent
@@ -80,14 +85,16 @@ class PatientUploads:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> Permit:
-        try:
-            return authorize(
-                actor, action, patient_id, now=self._clock.now(), consent=consent, context=context
-            )
-        except (AccessRefused, ActionNotAllowed) as refused:
-            await self._audit.append(refused.audit)
-            await uow.commit()
-            raise
+        return await authorize_audited(
+            uow,
+            self._audit,
+            actor,
+            action,
+            patient_id,
+            now=self._clock.now(),
+            consent=consent,
+            context=context,
+        )
 
     async def _refuse(
         self, uow: UnitOfWork, permit: Permit, reason: str, resource: str, item: UUID

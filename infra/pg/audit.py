@@ -5,10 +5,10 @@ them into the transparency log later."""
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 
+from domain.access import Permit
 from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
 from domain.ports import Clock
 from infra.pg.database import Database
@@ -59,10 +59,10 @@ class PgAuditLog:
     """
 
     async def page(
-        self, patient_id: UUID, before_id: int | None, limit: int
+        self, permit: Permit, before_id: int | None, limit: int
     ) -> list[RecordedAuditEvent]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._PAGE, patient_id, before_id, limit)
+            rows = await conn.fetch(self._PAGE, permit.patient_id, before_id, limit)
         return [recorded_event(row) for row in rows]
 
 

@@ -12,8 +12,8 @@ up to the horizon and never has to come back for a row it passed."""
 from __future__ import annotations
 
 import logging
-from uuid import UUID
 
+from domain.access import Permit
 from domain.audit.checkpoints import Checkpoint, sign_checkpoint
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
 from domain.audit.merkle import Node, append_leaves, frontier_positions, frontier_root
@@ -162,9 +162,9 @@ class PgTransparencyLog:
         ORDER BY l.leaf_index
     """
 
-    async def patient_leaves(self, patient_id: UUID, below_size: int) -> list[PatientLeaf]:
+    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._PATIENT_LEAVES, patient_id, below_size)
+            rows = await conn.fetch(self._PATIENT_LEAVES, permit.patient_id, below_size)
         return [
             PatientLeaf(
                 leaf_index=row["sealed_index"],

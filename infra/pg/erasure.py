@@ -3,8 +3,7 @@ ON DELETE CASCADE, so the rows of every feature go with it."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
+from domain.access import Permit
 from infra.pg.database import Database
 
 
@@ -19,9 +18,9 @@ class PgAccountEraser:
     # acts only on a patient that no longer exists.
     _ERASE_AUDIT_DETAILS = "SELECT audit_erase_patient($1)"
 
-    async def erase(self, patient_id: UUID) -> bool:
+    async def erase(self, permit: Permit) -> bool:
         async with self._database.transaction() as conn:
-            status = await conn.execute(self._ERASE, patient_id)
+            status = await conn.execute(self._ERASE, permit.patient_id)
             if status == "DELETE 1":
-                await conn.execute(self._ERASE_AUDIT_DETAILS, patient_id)
+                await conn.execute(self._ERASE_AUDIT_DETAILS, permit.patient_id)
         return status == "DELETE 1"
