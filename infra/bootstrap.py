@@ -252,7 +252,12 @@ class Services:
 
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
-    database = Database(dsn)
+    """`dsn` is the owner's (migrations); the pool logs in as the serving role."""
+    from infra.pg.serving_role import serving_dsn
+
+    served = await serving_dsn(dsn, settings.data_dir, settings.serving_database_url)
+    # The login role holds phr_app's rights itself: nothing to SET ROLE to or from.
+    database = Database(served, role=None)
     await database.open()
     clock = clock or SystemClock()
     try:

@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True):
     # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
     # in <data dir>/keys made on first use.
     audit_log_key: str | None = None
+    # The role the service logs in as (PHR_SERVING_DATABASE_URL); unset: a role phr
+    # makes itself (infra/pg/serving_role.py).
+    serving_database_url: str | None = None
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
 
@@ -155,12 +158,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_enabled=_on_off(env, "PHR_WORKER", True),
         audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
         audit_log_key=env.get("PHR_AUDIT_LOG_KEY") or None,
+        serving_database_url=_serving_url(env),
         worker_modules=tuple(
             name.strip()
             for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
             if name.strip()
         ),
     )
+
+
+def _serving_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PHR_SERVING_DATABASE_URL") or None
+    return _url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")) if raw else None
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
