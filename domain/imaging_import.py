@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from domain.access import (
     Action,
     Actor,
@@ -35,6 +37,7 @@ from domain.imaging_ports import (
     ImagingStore,
 )
 from domain.imaging_store import (
+    ImportState,
     ImportStatus,
     StoredInstance,
     StoredStudy,
@@ -205,10 +208,10 @@ class ImagingImport:
                 key,
             )
             record = await self._records.get(permit, record_id)
+            if added:
+                await self._jobs.make_previews(patient_id, [instance.series_uid])
             await uow.commit()
         await self._blobs.delete(upload.key)
-        if added:
-            await self._jobs.make_previews(patient_id, [instance.series_uid])
         assert record is not None
         return record
 
@@ -260,8 +263,8 @@ class ImagingImport:
             )
             await self._store.add_import(permit, status, upload.key)
             await self._audit.append(permit.event("Upload", str(upload.id)))
+            await self._jobs.import_archive(patient_id, upload.id)
             await uow.commit()
-        await self._jobs.import_archive(patient_id, upload.id)
         return status
 
     async def status(
@@ -326,19 +329,8 @@ class ImagingImport:
                         duplicates += 1
         except HostileArchive as exc:
             await self._blobs.delete(archive_key)
-            return await self._finish(
-                patient_id, status, "failed", reasons=[exc.detail], studies=[]
-            )
-        async with self._unit_of_work() as uow:
-            permit = await self._authorize(uow, _IMPORTER, "record.ingest", patient_id, NO_REQUEST)
-            for study_uid in studies:
-                await self._rebuild_record(permit, study_uid)
-            await uow.commit()
-        await self._blobs.delete(archive_key)
-        if touched_series:
-            await self._jobs.make_previews(patient_id, list(touched_series))
-        return await self._finish(
-            patient_id,
+            return await self._finish(patient_id, status, "failed", reasons=[exc.detail])
+        final = self._final(
             status,
             "done",
             reasons=reasons,
@@ -347,6 +339,19 @@ class ImagingImport:
             duplicates=duplicates,
             ignored=ignored,
         )
+        # The records, the preview job and the import's outcome commit together:
+        # a rerun after a crash finds the import done and leaves it as it is.
+        async with self._unit_of_work() as uow:
+            permit = await self._authorize(uow, _IMPORTER, "record.ingest", patient_id, NO_REQUEST)
+            for study_uid in studies:
+                await self._rebuild_record(permit, study_uid)
+            if touched_series:
+                await self._jobs.make_previews(patient_id, list(touched_series))
+            await self._store.update_import(permit, final)
+            await self._audit.append(permit.event("Upload", str(status.upload_id)))
+            await uow.commit()
+        await self._blobs.delete(archive_key)
+        return final
 
     async def fail_import(self, patient_id: UUID, upload_id: UUID, reason: str) -> None:
         """Marks a still-processing import failed (its job ended in an error)."""
@@ -355,13 +360,12 @@ class ImagingImport:
             found = await self._store.get_import(permit, upload_id)
             await uow.commit()
         if found is not None and found[0].status == "processing":
-            await self._finish(patient_id, found[0], "failed", reasons=[reason], studies=[])
+            await self._finish(patient_id, found[0], "failed", reasons=[reason])
 
-    async def _finish(
+    def _final(
         self,
-        patient_id: UUID,
         status: ImportStatus,
-        state: str,
+        state: ImportState,
         *,
         reasons: list[str],
         studies: list[str],
@@ -369,11 +373,9 @@ class ImagingImport:
         duplicates: int = 0,
         ignored: int = 0,
     ) -> ImportStatus:
-        import msgspec
-
-        final = msgspec.structs.replace(
+        return msgspec.structs.replace(
             status,
-            status=state,  # type: ignore[arg-type]
+            status=state,
             instances=instances,
             duplicates=duplicates,
             ignored=ignored,
@@ -381,6 +383,11 @@ class ImagingImport:
             reasons=tuple(reasons),
             updated_at=self._clock.now(),
         )
+
+    async def _finish(
+        self, patient_id: UUID, status: ImportStatus, state: ImportState, *, reasons: list[str]
+    ) -> ImportStatus:
+        final = self._final(status, state, reasons=reasons, studies=[])
         async with self._unit_of_work() as uow:
             permit = await self._authorize(uow, _IMPORTER, "record.ingest", patient_id, NO_REQUEST)
             await self._store.update_import(permit, final)

@@ -18,6 +18,7 @@ from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
 from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.audit.leaves import PatientLeaf, StoredCheckpoint
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.fhir.bundle import ParsedEntry
@@ -79,9 +80,37 @@ class AuditLog(Protocol):
         """The permit's patient's history, newest first, ids below `before_id`."""
         ...
 
-    async def chain(self, permit: Permit) -> list[RecordedAuditEvent]:
-        """The permit's patient's hash chain, in sequence order."""
+
+class TransparencyLogStore(Protocol):
+    """The sealed audit log: checkpoints, stored tree nodes, the patient's leaves."""
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    async def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
+
+    async def node_hashes(self, positions: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Stored perfect-subtree hashes by (level, index); absent ones are left out."""
         ...
+
+    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
+        """The permit's patient's leaves with index below `below_size`, oldest first."""
+        ...
+
+    async def leaf_count(self, below_size: int) -> int: ...
+
+
+class NoteSigner(Protocol):
+    """The audit log's Ed25519 key (kept apart from the access-token keys)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 # --- accounts and tokens -------------------------------------------------------

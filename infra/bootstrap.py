@@ -195,6 +195,39 @@ class Services:
             ),
         )
 
+    # The audit transparency log: its own Ed25519 key (PHR_AUDIT_LOG_KEY, else
+    # <data dir>/keys/audit-log.key), the sequencer's store, the patient's proofs.
+    @cached_property
+    def log_signer(self):  # -> infra.log_key.Ed25519NoteSigner
+        from infra.log_key import load_log_signer, log_origin
+
+        return load_log_signer(
+            log_origin(self.settings.public_url),
+            self.settings.data_dir,
+            self.settings.audit_log_key,
+        )
+
+    @cached_property
+    def transparency_log(self):  # -> infra.pg.audit_log.PgTransparencyLog
+        from infra.pg.audit_log import PgTransparencyLog
+
+        return PgTransparencyLog(self.database, self.log_signer)
+
+    @cached_property
+    def audit_trail(self):  # -> domain.audit.trail.AuditTrail
+        from domain.audit.trail import AuditTrail
+
+        return AuditTrail(
+            self.unit_of_work, self.transparency_log, self.audit, self.log_signer, self.clock
+        )
+
+    # Background jobs: the JobQueue port (enqueue joins the open unit of work).
+    @cached_property
+    def jobs(self):  # -> infra.pg.jobs.PgJobQueue
+        from infra.pg.jobs import PgJobQueue
+
+        return PgJobQueue(self.database)
+
     # Patient uploads: presigned PUT to the blob store, checked and registered
     # as records on completion.
     @cached_property
@@ -226,10 +259,10 @@ class Services:
         return PgImagingStore(self.database)
 
     @cached_property
-    def imaging_jobs(self):  # -> infra.imaging_jobs.InProcessImagingJobs
-        from infra.imaging_jobs import InProcessImagingJobs
+    def imaging_jobs(self):  # -> infra.imaging_jobs.QueuedImagingJobs
+        from infra.imaging_jobs import QueuedImagingJobs
 
-        return InProcessImagingJobs()
+        return QueuedImagingJobs(self.jobs)
 
     @cached_property
     def frame_renderer(self):  # -> infra.dicom.render.PillowRenderer
@@ -269,7 +302,6 @@ class Services:
             clock=self.clock,
             bulk_base=self.dicomweb_base,
         )
-        self.imaging_jobs.bind(importer)
         return importer
 
     @cached_property
@@ -307,7 +339,12 @@ class Services:
 
 
 async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
-    database = Database(dsn)
+    """`dsn` is the owner's (migrations); the pool logs in as the serving role."""
+    from infra.pg.serving_role import serving_dsn
+
+    served = await serving_dsn(dsn, settings.data_dir, settings.serving_database_url)
+    # The login role holds phr_app's rights itself: nothing to SET ROLE to or from.
+    database = Database(served, role=None)
     await database.open()
     clock = clock or SystemClock()
     try:
@@ -325,8 +362,6 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
 
 
 async def close_services(services: Services) -> None:
-    if "imaging_jobs" in services.__dict__:
-        await services.imaging_jobs.drain()
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     try:

@@ -1,54 +1,63 @@
-"""Imaging jobs (CD imports, previews) run as tasks of the serving process.
+"""Imaging work as background jobs (infra/worker.py): a CD's import and the
+previews of the series it touched. The use case enqueues inside its own unit of
+work, so a job exists exactly when the import row or the new instances commit.
 
-This is the stand-in until the PostgreSQL job queue exists: the work runs off
-the request, and the import's row says `processing` until it ends, but a
-process that dies mid-import leaves that row `processing` (nothing half-kept is
-visible: instances are added one transaction each, and the study record is
-rebuilt at the end). `drain()` lets shutdown and tests wait for running work."""
+Handlers act in units of work of their own (and on the blob store), so they are
+idempotent: a rerun finds instances already kept (duplicates, nothing changes)
+and a finished import untouched. An import whose handler keeps failing is marked
+`failed` on its last attempt, so the patient never watches `processing` forever."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from domain.jobs import Job, JobQueue
+
 log = logging.getLogger("phr.imaging")
 
+IMPORT_JOB = "imaging.import"
+PREVIEWS_JOB = "imaging.previews"
+IMPORT_ATTEMPTS = 3
+# A CD of a few thousand instances takes minutes on a small machine.
+LEASE = timedelta(minutes=30)
 
-class InProcessImagingJobs:
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._importer: Any = None
 
-    def bind(self, importer: Any) -> None:
-        self._importer = importer
-
-    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+class QueuedImagingJobs:
+    def __init__(self, queue: JobQueue):
+        self._queue = queue
 
     async def import_archive(self, patient_id: UUID, upload_id: UUID) -> None:
-        self._spawn(self._import(patient_id, upload_id), "imaging-import")
-
-    async def _import(self, patient_id: UUID, upload_id: UUID) -> None:
-        try:
-            await self._importer.run_archive(patient_id, upload_id)
-        except Exception as exc:
-            log.error("imaging import failed", extra={"error": type(exc).__name__}, exc_info=True)
-            await self._importer.fail_import(patient_id, upload_id, "The import failed.")
+        await self._queue.enqueue(
+            IMPORT_JOB,
+            {"patientId": str(patient_id), "uploadId": str(upload_id)},
+            dedupe_key=f"{IMPORT_JOB}:{upload_id}",
+        )
 
     async def make_previews(self, patient_id: UUID, series_uids: list[str]) -> None:
-        self._spawn(self._previews(patient_id, series_uids), "imaging-previews")
+        await self._queue.enqueue(
+            PREVIEWS_JOB, {"patientId": str(patient_id), "seriesUids": list(series_uids)}
+        )
 
-    async def _previews(self, patient_id: UUID, series_uids: list[str]) -> None:
+
+def register_imaging_jobs(worker: Any, services: Any) -> None:
+    async def run_import(job: Job) -> None:
+        patient_id = UUID(job.payload["patientId"])
+        upload_id = UUID(job.payload["uploadId"])
         try:
-            await self._importer.make_previews(patient_id, series_uids)
+            await services.imaging_import.run_archive(patient_id, upload_id)
         except Exception as exc:
-            log.error("imaging previews failed", extra={"error": type(exc).__name__})
+            if job.attempt < IMPORT_ATTEMPTS:
+                raise
+            log.error("imaging import failed", extra={"error": type(exc).__name__})
+            await services.imaging_import.fail_import(patient_id, upload_id, "The import failed.")
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def run_previews(job: Job) -> None:
+        await services.imaging_import.make_previews(
+            UUID(job.payload["patientId"]), [str(uid) for uid in job.payload["seriesUids"]]
+        )
+
+    worker.register(IMPORT_JOB, run_import, lease=LEASE)
+    worker.register(PREVIEWS_JOB, run_previews, lease=LEASE)

@@ -53,6 +53,19 @@ class Settings(msgspec.Struct, frozen=True):
     archive_max_entries: int = 20_000
     archive_max_expanded_bytes: int = 2 * 1024 * 1024 * 1024
     archive_max_ratio: int = 200
+    # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
+    # (deployments that run `phr worker` separately).
+    worker_enabled: bool = True
+    # How often the sequencer seals new audit events into a signed checkpoint.
+    audit_seal_interval_ms: int = 250
+    # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
+    # in <data dir>/keys made on first use.
+    audit_log_key: str | None = None
+    # The role the service logs in as (PHR_SERVING_DATABASE_URL); unset: a role phr
+    # makes itself (infra/pg/serving_role.py).
+    serving_database_url: str | None = None
+    # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
+    worker_modules: tuple[str, ...] = ()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -156,6 +169,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "PHR_ARCHIVE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024
         ),
         archive_max_ratio=_positive_int(env, "PHR_ARCHIVE_MAX_RATIO", 200),
+        worker_enabled=_on_off(env, "PHR_WORKER", True),
+        audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
+        audit_log_key=env.get("PHR_AUDIT_LOG_KEY") or None,
+        serving_database_url=_serving_url(env),
+        worker_modules=tuple(
+            name.strip()
+            for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
+            if name.strip()
+        ),
     )
 
 
@@ -167,6 +189,22 @@ def _viewer_template(env: Mapping[str, str]) -> str | None:
     if "{studyUid}" not in raw:
         raise SettingsError("PHR_DICOM_VIEWER_URL must contain {studyUid}")
     return raw
+
+
+def _serving_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PHR_SERVING_DATABASE_URL") or None
+    return _url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")) if raw else None
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"on", "true", "1", "yes"}:
+        return True
+    if raw in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

@@ -80,13 +80,26 @@ def data_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def audit_log_key() -> str:
+    """One audit log key per run, like the one database: every test's app signs
+    checkpoints of the same log with it."""
+    import base64
+    import secrets
+
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 @pytest.fixture
-def settings(database_dsn: str, data_dir: Path) -> Settings:
+def settings(database_dsn: str, data_dir: Path, audit_log_key: str) -> Settings:
     return load_settings(
         {
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
+            "PHR_AUDIT_LOG_KEY": audit_log_key,
         }
     )
 

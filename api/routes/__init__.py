@@ -56,4 +56,7 @@ def route_handlers() -> list[Any]:
         imaging.imaging_viewer,
         imaging.imaging_viewer_asset,
         *dicomweb.HANDLERS,
+        audit.audit_log_key,
+        audit.audit_checkpoint,
+        audit.audit_proof,
     ]

@@ -22,6 +22,7 @@ PATIENT_DATA_STORES = {
     "AuditLog",
     "AccountEraser",
     "ImagingStore",
+    "TransparencyLogStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -31,6 +32,10 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+    ("TransparencyLogStore", "latest_checkpoint"): "one signed log for the whole service",
+    ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
+    ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
+    ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -55,6 +60,7 @@ OTHER_PORTS = {
     "ArchiveReader": "unpacks a zip by storage key",
     "UnpackedArchive": "the files of an unpacked zip",
     "FrameRenderer": "renders pixel data it is given",
+    "NoteSigner": "the audit log's signing key",
 }
 # Use cases and job queues name the patient they act for; they authorize themselves.
 SELF_AUTHORIZING = {"DeliveryIngest", "ImagingIntake", "ImagingJobs"}

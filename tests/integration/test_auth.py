@@ -149,7 +149,7 @@ async def test_register_writes_account_created_audit_without_email(client, super
     rows = await superuser_conn.fetch(
         "SELECT action, outcome, patient_id::text AS pid, actor_id, resource_ids, reason, "
         "client_address, user_agent, request_id FROM audit_event WHERE patient_id = $1 "
-        "ORDER BY sequence",
+        "ORDER BY id",
         uuid.UUID(patient.id),
     )
     assert [(r["action"], r["outcome"]) for r in rows] == [

@@ -265,7 +265,7 @@ async def test_logout_revokes_the_family(client, patient, superuser_conn):
     assert response.status_code == 204
     assert_unauthorized(await refresh(client, token))
     actions = await superuser_conn.fetch(
-        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY sequence",
+        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY id",
         uuid.UUID(patient.id),
     )
     assert ("auth.logout", "success") in [(r["action"], r["outcome"]) for r in actions]
@@ -291,7 +291,7 @@ async def test_unknown_refresh_token_and_expired_one_are_401(client, patient, su
 async def test_refresh_writes_audit_rows(client, patient, superuser_conn):
     await refresh(client, patient.tokens["refreshToken"])
     rows = await superuser_conn.fetch(
-        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY sequence",
+        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY id",
         uuid.UUID(patient.id),
     )
     assert [(r["action"], r["outcome"]) for r in rows][-1] == ("auth.refresh", "success")
