@@ -189,9 +189,16 @@ class ImagingImport:
             if not await self._store.consume_upload(permit, upload.id):
                 raise NotFound("No upload with this id.")
             now = self._clock.now()
-            added = await self._store.add_instance(
-                permit, instance, key=key, size=len(data), at=now
-            )
+            try:
+                added = await self._store.add_instance(
+                    permit, instance, key=key, size=len(data), at=now
+                )
+            except UnreadableDicom:
+                # Contradicts what is kept (its series is another study's): refused,
+                # and neither copy of its bytes stays.
+                await self._blobs.delete(key)
+                await self._blobs.delete(upload.key)
+                raise
             record_id = await self._rebuild_record(permit, instance.study_uid)
             await self._store.add_import(
                 permit,
@@ -296,7 +303,6 @@ class ImagingImport:
         added = duplicates = 0
         studies: dict[str, None] = {}
         touched_series: dict[str, None] = {}
-        kept_keys: list[str] = []
         try:
             async with self._archives.unpack(archive_key) as unpacked:
                 ignored = unpacked.ignored
@@ -312,14 +318,20 @@ class ImagingImport:
                         continue
                     key = instance_key(patient_id, hashlib.sha256(data).hexdigest())
                     await self._blobs.put(key, data, content_type="application/dicom")
-                    kept_keys.append(key)
                     async with self._unit_of_work() as uow:
                         permit = await self._authorize(
                             uow, _IMPORTER, "record.ingest", patient_id, NO_REQUEST
                         )
-                        is_new = await self._store.add_instance(
-                            permit, instance, key=key, size=len(data), at=self._clock.now()
-                        )
+                        try:
+                            is_new = await self._store.add_instance(
+                                permit, instance, key=key, size=len(data), at=self._clock.now()
+                            )
+                        except UnreadableDicom as exc:
+                            await self._blobs.delete(key)
+                            ignored += 1
+                            if len(reasons) < _MAX_REASONS:
+                                reasons.append(f"{name[:120]}: {exc.detail}")
+                            continue
                         await uow.commit()
                     studies[instance.study_uid] = None
                     if is_new:

@@ -32,8 +32,23 @@ def _text(dataset: Any, keyword: str, limit: int = 256) -> str | None:
         value = value[0] if hasattr(value, "__getitem__") and len(value) else value
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
-    text = str(value).strip().replace("\x00", "")
+    text = _clean(str(value)).strip()
     return text[:limit] or None
+
+
+def _clean(text: str) -> str:
+    """Text PostgreSQL can store: no NUL, no lone surrogates (damaged files have both)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def _integer(dataset: Any, keyword: str) -> int | None:
@@ -89,7 +104,7 @@ def parse_instance(data: bytes, *, bulk_base: str) -> DicomInstance:
         )
         # pydicom's values are str/int/float subclasses (UID, IS, DSfloat): plain
         # JSON types from here on. NaN and infinities are not JSON: refused.
-        metadata = json.loads(json.dumps(metadata, allow_nan=False))
+        metadata = _storable(json.loads(json.dumps(metadata, allow_nan=False)))
         return DicomInstance(
             study_uid=study_uid,
             series_uid=series_uid,

@@ -11,6 +11,7 @@ import asyncpg
 
 from domain.access import Permit
 from domain.dicom import DicomInstance
+from domain.errors import UnreadableDicom
 from domain.imaging_store import ImportStatus, StoredInstance, StoredSeries, StoredStudy
 from infra.pg.database import Database
 
@@ -55,6 +56,11 @@ class PgImagingStore:
         pid = permit.patient_id
         aliases = [instance.patient_id] if instance.patient_id else []
         async with self._database.transaction() as conn:
+            owner = await conn.fetchval(self._SERIES_STUDY, pid, instance.series_uid)
+            if owner is not None and owner != instance.study_uid:
+                # A series UID already kept under another study: the file
+                # contradicts what is kept, and the kept study wins.
+                raise UnreadableDicom("The file's series belongs to another study.")
             await conn.execute(
                 self._ADD_STUDY, pid, instance.study_uid, aliases, instance.study_attributes(), at
             )
@@ -69,11 +75,6 @@ class PgImagingStore:
                 instance.series_number,
                 instance.series_attributes(),
             )
-            owner = await conn.fetchval(self._SERIES_STUDY, pid, instance.series_uid)
-            if owner != instance.study_uid:
-                # A series UID already used by another study: the file contradicts
-                # what is kept, and the kept study wins.
-                return False
             status = await conn.execute(
                 self._ADD_INSTANCE,
                 pid,
@@ -100,7 +101,8 @@ class PgImagingStore:
                (SELECT count(*) FROM imaging_instance i
                 WHERE i.patient_id = se.patient_id AND i.series_uid = se.series_uid) AS instances
         FROM imaging_study st
-        JOIN imaging_series se ON se.patient_id = st.patient_id AND se.study_uid = st.study_uid
+        LEFT JOIN imaging_series se
+            ON se.patient_id = st.patient_id AND se.study_uid = st.study_uid
         WHERE st.patient_id = $1 AND ($2::text IS NULL OR st.study_uid = $2)
         ORDER BY st.created_at, st.study_uid, se.number NULLS LAST, se.series_uid
     """
@@ -113,6 +115,8 @@ class PgImagingStore:
         grouped: dict[str, tuple[asyncpg.Record, list[StoredSeries]]] = {}
         for row in rows:
             entry = grouped.setdefault(row["study_uid"], (row, []))
+            if row["series_uid"] is None:
+                continue
             entry[1].append(
                 StoredSeries(
                     study_uid=row["study_uid"],
