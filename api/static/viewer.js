@@ -40,7 +40,7 @@
       });
       const label = document.createElement("span");
       label.textContent = [first(series, "00080060"), first(series, "0008103E"),
-        (first(series, "00201209") || 0) + " images"].filter(Boolean).join(" · ");
+        ((n) => n + (n === 1 ? " image" : " images"))(first(series, "00201209") || 0)].filter(Boolean).join(" · ");
       button.append(img, label);
       button.addEventListener("click", () => openSeries(uid));
       holder.append(button);

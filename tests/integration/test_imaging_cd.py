@@ -270,3 +270,78 @@ def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(
         if e.get("action") == "imaging.read" and e.get("outcome") == "denied"
     ]
     assert len(refused) == len(routes)
+
+
+def _browser():
+    import os
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            raise AssertionError(
+                "CI must have chromium and chromium-driver (.ci/run installs them)"
+            )
+        pytest.skip(
+            "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=390,844",
+    ):  # a phone's viewport
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def test_the_viewer_shows_the_previews_and_scrolls_frames_in_chromium(
+    server: str, cd: DicomCd, imported: dict
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    [study] = imported["studies"]
+    viewer = next(link["url"] for link in study["links"] if link["name"] == "Viewer")
+    page = httpx.get(viewer.split("#")[0])
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser = _browser()
+    try:
+        browser.get(viewer)
+        loaded = "return [...document.querySelectorAll('#series img')].filter(i => i.complete && i.naturalWidth > 0).length"
+        WebDriverWait(browser, 60).until(lambda b: b.execute_script(loaded) == 6)
+        sizes = browser.execute_script(
+            "return [...document.querySelectorAll('#series img')].map(i => [i.naturalWidth, i.naturalHeight])"
+        )
+        assert sorted(map(tuple, sizes)) == sorted(
+            (s["width"], s["height"]) for s in study["series"]
+        )
+        browser.save_screenshot(str(ARTIFACTS / "viewer-series.png"))
+        browser.find_elements(By.CSS_SELECTOR, "#series button")[0].click()
+        frame = "const i = document.getElementById('frame'); return i.complete && i.naturalWidth > 0 ? i.src : null"
+        first = WebDriverWait(browser, 60).until(lambda b: b.execute_script(frame))
+        assert "/frames/1/rendered" in first
+        browser.find_element(By.TAG_NAME, "body").send_keys("\ue015")  # arrow down: next frame
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script(frame) not in (None, first))
+        assert not browser.find_element(By.ID, "series").is_displayed()
+        assert browser.find_element(By.ID, "position").text.endswith("/ 20")
+        browser.save_screenshot(str(ARTIFACTS / "viewer-frames.png"))
+        # Nothing the page did was blocked by its own CSP.
+        logs = browser.get_log("browser")
+        assert not [e for e in logs if "Content Security Policy" in e.get("message", "")], logs
+    finally:
+        browser.quit()
+    assert Image.open(ARTIFACTS / "viewer-series.png").size[0] > 0
