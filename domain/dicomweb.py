@@ -16,12 +16,12 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import Actor, Permit, authorize_audited
+from domain.access import Actor, PatientActor, Permit, authorize_audited
 from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.dicom import DEFAULT_TAGS, Level, element, first_value
 from domain.errors import NotFound
-from domain.imaging_ports import FrameRenderer, ImagingStore
+from domain.imaging_ports import FrameRenderer, ImagingStore, ViewerTokens
 from domain.imaging_store import (
     RenderedImage,
     StoredInstance,
@@ -137,6 +137,15 @@ class StudyScope(msgspec.Struct, frozen=True):
     study_uid: str
 
 
+class DicomWebCaller(msgspec.Struct, frozen=True):
+    """Who is asking, limited to what, and the base URL their answers link to."""
+
+    actor: Actor
+    patient_id: UUID
+    scope: StudyScope | None
+    base: str
+
+
 class DicomWeb:
     def __init__(
         self,
@@ -147,13 +156,32 @@ class DicomWeb:
         renderer: FrameRenderer,
         audit: AuditLog,
         clock: Clock,
+        viewer_tokens: ViewerTokens,
+        base_url: str,
     ):
+        self._viewer_tokens = viewer_tokens
+        self.base_url = base_url
         self._unit_of_work = unit_of_work
         self._store = store
         self._blobs = blobs
         self._renderer = renderer
         self._audit = audit
         self._clock = clock
+
+    def patient_caller(self, patient_id: UUID) -> DicomWebCaller:
+        """The signed-in patient: the whole record, links under the bearer prefix."""
+        return DicomWebCaller(PatientActor(patient_id), patient_id, None, self.base_url)
+
+    def viewer_caller(self, token: str) -> DicomWebCaller:
+        """A viewer holding a study-scoped token (AuthenticationFailed if it is
+        forged or expired): that study only, links under the token's prefix."""
+        grant = self._viewer_tokens.verify(token, self._clock.now())
+        return DicomWebCaller(
+            PatientActor(grant.patient_id),
+            grant.patient_id,
+            StudyScope(grant.study_uid),
+            f"{self.base_url}/t/{token}",
+        )
 
     async def _permit(
         self,

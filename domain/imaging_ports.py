@@ -13,7 +13,13 @@ from uuid import UUID
 from domain.access import Actor, Permit
 from domain.audit.events import RequestContext
 from domain.dicom import DicomInstance
-from domain.imaging_store import ImportStatus, RenderedImage, StoredInstance, StoredStudy
+from domain.imaging_store import (
+    ImportStatus,
+    RenderedImage,
+    StoredInstance,
+    StoredStudy,
+    ViewerGrant,
+)
 from domain.records.record import StoredRecord
 from domain.uploads.upload import Upload
 
@@ -112,3 +118,13 @@ class ImagingJobs(Protocol):
     async def import_archive(self, patient_id: UUID, upload_id: UUID) -> None: ...
 
     async def make_previews(self, patient_id: UUID, series_uids: list[str]) -> None: ...
+
+
+class ViewerTokens(Protocol):
+    """Study-scoped, short-lived tokens for viewers that cannot send a header."""
+
+    def mint(self, patient_id: UUID, study_uid: str, now: datetime) -> str: ...
+
+    def verify(self, token: str, now: datetime) -> ViewerGrant:
+        """AuthenticationFailed if the token is forged, damaged or expired."""
+        ...

@@ -82,3 +82,11 @@ class RenderedImage(msgspec.Struct, frozen=True):
     media_type: str
     width: int
     height: int
+
+
+class ViewerGrant(msgspec.Struct, frozen=True, array_like=True):
+    """What a study-scoped viewer token carries: whose study, which, until when."""
+
+    patient_id: UUID
+    study_uid: str
+    expires: int  # unix seconds

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from domain.access import HospitalActor, Permit
@@ -61,6 +61,7 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+@runtime_checkable  # handlers declare the clock as a dependency; Litestar checks its type
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -159,8 +160,18 @@ class LoginThrottle(Protocol):
 class AccessTokens(Protocol):
     async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
 
+    async def jwks(self, now: datetime) -> list[dict[str, str]]:
+        """The public keys that verify tokens now, as JWKs."""
+        ...
+
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         """Raises AuthenticationFailed for anything but a valid token."""
+        ...
+
+
+class SigningKeyStore(Protocol):
+    async def rotate(self, now: datetime) -> tuple[str, str | None]:
+        """Makes a new current key; returns (new kid, retired kid or None)."""
         ...
 
 

@@ -16,14 +16,9 @@ from uuid import UUID
 import msgspec
 
 from domain.errors import AuthenticationFailed
+from domain.imaging_store import ViewerGrant
 
 _MAC_BYTES = 20
-
-
-class ViewerGrant(msgspec.Struct, frozen=True, array_like=True):
-    patient_id: UUID
-    study_uid: str
-    expires: int  # unix seconds
 
 
 def _b64(data: bytes) -> str:

@@ -29,11 +29,9 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from api.current_patient import provide_current_patient
-from api.deps import RequestContextDep, ServicesDep
-from domain.access import Actor, PatientActor
-from domain.dicomweb import MAX_QIDO_LIMIT, QidoQuery, StudyScope
+from api.deps import AuthenticationDep, DicomWebDep, RequestContextDep
+from domain.dicomweb import MAX_QIDO_LIMIT, DicomWeb, DicomWebCaller, QidoQuery
 from domain.errors import FieldProblem, InvalidInput
-from infra.bootstrap import Services
 
 DICOM_JSON = "application/dicom+json"
 _UID = r"^[0-9]+(\.[0-9]+)*$"
@@ -45,32 +43,14 @@ InstanceUid = Annotated[str, Parameter(description="SOPInstanceUID", pattern=_UI
 Frame = Annotated[int, Parameter(description="frame number, from 1", ge=1, le=100_000)]
 
 
-class DicomWebCaller(msgspec.Struct, frozen=True):
-    actor: Actor
-    patient_id: Any
-    scope: StudyScope | None
-    base: str
-
-
 async def provide_dicomweb_caller(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    request: Request[Any, Any, Any], dicomweb: DicomWebDep, authentication: AuthenticationDep
 ) -> DicomWebCaller:
     token = request.path_params.get("token")
     if token:
-        grant = services.viewer_tokens.verify(token, services.clock.now())
-        return DicomWebCaller(
-            actor=PatientActor(grant.patient_id),
-            patient_id=grant.patient_id,
-            scope=StudyScope(grant.study_uid),
-            base=f"{services.dicomweb_base}/t/{token}",
-        )
-    patient = await provide_current_patient(request, services)
-    return DicomWebCaller(
-        actor=PatientActor(patient.patient_id),
-        patient_id=patient.patient_id,
-        scope=None,
-        base=services.dicomweb_base,
-    )
+        return dicomweb.viewer_caller(token)
+    patient = await provide_current_patient(request, authentication)
+    return dicomweb.patient_caller(patient.patient_id)
 
 
 CallerDep = NamedDependency[DicomWebCaller]
@@ -178,11 +158,11 @@ _QIDO_DESCRIPTION = (
 )
 async def qido_studies(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
 ) -> Response[Any]:
-    found = await services.dicomweb.search_studies(
+    found = await dicomweb.search_studies(
         caller.actor,
         caller.patient_id,
         _query(request),
@@ -202,12 +182,12 @@ async def qido_studies(
 )
 async def qido_series(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
 ) -> Response[Any]:
-    found = await services.dicomweb.search_series(
+    found = await dicomweb.search_series(
         caller.actor,
         caller.patient_id,
         study,
@@ -228,12 +208,12 @@ async def qido_series(
 )
 async def qido_study_instances(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
 ) -> Response[Any]:
-    found = await services.dicomweb.search_instances(
+    found = await dicomweb.search_instances(
         caller.actor,
         caller.patient_id,
         study,
@@ -255,13 +235,13 @@ async def qido_study_instances(
 )
 async def qido_series_instances(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
 ) -> Response[Any]:
-    found = await services.dicomweb.search_instances(
+    found = await dicomweb.search_instances(
         caller.actor,
         caller.patient_id,
         study,
@@ -278,28 +258,28 @@ async def qido_series_instances(
 
 
 async def _multipart(
-    services: Services, instances: list[Any], boundary: str
+    dicomweb: DicomWeb, instances: list[Any], boundary: str
 ) -> AsyncIterator[bytes]:
     for instance in instances:
         yield (
             f"--{boundary}\r\nContent-Type: application/dicom\r\n"
             f"Content-Length: {instance.size}\r\n\r\n"
         ).encode()
-        async for chunk in services.dicomweb.content(instance):
+        async for chunk in dicomweb.content(instance):
             yield chunk
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
 
 
 async def _retrieve(
-    services: Services,
+    dicomweb: DicomWeb,
     caller: DicomWebCaller,
     context: Any,
     study: str,
     series: str | None = None,
     instance: str | None = None,
 ) -> Stream:
-    instances = await services.dicomweb.instances(
+    instances = await dicomweb.instances(
         caller.actor,
         caller.patient_id,
         study,
@@ -310,7 +290,7 @@ async def _retrieve(
     )
     boundary = secrets.token_hex(16)
     return Stream(
-        _multipart(services, instances, boundary),
+        _multipart(dicomweb, instances, boundary),
         media_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
         headers={"Cache-Control": "no-store"},
     )
@@ -330,9 +310,9 @@ _WADO = {
     **_WADO,
 )
 async def wado_study(
-    services: ServicesDep, caller: CallerDep, context: RequestContextDep, study: StudyUid
+    dicomweb: DicomWebDep, caller: CallerDep, context: RequestContextDep, study: StudyUid
 ) -> Stream:
-    return await _retrieve(services, caller, context, study)
+    return await _retrieve(dicomweb, caller, context, study)
 
 
 @get(
@@ -342,13 +322,13 @@ async def wado_study(
     **_WADO,
 )
 async def wado_series(
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
 ) -> Stream:
-    return await _retrieve(services, caller, context, study, series)
+    return await _retrieve(dicomweb, caller, context, study, series)
 
 
 @get(
@@ -358,25 +338,25 @@ async def wado_series(
     **_WADO,
 )
 async def wado_instance(
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
     instance: InstanceUid,
 ) -> Stream:
-    return await _retrieve(services, caller, context, study, series, instance)
+    return await _retrieve(dicomweb, caller, context, study, series, instance)
 
 
 async def _metadata(
-    services: Services,
+    dicomweb: DicomWeb,
     caller: DicomWebCaller,
     context: Any,
     study: str,
     series: str | None = None,
     instance: str | None = None,
 ) -> Response[Any]:
-    found = await services.dicomweb.instances(
+    found = await dicomweb.instances(
         caller.actor,
         caller.patient_id,
         study,
@@ -402,9 +382,9 @@ _META = {
     **_META,
 )
 async def wado_study_metadata(
-    services: ServicesDep, caller: CallerDep, context: RequestContextDep, study: StudyUid
+    dicomweb: DicomWebDep, caller: CallerDep, context: RequestContextDep, study: StudyUid
 ) -> Response[Any]:
-    return await _metadata(services, caller, context, study)
+    return await _metadata(dicomweb, caller, context, study)
 
 
 @get(
@@ -414,13 +394,13 @@ async def wado_study_metadata(
     **_META,
 )
 async def wado_series_metadata(
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
 ) -> Response[Any]:
-    return await _metadata(services, caller, context, study, series)
+    return await _metadata(dicomweb, caller, context, study, series)
 
 
 @get(
@@ -430,14 +410,14 @@ async def wado_series_metadata(
     **_META,
 )
 async def wado_instance_metadata(
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
     instance: InstanceUid,
 ) -> Response[Any]:
-    return await _metadata(services, caller, context, study, series, instance)
+    return await _metadata(dicomweb, caller, context, study, series, instance)
 
 
 def _image_type(request: Request[Any, Any, Any]) -> str:
@@ -449,7 +429,7 @@ def _image_type(request: Request[Any, Any, Any]) -> str:
 
 async def _rendered(
     request: Request[Any, Any, Any],
-    services: Services,
+    dicomweb: DicomWeb,
     caller: DicomWebCaller,
     context: Any,
     study: str,
@@ -457,7 +437,7 @@ async def _rendered(
     instance: str,
     frame: int,
 ) -> Response[bytes]:
-    image = await services.dicomweb.render(
+    image = await dicomweb.render(
         caller.actor,
         caller.patient_id,
         study,
@@ -489,14 +469,14 @@ _RENDERED["raises"] = [*_COMMON["raises"], UnrenderableImage]
 )
 async def wado_instance_rendered(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
     instance: InstanceUid,
 ) -> Response[bytes]:
-    return await _rendered(request, services, caller, context, study, series, instance, 1)
+    return await _rendered(request, dicomweb, caller, context, study, series, instance, 1)
 
 
 @get(
@@ -509,7 +489,7 @@ async def wado_instance_rendered(
 )
 async def wado_frame_rendered(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
@@ -517,7 +497,7 @@ async def wado_frame_rendered(
     instance: InstanceUid,
     frame: Frame,
 ) -> Response[bytes]:
-    return await _rendered(request, services, caller, context, study, series, instance, frame)
+    return await _rendered(request, dicomweb, caller, context, study, series, instance, frame)
 
 
 @get(
@@ -527,13 +507,13 @@ async def wado_frame_rendered(
     **_COMMON,
 )
 async def wado_series_thumbnail(
-    services: ServicesDep,
+    dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
     series: SeriesUid,
 ) -> Response[bytes]:
-    data = await services.dicomweb.thumbnail(
+    data = await dicomweb.thumbnail(
         caller.actor, caller.patient_id, study, series, scope=caller.scope, context=context
     )
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})

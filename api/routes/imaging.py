@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -14,13 +13,12 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ImagingCatalogDep, RequestContextDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.errors import NotFound
-from domain.imaging_store import StoredStudy
+from domain.imaging_catalog import StudyListing
 from domain.records.imaging import ImagingStudyView
-from infra.bootstrap import Services
 
 
 class ImagingLinkOut(msgspec.Struct, rename="camel"):
@@ -73,61 +71,28 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
 @get(
     "/v1/imaging",
     operation_id="listImagingStudies",
-    summary="The patient's imaging studies with viewer / DICOMweb links and uploaded files",
+    summary="The patient's imaging studies: series with previews, DICOMweb and viewer links",
+    description="Studies the patient stores (from uploaded DICOM files and CDs) carry their "
+    "series with preview URLs and links that need no header (a study-scoped token valid for "
+    "`PHR_IMAGING_TOKEN_TTL` seconds): phr's DICOMweb base, the built-in viewer and, when "
+    "configured, an external viewer. Hospital studies carry the hospital's Endpoint links.",
     tags=["imaging"],
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
 async def list_imaging(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    imaging_catalog: ImagingCatalogDep, patient: CurrentPatient, context: RequestContextDep
 ) -> list[ImagingStudyOut]:
-    views, stored = await services.imaging_catalog.list(
+    listings = await imaging_catalog.list(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
-    return [_with_stored(services, patient.patient_id, study_out(view), stored) for view in views]
+    return [listing_out(listing) for listing in listings]
 
 
-def _external_viewer(
-    services: Services, study_uid: str, dicomweb_url: str
-) -> ImagingLinkOut | None:
-    template = services.settings.dicom_viewer_url
-    if not template:
-        return None
-    url = template.replace("{studyUid}", quote(study_uid, safe="")).replace(
-        "{dicomwebUrl}", quote(dicomweb_url, safe="")
-    )
-    return ImagingLinkOut(kind="viewer", url=url, name="External viewer")
-
-
-def _with_stored(
-    services: Services, patient_id: UUID, out: ImagingStudyOut, stored: dict[str, StoredStudy]
-) -> ImagingStudyOut:
-    """Links for a study: phr's own DICOMweb and viewer for stored studies (with a
-    study-scoped token, so an <img> or an external viewer can use them), the
-    external viewer over the hospital's DICOMweb for pushed ones."""
-    study = stored.get(out.study_uid or "") if out.source.kind == "self" else None
-    if study is None:
-        wado = next((link.url for link in out.links if link.kind == "dicomweb"), None)
-        if out.study_uid and wado:
-            external = _external_viewer(services, out.study_uid, wado)
-            if external:
-                out.links.append(external)
-        return out
-    token = services.viewer_tokens.mint(patient_id, study.study_uid, services.clock.now())
-    base = f"{services.dicomweb_base}/t/{token}"
-    public = services.settings.public_url
-    out.links = [
-        ImagingLinkOut(kind="dicomweb", url=base, name="DICOMweb (this study)"),
-        ImagingLinkOut(
-            kind="viewer",
-            url=f"{public}/imaging/viewer#study={study.study_uid}&token={token}",
-            name="Viewer",
-        ),
-    ]
-    external = _external_viewer(services, study.study_uid, base)
-    if external:
-        out.links.append(external)
-    out.patient_aliases = list(study.patient_aliases)
+def listing_out(listing: StudyListing) -> ImagingStudyOut:
+    out = study_out(listing.view)
+    out.links = [ImagingLinkOut(kind=k.kind, url=k.url, name=k.name) for k in listing.links]
+    out.patient_aliases = list(listing.patient_aliases)
     out.series = [
         SeriesPreviewOut(
             series_uid=s.series_uid,
@@ -135,15 +100,11 @@ def _with_stored(
             body_part=s.body_part,
             description=s.description,
             instance_count=s.instance_count,
-            preview_url=(
-                f"{base}/studies/{study.study_uid}/series/{s.series_uid}/thumbnail"
-                if s.preview_key
-                else None
-            ),
-            width=s.preview_width,
-            height=s.preview_height,
+            preview_url=s.preview_url,
+            width=s.width,
+            height=s.height,
         )
-        for s in study.series
+        for s in listing.series
     ]
     return out
 

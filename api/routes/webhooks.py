@@ -22,7 +22,7 @@ from litestar.exceptions import (
 )
 from litestar.params import Parameter
 
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import HospitalWebhooksDep, RequestContextDep
 from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
 from domain.errors import DomainError
 from domain.hospitals.deliveries import DeliveryOutcome, LinkCompleted, PushParked, StoredReply
@@ -116,7 +116,7 @@ def _decode(body: bytes) -> WebhookEvent:
 )
 async def receive_webhook(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    hospital_webhooks: HospitalWebhooksDep,
     context: RequestContextDep,
     hospital_id: Annotated[
         UUID, Parameter(description="the hospital's id, as given by the operator")
@@ -124,7 +124,7 @@ async def receive_webhook(
 ) -> Response[bytes]:
     body = await request.body()  # 413 before reading when Content-Length is over the limit
     headers = {name: value for name in _SIGNATURE_HEADERS if (value := request.headers.get(name))}
-    webhooks = services.hospital_webhooks
+    webhooks = hospital_webhooks
     delivery = await webhooks.authenticate(hospital_id, headers, body)
     event = _decode(body)
     reply = await webhooks.deliver(

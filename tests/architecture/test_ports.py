@@ -48,6 +48,7 @@ OTHER_PORTS = {
     "LoginThrottle": "counts failed sign-ins by hashed keys",
     "AccessTokens": "issues the token that later identifies the patient",
     "RefreshTokenStore": "refresh-token families of a signed-in patient",
+    "SigningKeyStore": "the service's own signing keys",
     "FileEraser": "deletes a prefix of object storage",
     "BlobStore": "object storage by key; keys are checked by the use cases",
     "DicomReader": "reads a file's header",
@@ -60,11 +61,12 @@ OTHER_PORTS = {
     "ArchiveReader": "unpacks a zip by storage key",
     "UnpackedArchive": "the files of an unpacked zip",
     "FrameRenderer": "renders pixel data it is given",
+    "ViewerTokens": "issues the study-scoped token that later identifies the patient",
     "NoteSigner": "the audit log's signing key",
 }
 # Use cases and job queues name the patient they act for; they authorize themselves.
 SELF_AUTHORIZING = {"DeliveryIngest", "ImagingIntake", "ImagingJobs"}
-IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
+IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore", "ViewerTokens"}
 
 
 def _protocols() -> dict[str, type]:
