@@ -36,7 +36,7 @@ from domain.records.record import (
     TimelineQuery,
 )
 from domain.records.sources import RecordSource
-from domain.uploads.upload import DicomHeader, Upload
+from domain.uploads.upload import Upload
 
 # --- transactions and time ---------------------------------------------------
 
@@ -319,13 +319,6 @@ class BlobStore(Protocol):
     async def delete_prefix(self, prefix: str) -> None:
         """Removes every object under `prefix` (which ends with "/"), e.g.
         `patients/<id>/` when an account is erased."""
-        ...
-
-
-class DicomReader(Protocol):
-    async def read_header(self, data: bytes) -> DicomHeader:
-        """The header of a DICOM Part 10 file (or its first bytes); UnreadableDicom
-        if it is not one or lacks the study and series UIDs."""
         ...
 
 

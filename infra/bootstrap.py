@@ -27,7 +27,6 @@ from infra.access_tokens import JwtAccessTokens, verify_retired_for
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.blobs.local import LocalBlobStore
 from infra.common_passwords import common_passwords
-from infra.dicom_header import PydicomHeaderReader
 from infra.password_hasher import ThreadPoolPasswordHasher
 from infra.pg.accounts import PgAccountStore
 from infra.pg.audit import PgAuditLog
@@ -267,7 +266,6 @@ class Services:
             uploads=PgUploadStore(self.database),
             records=self.records,
             blobs=self.blobs,
-            dicom=PydicomHeaderReader(),
             imaging=self.imaging_import,
             audit=self.audit,
             clock=self.clock,

@@ -50,9 +50,6 @@ DOWNLOAD_URL_LIFETIME = timedelta(minutes=5)
 COMPLETION_GRACE = timedelta(minutes=30)
 # Enough bytes to tell every allowed type apart (DICOM's "DICM" sits at 128).
 SNIFF_BYTES = 132
-# The DICOM header (everything before the pixel data) is read from this many
-# first bytes; real headers are a few KiB to a few hundred KiB.
-DICOM_HEADER_BYTES = 4 * 1024 * 1024
 MAX_FILENAME_LENGTH = 255
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -28,20 +28,18 @@ from domain.ports import (
     AuditLog,
     BlobStore,
     Clock,
-    DicomReader,
     RecordStore,
     UnitOfWork,
     UploadStore,
 )
 from domain.records.sources import SELF
-from domain.uploads.fhir_resources import document_reference, imaging_study, incoming_upload
+from domain.uploads.fhir_resources import document_reference, incoming_upload
 from domain.uploads.upload import (
     COMPLETION_GRACE,
     DOWNLOAD_URL_LIFETIME,
     SNIFF_BYTES,
     UPLOAD_URL_LIFETIME,
     CompletedUpload,
-    DicomHeader,
     StartedUpload,
     Upload,
     UploadRules,
@@ -59,7 +57,6 @@ class PatientUploads:
         uploads: UploadStore,
         records: RecordStore,
         blobs: BlobStore,
-        dicom: DicomReader,
         imaging: ImagingIntake,
         audit: AuditLog,
         clock: Clock,
@@ -70,7 +67,6 @@ class PatientUploads:
         self._uploads = uploads
         self._records = records
         self._blobs = blobs
-        self._dicom = dicom
         self._imaging = imaging
         self._audit = audit
         self._clock = clock
@@ -155,7 +151,7 @@ class PatientUploads:
                 await self._refuse(uow, permit, "upload-expired", "Upload", upload_id)
                 raise UploadExpired("This upload has expired; start a new one.")
 
-        header = await self._check_object(upload, patient_id, context)
+        await self._check_object(upload)
         if upload.kind == "dicom":
             taken = await self._imaging.take_file(actor, patient_id, upload, context=context)
             return CompletedUpload(taken, created=True)
@@ -176,11 +172,7 @@ class PatientUploads:
             record_id = uuid4()
             url = self._content_url(record_id)
             now = self._clock.now()
-            resource = (
-                imaging_study(upload, header, content_url=url, now=now)
-                if header is not None
-                else document_reference(upload, content_url=url, now=now)
-            )
+            resource = document_reference(upload, content_url=url, now=now)
             incoming = incoming_upload(resource, record_id)
             await self._records.insert(permit, SELF, [incoming])
             await self._uploads.mark_completed(permit, upload_id, record_id, now)
@@ -209,12 +201,10 @@ class PatientUploads:
         await uow.commit()
         return CompletedUpload(record, created=False)
 
-    async def _check_object(
-        self, upload: Upload, patient_id: UUID, context: RequestContext
-    ) -> DicomHeader | None:
+    async def _check_object(self, upload: Upload) -> None:
         """Exists, has the announced size, and is what it claims to be. A file
-        whose content is not its declared type is deleted. Returns the DICOM
-        header for DICOM uploads."""
+        whose content is not its declared type is deleted. DICOM is read (and
+        refused, and deleted) by the imaging import."""
         info = await self._blobs.stat(upload.key)
         if info is None:
             raise UploadNotReceived("The file has not been uploaded yet.")
@@ -233,8 +223,6 @@ class PatientUploads:
                 f"The file's content is not {upload.content_type}.",
                 errors=[FieldProblem("contentType", "does not match the file's content")],
             )
-        # DICOM is read (and refused, and deleted) by the imaging import.
-        return None
 
     async def content(
         self,

@@ -51,7 +51,6 @@ OTHER_PORTS = {
     "SigningKeyStore": "the service's own signing keys",
     "FileEraser": "deletes a prefix of object storage",
     "BlobStore": "object storage by key; keys are checked by the use cases",
-    "DicomReader": "reads a file's header",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
     "DeliveryIngest": "a use case (it authorizes itself), not a store",

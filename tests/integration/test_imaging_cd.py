@@ -9,6 +9,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pydicom
@@ -20,6 +21,8 @@ from infra.dicom.header import BULK_DATA_THRESHOLD, instance_base
 from tests.dicom_cd import COMPRESSED, DicomCd
 from tests.imaging_support import live_server, register, upload, wait_for_import, wait_for_previews
 
+OHIF = "https://ohif.example/viewer?StudyInstanceUIDs={studyUid}&dicomweb={dicomwebUrl}"
+
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -28,7 +31,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(database_dsn: str, data_root: Path) -> Iterator[str]:
-    with live_server(database_dsn, data_root) as base:
+    with live_server(database_dsn, data_root, {"PHR_DICOM_VIEWER_URL": OHIF}) as base:
         yield base
 
 
@@ -70,8 +73,14 @@ def test_a_cd_becomes_one_study_with_its_series(server: str, cd: DicomCd, import
     assert study["seriesCount"] == 6 and study["instanceCount"] == 44
     assert {s["seriesUid"]: s["instanceCount"] for s in study["series"]} == cd.series_counts
     assert study["patientAliases"] == ["HOSP-A-1", "HOSP-B-7"]
-    kinds = {link["kind"] for link in study["links"]}
-    assert {"dicomweb", "viewer"} <= kinds
+    links = {link["name"]: link["url"] for link in study["links"]}
+    base = links["DICOMweb (this study)"]
+    assert base.startswith(f"{server}/v1/dicomweb/t/")
+    assert links["Viewer"].startswith(f"{server}/imaging/viewer#study={cd.study_uid}&token=")
+    # The external viewer reaches phr's DICOMweb through the study's token.
+    assert links["External viewer"] == OHIF.replace("{studyUid}", cd.study_uid).replace(
+        "{dicomwebUrl}", quote(base, safe="")
+    )
     with httpx.Client(base_url=server) as http:
         timeline = http.get("/v1/records?type=ImagingStudy", headers=imported["headers"]).json()
     assert len(timeline["items"]) == 1
