@@ -33,4 +33,19 @@ async def provide_current_patient(
     return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
 
 
+async def provide_token_patient(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> AuthenticatedPatient:
+    """The token checked (cached: no database round trip) but not the account: only
+    for routes whose use case checks the account in the statement that reads."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("A bearer access token is required.")
+    claims = await services.auth.verify_access_token(token.strip())
+    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
+
+
 CurrentPatient = NamedDependency[AuthenticatedPatient]
+# The holder of a valid token whose account the route's own statement checks.
+TokenPatient = NamedDependency[AuthenticatedPatient]

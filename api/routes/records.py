@@ -21,7 +21,7 @@ from litestar.exceptions import (
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from api.current_patient import CurrentPatient
+from api.current_patient import CurrentPatient, TokenPatient
 from api.deps import RequestContextDep, ServicesDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
@@ -224,7 +224,7 @@ _RAISES = [NotAuthorizedException, ValidationException]
 )
 async def list_records(
     services: ServicesDep,
-    patient: CurrentPatient,
+    token_patient: TokenPatient,
     context: RequestContextDep,
     types: Annotated[
         list[str] | None,
@@ -276,6 +276,8 @@ async def list_records(
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
+    # The page's one statement checks the account too (TokenPatient skips it).
+    patient = token_patient
     items = await services.patient_records.timeline(
         PatientActor(patient.patient_id), patient.patient_id, query, context=context
     )
@@ -294,10 +296,12 @@ async def list_records(
 )
 async def get_record(
     services: ServicesDep,
-    patient: CurrentPatient,
+    token_patient: TokenPatient,
     context: RequestContextDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
+    # The read's one statement checks the account too (TokenPatient skips it).
+    patient = token_patient
     record, history = await services.patient_records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )
