@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.current_patient import provide_current_patient, provide_token_patient
+from api.current_patient import provide_audited_reader, provide_current_patient
 from api.deps import request_context
 from api.problems import exception_handlers
 from api.request_log import configure_logging, request_id_middleware
@@ -62,7 +62,7 @@ def create_app(
         dependencies={
             "services": Provide(provide_services),
             "patient": Provide(provide_current_patient),
-            "token_patient": Provide(provide_token_patient),
+            "reader": Provide(provide_audited_reader),
             "context": Provide(request_context, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,

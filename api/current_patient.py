@@ -13,6 +13,8 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
+from api.deps import request_context
+from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
 from infra.bootstrap import Services
 
@@ -33,19 +35,32 @@ async def provide_current_patient(
     return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
 
 
-async def provide_token_patient(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
-) -> AuthenticatedPatient:
-    """The token checked (cached: no database round trip) but not the account: only
-    for routes whose use case checks the account in the statement that reads."""
+class AuditedReader(msgspec.Struct, frozen=True):
+    """Everything an audited read needs from the request, resolved as one
+    dependency: the services, the token's holder (token checked, account not:
+    the read's own statement checks it) and where the request came from."""
+
+    services: Services
+    patient: AuthenticatedPatient
+    context: RequestContext
+
+
+async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedReader:
+    # One dependency rather than three: Litestar resolves sibling dependencies in
+    # a task group, which cost about a tenth of an audited read's CPU time.
+    services: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
     claims = await services.auth.verify_access_token(token.strip())
-    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
+    return AuditedReader(
+        services=services,
+        patient=AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id),
+        context=request_context(request),
+    )
 
 
 CurrentPatient = NamedDependency[AuthenticatedPatient]
-# The holder of a valid token whose account the route's own statement checks.
-TokenPatient = NamedDependency[AuthenticatedPatient]
+# For routes whose use case checks the account in the statement that reads.
+AuditedReaderDep = NamedDependency[AuditedReader]

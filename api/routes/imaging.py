@@ -9,8 +9,7 @@ import msgspec
 from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
-from api.current_patient import TokenPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.current_patient import AuditedReaderDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.records.imaging import ImagingStudyView
@@ -58,11 +57,9 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_imaging(
-    services: ServicesDep, token_patient: TokenPatient, context: RequestContextDep
-) -> list[ImagingStudyOut]:
-    # The list's one statement checks the account too (TokenPatient skips it).
-    patient = token_patient
+async def list_imaging(reader: AuditedReaderDep) -> list[ImagingStudyOut]:
+    # The list's one statement checks the account too (the reader's token check skips it).
+    services, patient, context = reader.services, reader.patient, reader.context
     public = services.settings.public_url
     views = await services.patient_records.imaging(
         PatientActor(patient.patient_id),

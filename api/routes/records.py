@@ -21,7 +21,7 @@ from litestar.exceptions import (
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from api.current_patient import CurrentPatient, TokenPatient
+from api.current_patient import AuditedReaderDep, CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
@@ -223,9 +223,7 @@ _RAISES = [NotAuthorizedException, ValidationException]
     security=[{"bearer": []}],
 )
 async def list_records(
-    services: ServicesDep,
-    token_patient: TokenPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
     types: Annotated[
         list[str] | None,
         QueryParameter(
@@ -276,8 +274,8 @@ async def list_records(
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    # The page's one statement checks the account too (TokenPatient skips it).
-    patient = token_patient
+    # The page's one statement checks the account too (the reader's token check skips it).
+    services, patient, context = reader.services, reader.patient, reader.context
     items = await services.patient_records.timeline(
         PatientActor(patient.patient_id), patient.patient_id, query, context=context
     )
@@ -295,13 +293,11 @@ async def list_records(
     security=[{"bearer": []}],
 )
 async def get_record(
-    services: ServicesDep,
-    token_patient: TokenPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
-    # The read's one statement checks the account too (TokenPatient skips it).
-    patient = token_patient
+    # The read's one statement checks the account too (the reader's token check skips it).
+    services, patient, context = reader.services, reader.patient, reader.context
     record, history = await services.patient_records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )

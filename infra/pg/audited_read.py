@@ -14,6 +14,7 @@ found and the one to write when none were (a refusal, for a single record)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from domain.audit.events import AuditEvent
@@ -21,6 +22,8 @@ from domain.audit.events import AuditEvent
 _FIELDS = 16
 
 
+# Built once per shape (the timeline has a few dozen), not per request.
+@functools.lru_cache(maxsize=256)
 def audited_statement(
     select_sql: str, first: int, *, single: bool, order_by: str = "", listed: str = "true"
 ) -> str:
