@@ -381,6 +381,7 @@ async def audited_reads(dsn: str, base: str) -> None:
 
     reads = [(f"/v1/records/{rid}", h) for rid, h in zip(records, auth, strict=True)]
     run_wrk(base, reads, seconds=2)  # warm up: tokens verified once, statements prepared
+    await asyncio.sleep(1)  # the warm-up's requests left in flight finish
     before = (await sql(dsn, _READ_COUNTS))[0]
     full_record = run_wrk(base, reads, seconds=SECONDS)
     await asyncio.sleep(1)  # requests wrk left in flight finish
