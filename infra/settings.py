@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +14,13 @@ import msgspec
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
+
+
+class SecretText(str):
+    """A secret setting: its value never shows in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "SecretText('***')"
 
 
 class S3Settings(msgspec.Struct, frozen=True):
@@ -53,12 +62,15 @@ class Settings(msgspec.Struct, frozen=True):
     audit_seal_interval_ms: int = 250
     # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
     # in <data dir>/keys made on first use.
-    audit_log_key: str | None = None
+    audit_log_key: SecretText | None = None
     # The role the service logs in as (PHR_SERVING_DATABASE_URL); unset: a role phr
     # makes itself (infra/pg/serving_role.py).
-    serving_database_url: str | None = None
+    serving_database_url: SecretText | None = None
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
+    # Base64 key that seals hospital webhook secrets and link codes at rest; None:
+    # the key file <data_dir>/keys/secrets.key, made on first use.
+    secrets_key: SecretText | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -157,19 +169,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_max_bytes=_upload_max_bytes(env),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
         audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
-        audit_log_key=env.get("PHR_AUDIT_LOG_KEY") or None,
+        audit_log_key=SecretText(env["PHR_AUDIT_LOG_KEY"])
+        if env.get("PHR_AUDIT_LOG_KEY")
+        else None,
         serving_database_url=_serving_url(env),
         worker_modules=tuple(
             name.strip()
             for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
             if name.strip()
         ),
+        secrets_key=_secrets_key(env),
     )
 
 
 def _serving_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("PHR_SERVING_DATABASE_URL") or None
-    return _url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")) if raw else None
+    # It holds the serving role's password.
+    return (
+        SecretText(_url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")))
+        if raw
+        else None
+    )
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -181,6 +201,19 @@ def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"off", "false", "0", "no"}:
         return False
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
+    raw = env.get("PHR_SECRETS_KEY") or None
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("PHR_SECRETS_KEY must be base64") from None
+    if len(key) != 32:
+        raise SettingsError("PHR_SECRETS_KEY must be the base64 of 32 random bytes")
+    return SecretText(raw)
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

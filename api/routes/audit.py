@@ -14,7 +14,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Valid
 from litestar.params import QueryParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import AuditHistoryDep, AuditTrailDep, RequestContextDep
 from domain.access import PatientActor
 from domain.audit.leaves import event_leaf_hash
 
@@ -57,7 +57,7 @@ class AuditPage(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
 )
 async def list_audit(
-    services: ServicesDep,
+    audit_history: AuditHistoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     cursor: Annotated[
@@ -66,7 +66,7 @@ async def list_audit(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> AuditPage:
-    page = await services.audit_history.page(
+    page = await audit_history.page(
         PatientActor(patient.patient_id),
         before_id=int(cursor) if cursor else None,
         limit=limit,
@@ -108,8 +108,8 @@ class AuditLogKey(msgspec.Struct, rename="camel"):
     summary="The audit log's origin and the public key its checkpoints are signed with",
     tags=["audit"],
 )
-async def audit_log_key(services: ServicesDep) -> Response[AuditLogKey]:
-    trail = services.audit_trail
+async def audit_log_key(audit_trail: AuditTrailDep) -> Response[AuditLogKey]:
+    trail = audit_trail
     return Response(
         AuditLogKey(origin=trail.origin, verifier_key=trail.verifier_key),
         headers={"Cache-Control": "public, max-age=3600"},
@@ -123,8 +123,8 @@ async def audit_log_key(services: ServicesDep) -> Response[AuditLogKey]:
     tags=["audit"],
     media_type="text/plain; charset=utf-8",
 )
-async def audit_checkpoint(services: ServicesDep) -> Response[str]:
-    checkpoint = await services.audit_trail.checkpoint()
+async def audit_checkpoint(audit_trail: AuditTrailDep) -> Response[str]:
+    checkpoint = await audit_trail.checkpoint()
     return Response(
         checkpoint.note,
         media_type="text/plain; charset=utf-8",
@@ -160,7 +160,7 @@ class AuditProofOut(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
 )
 async def audit_proof(
-    services: ServicesDep,
+    audit_trail: AuditTrailDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     from_size: Annotated[
@@ -174,7 +174,7 @@ async def audit_proof(
         QueryParameter(name="to", description="a published tree size; the latest by default", ge=0),
     ] = None,
 ) -> AuditProofOut:
-    proof = await services.audit_trail.proof(
+    proof = await audit_trail.proof(
         PatientActor(patient.patient_id), from_size, to_size, context=context
     )
     return AuditProofOut(
@@ -218,7 +218,7 @@ class AuditVerification(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
 )
 async def verify_audit(
-    services: ServicesDep,
+    audit_trail: AuditTrailDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     checkpoint: Annotated[
@@ -229,9 +229,7 @@ async def verify_audit(
         ),
     ] = None,
 ) -> AuditVerification:
-    result = await services.audit_trail.verify(
-        PatientActor(patient.patient_id), checkpoint, context=context
-    )
+    result = await audit_trail.verify(PatientActor(patient.patient_id), checkpoint, context=context)
     return AuditVerification(
         valid=result.valid,
         checked=result.checked,

@@ -59,12 +59,10 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
 )
 async def list_imaging(reader: AuditedReaderDep) -> list[ImagingStudyOut]:
     # The list's one statement checks the account too (the reader's token check skips it).
-    services, patient, context = reader.services, reader.patient, reader.context
-    public = services.settings.public_url
-    views = await services.patient_records.imaging(
+    patient, context = reader.patient, reader.context
+    views = await reader.records.imaging(
         PatientActor(patient.patient_id),
         patient.patient_id,
         context=context,
-        content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
     )
     return [study_out(view) for view in views]

@@ -273,6 +273,10 @@ class Authentication:
         statement checks that the account still exists along with the read."""
         return await self._access_tokens.verify(access_token, self._clock.now())
 
+    async def public_keys(self) -> list[dict[str, str]]:
+        """The JWKs that verify access tokens now (for resource servers)."""
+        return await self._access_tokens.jwks(self._clock.now())
+
     async def profile(self, patient_id: UUID) -> Account:
         account = await self._accounts.get(patient_id)
         if account is None:

@@ -45,11 +45,15 @@ class PatientRecords:
         records: RecordStore,
         audit: AuditLog,
         clock: Clock,
+        *,
+        content_url: Callable[[UUID], str] | None = None,
     ):
+        """`content_url` is where the file behind an uploaded record is fetched."""
         self._unit_of_work = unit_of_work
         self._records = records
         self._audit = audit
         self._clock = clock
+        self._content_url = content_url
 
     @asynccontextmanager
     async def _permitted(
@@ -201,8 +205,8 @@ class PatientRecords:
         *,
         context: RequestContext,
         consent: Consent | None = None,
-        content_url: Callable[[UUID], str] | None = None,
     ) -> list[ImagingStudyView]:
+        content_url = self._content_url
         permit = await self._permit_for_read(actor, "imaging.list", patient_id, context, consent)
         # One view per ImagingStudy, in the rows' order: the audit row lists those ids.
         rows, account_active = await self._records.of_types_audited(
