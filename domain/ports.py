@@ -12,24 +12,22 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
-from domain.access import HospitalActor, Permit
+from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
 from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.audit.events import AuditEvent, RecordedAuditEvent
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
-from domain.fhir.bundle import ParsedEntry
-from domain.hospitals.deliveries import ParkedPush, StoredReply
+from domain.hospitals.deliveries import ParkedPush
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
 from domain.records.imaging import ImagingRecord
 from domain.records.record import (
     CurrentVersion,
     IncomingRecord,
-    IngestResult,
     RecordSummary,
     RecordVersion,
     StoredRecord,
@@ -230,12 +228,34 @@ class RecordStore(Protocol):
 
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None: ...
 
+    async def get_audited(
+        self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
+    ) -> tuple[StoredRecord | None, bool]:
+        """The record, with `found` (or `missing` when there is none) written to the
+        audit log in the same transaction, committed before this returns; and
+        whether the patient's account still exists (if not: nothing written)."""
+        ...
+
     async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]: ...
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
 
+    async def timeline_audited(
+        self, permit: Permit, query: TimelineQuery, event: AuditEvent
+    ) -> tuple[list[RecordSummary], bool]:
+        """A page and `event` (with the ids read) written as one committed statement;
+        and whether the patient's account still exists (if not: nothing written)."""
+        ...
+
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""
+        ...
+
+    async def of_types_audited(
+        self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
+    ) -> tuple[list[ImagingRecord], bool]:
+        """`of_types` with `event` (listing the ids of the records of `listed_type`)
+        written in the same committed statement; and whether the account exists."""
         ...
 
     def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
@@ -395,15 +415,15 @@ class WebhookDeliveryStore(Protocol):
 
     async def claim(
         self, hospital_id: UUID, delivery_id: str, body_digest: bytes, at: datetime
-    ) -> tuple[bytes, StoredReply | None] | None:
+    ) -> tuple[bytes, bytes | None] | None:
         """Claims the id inside the caller's transaction; None when it is new. For
         a known id: the digest of its body and the reply given (concurrent
         redeliveries wait for the first one's transaction)."""
         ...
 
-    async def record_reply(
-        self, hospital_id: UUID, delivery_id: str, reply: StoredReply
-    ) -> None: ...
+    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: bytes) -> None:
+        """Keeps the answer given (opaque bytes: the api's rendering)."""
+        ...
 
     async def code_failures(self, hospital_id: UUID, window: datetime) -> int: ...
 
@@ -421,18 +441,3 @@ class WebhookDeliveryStore(Protocol):
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""
         ...
-
-
-class DeliveryIngest(Protocol):
-    """PatientRecords.ingest_delivery, joining the webhook's unit of work."""
-
-    async def ingest_delivery(
-        self,
-        actor: HospitalActor,
-        patient_id: UUID,
-        source: RecordSource,
-        entries: list[ParsedEntry],
-        *,
-        context: RequestContext,
-        consent: Consent | None,
-    ) -> IngestResult: ...

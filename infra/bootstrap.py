@@ -34,7 +34,6 @@ from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
 from infra.pg.hospitals import PgHospitalStore
-from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
 from infra.pg.links import PgLinkStore
 from infra.pg.login_throttle import PgLoginThrottle
 from infra.pg.migration_runner import pending
@@ -200,20 +199,14 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self) -> HospitalWebhooks:
-        database = self.database
         settings = self.settings
-        # The webhook's ingest joins the delivery's transaction as a savepoint, so
-        # the records, their audit rows and the stored reply commit together.
-        records = PatientRecords(
-            lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock
-        )
         return HospitalWebhooks(
             self.unit_of_work,
             self.hospital_store,
             self.link_store,
-            PgWebhookDeliveryStore(database),
+            PgWebhookDeliveryStore(self.database),
             self.consents,
-            records,
+            self.records,
             self.audit,
             self.clock,
             self.secret_box.derive(b"link-code"),
@@ -374,13 +367,13 @@ async def open_services(
     with_blobs: bool = True,
 ) -> Services:
     """Opens the pool (and the blob store unless `with_blobs` is False, as for
-    operator commands); close with `close_services`. `dsn` is the owner's
-    (migrations); the pool logs in as the serving role."""
+    operator commands); close with `close_services`. `dsn` is the owner's (it ran
+    the migrations); the pool logs in as the serving role."""
     from infra.pg.serving_role import serving_dsn
 
     served = await serving_dsn(dsn, settings.data_dir, settings.serving_database_url)
     # The login role holds phr_app's rights itself: nothing to SET ROLE to or from.
-    database = Database(served, role=None, min_size=min(2, pool_size), max_size=pool_size)
+    database = Database(served, min_size=min(2, pool_size), max_size=pool_size, role=None)
     await database.open()
     clock = clock or SystemClock()
     try:

@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.blobs import MAX_UPLOAD_BYTES
+from domain.uploads.upload import DEFAULT_MAX_UPLOAD_BYTES
+
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
@@ -54,7 +57,7 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
-    upload_max_bytes: int = 100 * 1024 * 1024
+    upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     # Imaging: an external viewer URL template ({studyUid}, {dicomwebUrl}), the
     # lifetime of study-scoped viewer tokens, and what a CD (zip) may hold.
     dicom_viewer_url: str | None = None
@@ -69,10 +72,10 @@ class Settings(msgspec.Struct, frozen=True):
     audit_seal_interval_ms: int = 250
     # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
     # in <data dir>/keys made on first use.
-    audit_log_key: str | None = None
+    audit_log_key: SecretText | None = None
     # The role the service logs in as (PHR_SERVING_DATABASE_URL); unset: a role phr
     # makes itself (infra/pg/serving_role.py).
-    serving_database_url: str | None = None
+    serving_database_url: SecretText | None = None
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
     # Base64 key that seals hospital webhook secrets and link codes at rest; None:
@@ -183,7 +186,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         archive_max_ratio=_positive_int(env, "PHR_ARCHIVE_MAX_RATIO", 200),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
         audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
-        audit_log_key=env.get("PHR_AUDIT_LOG_KEY") or None,
+        audit_log_key=SecretText(env["PHR_AUDIT_LOG_KEY"])
+        if env.get("PHR_AUDIT_LOG_KEY")
+        else None,
         serving_database_url=_serving_url(env),
         worker_modules=tuple(
             name.strip()
@@ -206,7 +211,12 @@ def _viewer_template(env: Mapping[str, str]) -> str | None:
 
 def _serving_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("PHR_SERVING_DATABASE_URL") or None
-    return _url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")) if raw else None
+    # It holds the serving role's password.
+    return (
+        SecretText(_url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")))
+        if raw
+        else None
+    )
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -234,9 +244,7 @@ def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:
-    from domain.blobs import MAX_UPLOAD_BYTES
-
-    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value

@@ -166,12 +166,17 @@ async def audit_proof(
     from_size: Annotated[
         int,
         QueryParameter(
-            name="from", description="tree size of the checkpoint the app kept (0: none)", ge=0
+            name="from",
+            description="tree size of the checkpoint the app kept (0: none)",
+            ge=0,
+            le=2**62,
         ),
     ] = 0,
     to_size: Annotated[
         int | None,
-        QueryParameter(name="to", description="a published tree size; the latest by default", ge=0),
+        QueryParameter(
+            name="to", description="a published tree size; the latest by default", ge=0, le=2**62
+        ),
     ] = None,
 ) -> AuditProofOut:
     proof = await audit_trail.proof(

@@ -21,7 +21,7 @@ from litestar.exceptions import (
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from api.current_patient import CurrentPatient
+from api.current_patient import AuditedReaderDep, CurrentPatient
 from api.deps import ClockDep, PatientRecordsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
@@ -223,9 +223,7 @@ _RAISES = [NotAuthorizedException, ValidationException]
     security=[{"bearer": []}],
 )
 async def list_records(
-    patient_records: PatientRecordsDep,
-    patient: CurrentPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
     types: Annotated[
         list[str] | None,
         QueryParameter(
@@ -276,7 +274,9 @@ async def list_records(
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    items = await patient_records.timeline(
+    # The page's one statement checks the account too (the reader's token check skips it).
+    patient, context = reader.patient, reader.context
+    items = await reader.records.timeline(
         PatientActor(patient.patient_id), patient.patient_id, query, context=context
     )
     page = items[:limit]
@@ -293,12 +293,12 @@ async def list_records(
     security=[{"bearer": []}],
 )
 async def get_record(
-    patient_records: PatientRecordsDep,
-    patient: CurrentPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
-    record, history = await patient_records.read(
+    # The read's one statement checks the account too (the reader's token check skips it).
+    patient, context = reader.patient, reader.context
+    record, history = await reader.records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )
     return fhir_response(record_out(record, history))

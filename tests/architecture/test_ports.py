@@ -53,7 +53,6 @@ OTHER_PORTS = {
     "BlobStore": "object storage by key; keys are checked by the use cases",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
-    "DeliveryIngest": "a use case (it authorizes itself), not a store",
     "ImagingIntake": "a use case (it authorizes itself), not a store",
     "ImagingJobs": "enqueues work for a patient; the job authorizes itself when it runs",
     "DicomInstanceReader": "reads a file's header",
@@ -64,7 +63,7 @@ OTHER_PORTS = {
     "NoteSigner": "the audit log's signing key",
 }
 # Use cases and job queues name the patient they act for; they authorize themselves.
-SELF_AUTHORIZING = {"DeliveryIngest", "ImagingIntake", "ImagingJobs"}
+SELF_AUTHORIZING = {"ImagingIntake", "ImagingJobs"}
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore", "ViewerTokens"}
 
 

@@ -170,3 +170,12 @@ async def test_erasure_blanks_personal_fields_and_keeps_the_tree(
             await superuser_conn.fetchval("SELECT audit_erase_patient($1::uuid)", other_patient.id)
             == 0
         )
+
+
+async def test_proof_sizes_out_of_range_are_problems_not_errors(client, patient):
+    for query in ("from=99999999999&to=1", "to=99999999999", "from=-1", "to=9223372036854775807"):
+        response = await client.get(f"/v1/audit/proof?{query}", headers=patient.headers)
+        assert response.status_code in (400, 404, 422), (query, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    other = await client.get("/v1/audit/proof")
+    assert other.status_code == 401
