@@ -21,7 +21,7 @@ from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.dicom import DEFAULT_TAGS, Level, element, first_value
 from domain.errors import NotFound
-from domain.imaging_ports import FrameRenderer, ImagingStore, ViewerTokens
+from domain.imaging_ports import DicomInstanceReader, FrameRenderer, ImagingStore, ViewerTokens
 from domain.imaging_store import (
     RenderedImage,
     StoredInstance,
@@ -157,8 +157,10 @@ class DicomWeb:
         audit: AuditLog,
         clock: Clock,
         viewer_tokens: ViewerTokens,
+        reader: DicomInstanceReader,
         base_url: str,
     ):
+        self._reader = reader
         self._viewer_tokens = viewer_tokens
         self.base_url = base_url
         self._unit_of_work = unit_of_work
@@ -359,6 +361,33 @@ class DicomWeb:
         )
         data = await self._blobs.read(found[0].key)
         return await self._renderer.render(data, frame, media_type)
+
+    async def bulk_data(
+        self,
+        caller: DicomWebCaller,
+        study_uid: str,
+        series_uid: str,
+        instance_uid: str,
+        tag: int,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
+    ) -> bytes:
+        """A BulkDataURI of the metadata: one element's bytes (pixel data as encoded)."""
+        found = await self.instances(
+            caller.actor,
+            caller.patient_id,
+            study_uid,
+            series_uid,
+            instance_uid,
+            scope=caller.scope,
+            context=context,
+            consent=consent,
+        )
+        value = await self._reader.bulk_data(await self._blobs.read(found[0].key), tag)
+        if value is None:
+            raise NotFound("The instance has no such element.")
+        return value
 
     async def thumbnail(
         self,

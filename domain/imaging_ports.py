@@ -48,6 +48,11 @@ class DicomInstanceReader(Protocol):
         `bulk_base` is the DICOMweb base URL the metadata's BulkDataURIs use."""
         ...
 
+    async def bulk_data(self, data: bytes, tag: int) -> bytes | None:
+        """The value of top-level element `tag` as stored (pixel data as encoded),
+        or None if the instance has no such element."""
+        ...
+
 
 class ImagingStore(Protocol):
     async def add_instance(

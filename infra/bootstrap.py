@@ -286,6 +286,12 @@ class Services:
         return PillowRenderer()
 
     @cached_property
+    def dicom_reader(self):  # -> infra.dicom.header.PydicomReader
+        from infra.dicom.header import PydicomReader
+
+        return PydicomReader()
+
+    @cached_property
     def dicomweb_base(self) -> str:
         return f"{self.settings.public_url}/v1/dicomweb"
 
@@ -294,7 +300,6 @@ class Services:
         from domain.dicom_archive import ArchiveLimits
         from domain.imaging_import import ImagingImport
         from infra.dicom.archive import ZipArchives
-        from infra.dicom.header import PydicomReader
 
         settings = self.settings
         importer = ImagingImport(
@@ -302,7 +307,7 @@ class Services:
             store=self.imaging_store,
             records=self.records,
             blobs=self.blobs,
-            reader=PydicomReader(),
+            reader=self.dicom_reader,
             archives=ZipArchives(
                 self.blobs,
                 ArchiveLimits(
@@ -331,6 +336,7 @@ class Services:
             audit=self.audit,
             clock=self.clock,
             viewer_tokens=self.viewer_tokens,
+            reader=self.dicom_reader,
             base_url=self.dicomweb_base,
         )
 

@@ -519,6 +519,39 @@ async def wado_series_thumbnail(
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
+@get(
+    _paths("/studies/{study:str}/series/{series:str}/instances/{instance:str}/bulkdata/{tag:str}"),
+    operation_id=_operation("wadoBulkData"),
+    summary="WADO-RS: one element's bytes (a BulkDataURI of the metadata)",
+    description='`multipart/related; type="application/octet-stream"` with one part: the '
+    "element's value as stored (pixel data as encoded in the file's transfer syntax).",
+    **_COMMON,
+)
+async def wado_bulk_data(
+    dicomweb: DicomWebDep,
+    caller: CallerDep,
+    context: RequestContextDep,
+    study: StudyUid,
+    series: SeriesUid,
+    instance: InstanceUid,
+    tag: Annotated[
+        str, Parameter(description="the element's tag, 8 hex digits", pattern=r"^[0-9A-Fa-f]{8}$")
+    ],
+) -> Response[bytes]:
+    value = await dicomweb.bulk_data(caller, study, series, instance, int(tag, 16), context=context)
+    boundary = secrets.token_hex(16)
+    body = (
+        f"--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n".encode()
+        + value
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return Response(
+        body,
+        media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 HANDLERS = [
     qido_studies,
     qido_series,
@@ -533,4 +566,5 @@ HANDLERS = [
     wado_instance_rendered,
     wado_frame_rendered,
     wado_series_thumbnail,
+    wado_bulk_data,
 ]

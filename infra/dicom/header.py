@@ -146,3 +146,20 @@ class PydicomReader:
             )
         except TimeoutError:
             raise UnreadableDicom("The DICOM header took too long to read.") from None
+
+    async def bulk_data(self, data: bytes, tag: int) -> bytes | None:
+        return await asyncio.wait_for(asyncio.to_thread(_element_bytes, data, tag), self._timeout)
+
+
+def _element_bytes(data: bytes, tag: int) -> bytes | None:
+    from pydicom import dcmread
+
+    try:
+        element = dcmread(io.BytesIO(data)).get(tag)
+    except Exception as exc:
+        raise UnreadableDicom(
+            f"The file could not be read as DICOM ({type(exc).__name__})."
+        ) from None
+    if element is None or not isinstance(element.value, bytes):
+        return None
+    return element.value

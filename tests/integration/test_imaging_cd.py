@@ -152,6 +152,9 @@ def test_dicomweb_client_searches_and_retrieves_byte_identical(
         expected = json.loads(json.dumps(expected))
         assert {k for k in got if got[k] != expected.get(k)} == set()
         assert got == expected
+        # The pixel data's BulkDataURI answers with the pixel data as encoded.
+        [bulk] = client.retrieve_bulkdata(got["7FE00010"]["BulkDataURI"])
+        assert bulk == ds.PixelData
 
 
 def test_rendered_frames_and_previews_decode_at_their_size(
@@ -264,6 +267,7 @@ def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(
         f"/studies/{st}/series/{se}/instances/{i}/rendered",
         f"/studies/{st}/series/{se}/instances/{i}/frames/1/rendered",
         f"/studies/{st}/series/{se}/thumbnail",
+        f"/studies/{st}/series/{se}/instances/{i}/bulkdata/7FE00010",
     ]
     with httpx.Client(base_url=server, timeout=60) as http:
         stranger = register(http)
