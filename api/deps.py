@@ -19,6 +19,10 @@ from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
 from domain.imaging_catalog import ImagingCatalog
 from domain.imaging_import import ImagingImport
+from domain.medications.use_cases import PatientMedications
+from domain.notifications.devices import Devices
+from domain.notifications.inbox import Inbox
+from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
 from domain.uploads.use_cases import PatientUploads
@@ -49,6 +53,10 @@ HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 ImagingCatalogDep = NamedDependency[ImagingCatalog]
 ImagingImportDep = NamedDependency[ImagingImport]
 DicomWebDep = NamedDependency[DicomWeb]
+InboxDep = NamedDependency[Inbox]
+DevicesDep = NamedDependency[Devices]
+NotifierDep = NamedDependency[Notifier]
+PatientMedicationsDep = NamedDependency[PatientMedications]
 
 # Dependency name -> the composition root's attribute that provides it.
 USE_CASES = {
@@ -65,6 +73,10 @@ USE_CASES = {
     "imaging_catalog": "imaging_catalog",
     "imaging_import": "imaging_import",
     "dicomweb": "dicomweb",
+    "inbox": "inbox",
+    "devices": "devices",
+    "notifier": "notifier",
+    "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
 }

@@ -21,14 +21,20 @@ from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.dicom import DEFAULT_TAGS, Level, element, first_value
 from domain.errors import NotFound
-from domain.imaging_ports import DicomInstanceReader, FrameRenderer, ImagingStore, ViewerTokens
+from domain.imaging_ports import (
+    DicomInstanceReader,
+    FrameRenderer,
+    ImagingBlobStore,
+    ImagingStore,
+    ViewerTokens,
+)
 from domain.imaging_store import (
     RenderedImage,
     StoredInstance,
     StoredSeries,
     StoredStudy,
 )
-from domain.ports import AuditLog, BlobStore, Clock, UnitOfWork
+from domain.ports import AuditLog, Clock, UnitOfWork
 
 MAX_QIDO_LIMIT = 1000
 
@@ -152,7 +158,7 @@ class DicomWeb:
         *,
         unit_of_work: Callable[[], UnitOfWork],
         store: ImagingStore,
-        blobs: BlobStore,
+        blobs: ImagingBlobStore,
         renderer: FrameRenderer,
         audit: AuditLog,
         clock: Clock,

@@ -33,6 +33,7 @@ from domain.imaging_ports import (
     ArchiveReader,
     DicomInstanceReader,
     FrameRenderer,
+    ImagingBlobStore,
     ImagingJobs,
     ImagingStore,
 )
@@ -42,7 +43,7 @@ from domain.imaging_store import (
     instance_key,
     preview_key,
 )
-from domain.ports import AuditLog, BlobStore, Clock, RecordStore, UnitOfWork
+from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
 from domain.records.ingest import ingest
 from domain.records.record import StoredRecord
 from domain.records.sources import SELF
@@ -60,7 +61,7 @@ class ImagingImport:
         unit_of_work: Callable[[], UnitOfWork],
         store: ImagingStore,
         records: RecordStore,
-        blobs: BlobStore,
+        blobs: ImagingBlobStore,
         reader: DicomInstanceReader,
         archives: ArchiveReader,
         renderer: FrameRenderer,

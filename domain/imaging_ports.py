@@ -20,6 +20,7 @@ from domain.imaging_store import (
     StoredStudy,
     ViewerGrant,
 )
+from domain.ports import BlobStore
 from domain.records.record import StoredRecord
 from domain.uploads.upload import Upload
 
@@ -39,6 +40,17 @@ class ImagingIntake(Protocol):
     async def status(
         self, actor: Actor, patient_id: UUID, upload_id: UUID, *, context: RequestContext
     ) -> Any: ...
+
+
+class ImagingBlobStore(BlobStore, Protocol):
+    """The blob store as imaging uses it: DICOM instances are streamed out (never
+    whole studies in memory) and written by phr itself (instances, previews)."""
+
+    def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The object in chunks; raises NotFound (on first iteration) if missing."""
+        ...
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
 
 
 class DicomInstanceReader(Protocol):

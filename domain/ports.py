@@ -18,12 +18,27 @@ from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
 from domain.audit.events import AuditEvent, RecordedAuditEvent
-from domain.audit.leaves import PatientLeaf, StoredCheckpoint
+
+# The transparency log's ports live beside the audit model; importable from here too.
+from domain.audit.ports import NoteSigner, TransparencyLogStore  # noqa: F401
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.hospitals.deliveries import ParkedPush
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
+from domain.notifications.model import (
+    DeadLetter,
+    Delivery,
+    Device,
+    Emission,
+    InboxQuery,
+    Notification,
+    Preferences,
+    PushMessage,
+    PushResult,
+    Recipient,
+    SeenDevice,
+)
 from domain.records.imaging import ImagingRecord
 from domain.records.record import (
     CurrentVersion,
@@ -78,38 +93,6 @@ class AuditLog(Protocol):
     ) -> list[RecordedAuditEvent]:
         """The permit's patient's history, newest first, ids below `before_id`."""
         ...
-
-
-class TransparencyLogStore(Protocol):
-    """The sealed audit log: checkpoints, stored tree nodes, the patient's leaves."""
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
-
-    async def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
-
-    async def node_hashes(self, positions: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Stored perfect-subtree hashes by (level, index); absent ones are left out."""
-        ...
-
-    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
-        """The permit's patient's leaves with index below `below_size`, oldest first."""
-        ...
-
-    async def leaf_count(self, below_size: int) -> int: ...
-
-
-class NoteSigner(Protocol):
-    """The audit log's Ed25519 key (kept apart from the access-token keys)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def public_key(self) -> bytes: ...
-
-    def sign(self, message: bytes) -> bytes: ...
-
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 # --- accounts and tokens -------------------------------------------------------
@@ -327,15 +310,6 @@ class BlobStore(Protocol):
         """Removes the object; deleting a missing object is not an error."""
         ...
 
-    def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-        """The object in chunks, so large files never sit whole in memory.
-        Raises NotFound (on first iteration) if there is no such object."""
-        ...
-
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        """Stores bytes phr made or checked itself (a DICOM instance, a preview)."""
-        ...
-
     async def delete_prefix(self, prefix: str) -> None:
         """Removes every object under `prefix` (which ends with "/"), e.g.
         `patients/<id>/` when an account is erased."""
@@ -441,3 +415,42 @@ class WebhookDeliveryStore(Protocol):
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""
         ...
+
+
+# --- notifications, push and medications -------------------------------------
+
+
+class NotificationStore(Protocol):
+    async def recipients(self, permits: list[Permit]) -> list[Recipient]: ...
+    async def add(self, emissions: list[Emission], now: datetime) -> list[UUID]: ...
+    async def inbox(self, permit: Permit, q: InboxQuery, now: datetime) -> list[Notification]: ...
+    async def mark_read(self, permit: Permit, notification_id: UUID, now: datetime) -> bool: ...
+    async def mark_all_read(self, permit: Permit, now: datetime) -> int: ...
+    async def unread_count(self, permit: Permit, now: datetime) -> int: ...
+    async def preferences(self, permit: Permit) -> Preferences: ...
+    async def save_preferences(self, permit: Permit, value: Preferences, now: datetime) -> None: ...
+    async def seen_device(self, permit: Permit, device: bytes, now: datetime) -> SeenDevice: ...
+    async def stored_keys(self, permit: Permit, ids: list[UUID]) -> set[tuple[str, str]]: ...
+
+
+class DeviceStore(Protocol):
+    async def add(self, permit: Permit, device: Device) -> Device: ...
+    async def list(self, permit: Permit) -> list[Device]: ...
+    async def remove(self, permit: Permit, device_id: UUID) -> bool: ...
+
+
+class OutboxStore(Protocol):
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]: ...
+    async def delivered(self, delivery_id: UUID, now: datetime) -> None: ...
+    async def retry(self, delivery_id: UUID, due_at: datetime, error: str) -> None: ...
+    async def dead(self, delivery_id: UUID, now: datetime, error: str) -> None: ...
+    async def gone(self, delivery: Delivery, now: datetime, error: str) -> None: ...
+    async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+
+class PushSender(Protocol):
+    async def send(self, device: Device, message: PushMessage) -> PushResult: ...
+
+
+class PrescribedPatients(Protocol):
+    async def with_active_orders(self, after: UUID | None, limit: int) -> list[UUID]: ...

@@ -28,7 +28,7 @@ from domain.dicom_archive import (
     check_listing,
     check_ratio,
 )
-from domain.ports import BlobStore
+from domain.imaging_ports import ImagingBlobStore
 
 _CHUNK = 1024 * 1024
 
@@ -115,7 +115,7 @@ def _unpack(path: Path, folder: Path, limits: ArchiveLimits) -> UnpackedArchive:
 
 
 class ZipArchives:
-    def __init__(self, blobs: BlobStore, limits: ArchiveLimits):
+    def __init__(self, blobs: ImagingBlobStore, limits: ArchiveLimits):
         self._blobs = blobs
         self.limits = limits
 

@@ -1,7 +1,8 @@
 """Every store over a patient's rows takes a Permit, never a bare patient id.
 
-The walk covers every Protocol in domain/ports.py and domain/imaging_ports.py (a
-new port must be placed in one of the lists below, on purpose) and every adapter class in infra/."""
+The walk covers every Protocol in domain/ports.py, domain/imaging_ports.py and
+domain/audit/ports.py (a new port must be placed in one of the lists below, on
+purpose) and every adapter class in infra/."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ast
 import inspect
 from typing import Protocol
 
+import domain.audit.ports as audit_ports
 import domain.imaging_ports as imaging_ports
 import domain.ports as ports
 from tests.architecture.imports import ROOT
@@ -23,6 +25,8 @@ PATIENT_DATA_STORES = {
     "AccountEraser",
     "ImagingStore",
     "TransparencyLogStore",
+    "NotificationStore",
+    "DeviceStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -36,6 +40,8 @@ WITHOUT_PERMIT = {
     ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
     ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
     ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
+    ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
+    ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -59,8 +65,12 @@ OTHER_PORTS = {
     "ArchiveReader": "unpacks a zip by storage key",
     "UnpackedArchive": "the files of an unpacked zip",
     "FrameRenderer": "renders pixel data it is given",
+    "ImagingBlobStore": "object storage by key, streamed; keys are checked by the use cases",
     "ViewerTokens": "issues the study-scoped token that later identifies the patient",
     "NoteSigner": "the audit log's signing key",
+    "OutboxStore": "the push worker's queue across patients; no health data in it",
+    "PushSender": "sends a push that carries no health detail",
+    "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
 }
 # Use cases and job queues name the patient they act for; they authorize themselves.
 SELF_AUTHORIZING = {"ImagingIntake", "ImagingJobs"}
@@ -70,7 +80,7 @@ IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore", "ViewerTo
 def _protocols() -> dict[str, type]:
     return {
         name: value
-        for module in (ports, imaging_ports)
+        for module in (ports, imaging_ports, audit_ports)
         for name, value in vars(module).items()
         if inspect.isclass(value)
         and value.__module__ == module.__name__
