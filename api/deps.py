@@ -25,6 +25,8 @@ from domain.notifications.inbox import Inbox
 from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
+from domain.sharing.patient_shares import PatientShares
+from domain.sharing.recipient import ShareManifests
 from domain.uploads.use_cases import PatientUploads
 
 
@@ -53,6 +55,8 @@ HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 ImagingCatalogDep = NamedDependency[ImagingCatalog]
 ImagingImportDep = NamedDependency[ImagingImport]
 DicomWebDep = NamedDependency[DicomWeb]
+PatientSharesDep = NamedDependency[PatientShares]
+ShareManifestsDep = NamedDependency[ShareManifests]
 InboxDep = NamedDependency[Inbox]
 DevicesDep = NamedDependency[Devices]
 NotifierDep = NamedDependency[Notifier]
@@ -79,4 +83,6 @@ USE_CASES = {
     "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
+    "patient_shares": "patient_shares",
+    "share_manifests": "share_manifests",
 }

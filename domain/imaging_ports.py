@@ -44,13 +44,11 @@ class ImagingIntake(Protocol):
 
 class ImagingBlobStore(BlobStore, Protocol):
     """The blob store as imaging uses it: DICOM instances are streamed out (never
-    whole studies in memory) and written by phr itself (instances, previews)."""
+    whole studies in memory)."""
 
     def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
         """The object in chunks; raises NotFound (on first iteration) if missing."""
         ...
-
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
 
 
 class DicomInstanceReader(Protocol):

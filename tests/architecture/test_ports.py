@@ -25,6 +25,7 @@ PATIENT_DATA_STORES = {
     "AccountEraser",
     "ImagingStore",
     "TransparencyLogStore",
+    "ShareStore",
     "NotificationStore",
     "DeviceStore",
 }
@@ -40,6 +41,10 @@ WITHOUT_PERMIT = {
     ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
     ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
     ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
+    ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
+    ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
+    ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
+    ("ShareStore", "organizations"): "hospital names, no patient's rows",
     ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
     ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
@@ -68,6 +73,9 @@ OTHER_PORTS = {
     "ImagingBlobStore": "object storage by key, streamed; keys are checked by the use cases",
     "ViewerTokens": "issues the study-scoped token that later identifies the patient",
     "NoteSigner": "the audit log's signing key",
+    "RequestThrottle": "counts manifest requests per link digest and client address",
+    "ContentCipher": "encrypts bytes with a key it is given",
+    "QrRenderer": "draws a QR code of a text",
     "OutboxStore": "the push worker's queue across patients; no health data in it",
     "PushSender": "sends a push that carries no health detail",
     "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
@@ -83,7 +91,7 @@ def _protocols() -> dict[str, type]:
         for module in (ports, imaging_ports, audit_ports)
         for name, value in vars(module).items()
         if inspect.isclass(value)
-        and value.__module__ == module.__name__
+        and value.__module__ in (module.__name__, "domain.sharing.ports")
         and Protocol in value.__mro__
     }
 
