@@ -20,6 +20,7 @@ from infra.bootstrap import Services
 class AuthenticatedPatient(msgspec.Struct, frozen=True):
     patient_id: UUID
     token_id: str
+    session_id: UUID | None = None
 
 
 async def provide_current_patient(
@@ -30,7 +31,9 @@ async def provide_current_patient(
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
     claims = await services.auth.authenticate(token.strip())
-    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
+    return AuthenticatedPatient(
+        patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
+    )
 
 
 CurrentPatient = NamedDependency[AuthenticatedPatient]

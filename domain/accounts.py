@@ -20,6 +20,9 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     display_name: str | None
     created_at: datetime
+    email_verified: bool = True
+    locale: str = "en"
+    time_zone: str = "Asia/Shanghai"
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,6 +30,7 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
 
     patient_id: UUID
     password_hash: str
+    email_verified: bool = True
 
 
 class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +39,9 @@ class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str | None
     password_hash: str
     created_at: datetime
+    email_verified_at: datetime | None = None
+    locale: str = "en"
+    time_zone: str = "Asia/Shanghai"
 
 
 def normalise_email(raw: str) -> str:
@@ -106,3 +113,21 @@ class AccountStore(Protocol):
     async def get(self, patient_id: UUID) -> Account | None: ...
 
     async def exists(self, patient_id: UUID) -> bool: ...
+
+    async def find(self, email: str) -> Account | None:
+        """By email, ignoring case."""
+        ...
+
+    async def password_hash(self, patient_id: UUID) -> str | None: ...
+
+    async def set_password_hash(self, patient_id: UUID, new_hash: str, at: datetime) -> None: ...
+
+    async def mark_verified(self, patient_id: UUID, at: datetime) -> None: ...
+
+    async def update_profile(
+        self, patient_id: UUID, *, display_name: str | None, locale: str, time_zone: str
+    ) -> Account | None: ...
+
+    async def change_email(self, patient_id: UUID, email: str, at: datetime) -> None:
+        """Raises EmailAlreadyRegistered when another account has it."""
+        ...

@@ -23,6 +23,9 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
     patient_id: UUID
     token_id: str
     expires_at: datetime
+    # The session (refresh-token family) the token was issued for; None only for
+    # tokens issued before sessions were named in them.
+    session_id: UUID | None = None
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):
@@ -39,7 +42,9 @@ class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccessTokens(Protocol):
-    async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
+    async def issue(
+        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
+    ) -> IssuedAccessToken: ...
 
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         """Raises AuthenticationFailed for anything but a valid token."""
@@ -66,7 +71,14 @@ class RefreshTokenState(msgspec.Struct, frozen=True, kw_only=True):
 
 class RefreshTokenStore(Protocol):
     async def start_family(
-        self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime, expires_at: datetime
+        self,
+        *,
+        patient_id: UUID,
+        token_hash: bytes,
+        issued_at: datetime,
+        expires_at: datetime,
+        device_name: str | None = None,
+        client_address: str | None = None,
     ) -> UUID: ...
 
     async def lock(self, token_hash: bytes) -> RefreshTokenState | None:

@@ -96,7 +96,7 @@ class Services:
             hasher=self.password_hasher,
             policy=PasswordPolicy(common_passwords()),
             access_tokens=self.access_tokens,
-            refresh_tokens=PgRefreshTokenStore(self.database),
+            refresh_tokens=self.refresh_tokens,
             throttle=PgLoginThrottle(
                 self.database,
                 ThrottlePolicy(
@@ -109,7 +109,81 @@ class Services:
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+            sessions=self.refresh_tokens,
+            verification_required=settings.email_verification,
         )
+
+    # Account flows: mailed codes, password changes, sessions, profile.
+    @cached_property
+    def refresh_tokens(self) -> PgRefreshTokenStore:
+        return PgRefreshTokenStore(self.database)
+
+    @cached_property
+    def mail_outbox(self):  # -> infra.mail.outbox.BackgroundOutbox
+        from infra.mail.factory import open_mailer
+        from infra.mail.outbox import BackgroundOutbox
+
+        return BackgroundOutbox(open_mailer(self.settings))
+
+    @cached_property
+    def account_ports(self):  # -> domain.account_support.AccountPorts
+        from domain.account_support import AccountPorts
+        from infra.pg.account_codes import PgAccountCodeStore
+
+        settings = self.settings
+        login_policy = ThrottlePolicy(
+            account_failures=settings.login_account_failures,
+            address_failures=settings.login_address_failures,
+            window_seconds=settings.login_window_seconds,
+        )
+        return AccountPorts(
+            accounts=PgAccountStore(self.database),
+            codes=PgAccountCodeStore(self.database),
+            code_key=self.secret_box.derive(b"account-code"),
+            hasher=self.password_hasher,
+            policy=PasswordPolicy(common_passwords()),
+            sessions=self.refresh_tokens,
+            outbox=self.mail_outbox,
+            request_throttle=PgLoginThrottle(
+                self.database,
+                ThrottlePolicy(
+                    account_failures=settings.account_mail_per_email,
+                    address_failures=settings.account_mail_per_address,
+                    window_seconds=settings.account_mail_window_seconds,
+                ),
+            ),
+            code_throttle=PgLoginThrottle(self.database, login_policy),
+            # Counts against the same keys as sign-in: one budget of password guesses.
+            password_throttle=PgLoginThrottle(self.database, login_policy),
+            audit=self.audit,
+            unit_of_work=self.unit_of_work,
+            clock=self.clock,
+            verification_required=settings.email_verification,
+        )
+
+    @cached_property
+    def registration(self):  # -> domain.registration.Registration
+        from domain.registration import Registration
+
+        return Registration(self.account_ports)
+
+    @cached_property
+    def password_changes(self):  # -> domain.password_changes.PasswordChanges
+        from domain.password_changes import PasswordChanges
+
+        return PasswordChanges(self.account_ports)
+
+    @cached_property
+    def profile_changes(self):  # -> domain.profile.ProfileChanges
+        from domain.profile import ProfileChanges
+
+        return ProfileChanges(self.account_ports, self.account_erasure)
+
+    @cached_property
+    def sessions(self):  # -> domain.sessions.Sessions
+        from domain.sessions import Sessions
+
+        return Sessions(self.unit_of_work, self.refresh_tokens, self.audit, self.clock)
 
     # Hospitals, links and webhooks. Secrets are sealed with a key kept outside the
     # database (PHR_SECRETS_KEY, else <data dir>/keys/secrets.key).
@@ -230,6 +304,8 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
 
 
 async def close_services(services: Services) -> None:
+    if "mail_outbox" in services.__dict__:
+        await services.mail_outbox.close()
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     try:

@@ -46,6 +46,17 @@ class Settings(msgspec.Struct, frozen=True):
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
+    # Account mail: SMTP when smtp_url is set, else .eml files under data_dir/mail.
+    smtp_url: str | None = None
+    smtp_from: str = "phr <no-reply@phr.invalid>"
+    # Off for deployments that verify addresses elsewhere: accounts are verified
+    # at registration.
+    email_verification: bool = True
+    # Requests that send account mail (register, resend, reset, email change):
+    # per email and per client address within the window.
+    account_mail_per_email: int = 5
+    account_mail_per_address: int = 30
+    account_mail_window_seconds: int = 15 * 60
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -142,7 +153,50 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         upload_max_bytes=_upload_max_bytes(env),
+        smtp_url=_smtp_url(env),
+        smtp_from=_smtp_from(env),
+        email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", default=True),
+        account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
+        account_mail_per_address=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", 30),
+        account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    from infra.mail.smtp import SmtpUrlError, parse_smtp_url
+
+    raw = env.get("SMTP_URL") or None
+    if raw is None:
+        return None
+    try:
+        parse_smtp_url(raw)
+    except SmtpUrlError as exc:
+        # The URL may hold a password: name the variable, not the value.
+        raise SettingsError(f"SMTP_URL {exc}") from None
+    return raw
+
+
+def _smtp_from(env: Mapping[str, str]) -> str:
+    from email.utils import parseaddr
+
+    raw = env.get("SMTP_FROM") or "phr <no-reply@phr.invalid>"
+    _, address = parseaddr(raw)
+    if "@" not in address or any(ch in raw for ch in "\r\n"):
+        raise SettingsError(
+            f"SMTP_FROM must be an address like phr <no-reply@example.org>, got {raw!r}"
+        )
+    return raw
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

@@ -87,6 +87,9 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
+            # Every test client connects from one address; the per-address limit
+            # on mail-sending requests is tested with its own small setting.
+            "PHR_ACCOUNT_MAIL_PER_ADDRESS": "100000",
         }
     )
 
@@ -130,12 +133,20 @@ class Patient:
 
 
 async def register_patient(
-    client, *, email: str | None = None, password: str | None = None
+    client, *, email: str | None = None, password: str | None = None, mailbox=None
 ) -> Patient:
+    """Registers, verifies the address with the code read from the mail phr sent
+    (the `.eml` folder unless a mailbox is given), and signs in."""
+    from tests.mail_support import mailbox_of
+
     email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
     password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
+    mailbox = mailbox or mailbox_of(client)
     response = await client.post("/v1/auth/register", json={"email": email, "password": password})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    code = await mailbox.next_code(email)
+    response = await client.post("/v1/auth/verify-email", json={"email": email, "code": code})
+    assert response.status_code == 204, response.text
     response = await client.post("/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     tokens = response.json()

@@ -7,6 +7,7 @@ from typing import Any
 
 def route_handlers() -> list[Any]:
     from api.routes import (
+        account,
         audit,
         auth,
         consents,
@@ -17,6 +18,7 @@ def route_handlers() -> list[Any]:
         local_blobs,
         me,
         records,
+        sessions,
         uploads,
         webhooks,
     )
@@ -51,4 +53,15 @@ def route_handlers() -> list[Any]:
         consents.revoke_consent,
         audit.list_audit,
         audit.verify_audit,
+        account.verify_email,
+        account.resend_verification,
+        account.request_password_reset,
+        account.confirm_password_reset,
+        account.change_password,
+        account.update_me,
+        account.request_email_change,
+        account.confirm_email_change,
+        sessions.list_sessions,
+        sessions.end_session,
+        sessions.end_other_sessions,
     ]
