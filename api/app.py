@@ -38,10 +38,20 @@ def create_app(
             raise RuntimeError("no database: set DATABASE_URL or start through `phr serve`")
         services = await open_services(settings, database_dsn, clock=clock)
         app.state.services = services
+        worker = None
         try:
+            if settings.worker_enabled:
+                from infra.background_jobs import build_worker
+
+                worker = build_worker(services)
+                await worker.start()
             yield
         finally:
-            await close_services(services)
+            try:
+                if worker is not None:
+                    await worker.stop()
+            finally:
+                await close_services(services)
 
     async def provide_services(state: State) -> Services:
         return state.services

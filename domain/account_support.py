@@ -117,7 +117,7 @@ class AccountPorts:
         new_email: str | None = None,
     ) -> MailMessage:
         """Stores a new code (inside the caller's transaction) and returns the mail
-        that carries it, to be posted once the transaction commits."""
+        that carries it, to be queued in the same transaction."""
         code = new_code()
         now = self.clock.now()
         await self.codes.replace(
@@ -191,10 +191,12 @@ class AccountPorts:
             raise WrongPassword("The current password is not correct.")
         await self.password_throttle.release(attempt, reset_account=False)
 
-    def post(self, *messages: MailMessage | None) -> None:
-        for message in messages:
-            if message is not None:
-                self.outbox.post(message)
+    async def queue(self, message: MailMessage) -> None:
+        """Inside the unit of work; `deliver_soon` after it commits."""
+        await self.outbox.post(message)
+
+    def deliver_soon(self) -> None:
+        self.outbox.deliver_soon()
 
 
 def patient_event(action: str, patient_id: UUID | None, context: RequestContext) -> AuditEvent:

@@ -1,8 +1,8 @@
 """Mail to a patient: what a message is, and the port that sends it.
 
-Messages carry codes and account news, never health data. Delivery happens after
-the use case's transaction commits (a message about something that was rolled
-back would be a lie), and a delivery failure never undoes the use case."""
+Messages carry codes and account news, never health data. A message is queued in
+the use case's transaction (a message about something rolled back would be a lie)
+and delivered after it commits; a delivery failure never undoes the use case."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ class Mailer(Protocol):
 
 
 class MailOutbox(Protocol):
-    def post(self, message: MailMessage) -> None:
-        """Hands the message over for delivery without waiting for it: the caller
-        answers the same whether or not (and however fast) a message goes out."""
+    async def post(self, message: MailMessage) -> None:
+        """Queues the message inside the open unit of work: it goes out only if
+        the transaction commits."""
+        ...
+
+    def deliver_soon(self) -> None:
+        """After the commit: start delivering what was queued without waiting for
+        it, so the caller answers the same whether or not a message goes out."""
         ...

@@ -26,14 +26,13 @@ class PasswordChanges:
         email = normalise_email(email)
         event = patient_event("password.reset-requested", None, context)
         await ports.limit_request("reset", email, event)
-        message = None
         async with ports.unit_of_work() as uow:
             account = await ports.accounts.find(email)
             if account is not None:
-                message = await ports.issue_code(account, "password-reset")
+                await ports.queue(await ports.issue_code(account, "password-reset"))
                 await ports.audit.append(with_patient(event, account.id))
             await uow.commit()
-        ports.post(message)
+        ports.deliver_soon()
 
     async def confirm_reset(
         self, *, email: str, code: str, new_password: str, context: RequestContext
@@ -46,7 +45,6 @@ class PasswordChanges:
         # Hashed before the code is checked, so the work (and time) is the same for
         # a right and a wrong code; the throttle above bounds how often.
         new_hash = await ports.hasher.hash(normalise_password(new_password))
-        message = None
         async with ports.unit_of_work() as uow:
             account = await ports.accounts.find(email)
             if account is not None:
@@ -61,13 +59,15 @@ class PasswordChanges:
                 await ports.accounts.mark_verified(account.id, now)
                 await ports.sessions.revoke_all(account.id, now, "password-reset")
                 event = event.with_resources("Patient", str(account.id))
-                message = account_mail("password-changed", to=account.email, locale=account.locale)
+                await ports.queue(
+                    account_mail("password-changed", to=account.email, locale=account.locale)
+                )
             await ports.audit.append(event)
             await uow.commit()
         if stored is None:
             raise code_refused()
         await ports.code_throttle.release(attempt, reset_account=False)
-        ports.post(message)
+        ports.deliver_soon()
 
     async def change(
         self,
@@ -95,5 +95,8 @@ class PasswordChanges:
                 patient_id, now, "password-changed", keep=current_session
             )
             await ports.audit.append(event)
+            await ports.queue(
+                account_mail("password-changed", to=account.email, locale=account.locale)
+            )
             await uow.commit()
-        ports.post(account_mail("password-changed", to=account.email, locale=account.locale))
+        ports.deliver_soon()

@@ -73,18 +73,19 @@ class ProfileChanges:
         event = patient_event("account.email-change-requested", patient_id, context)
         await ports.check_current_password(account, current_password, event)
         await ports.limit_request("email-change", new_email, event)
-        message = None
         async with ports.unit_of_work() as uow:
             taken = await ports.accounts.find(new_email)
             if taken is None:
-                message = await ports.issue_code(
-                    account, "email-change", to=new_email, new_email=new_email
+                await ports.queue(
+                    await ports.issue_code(
+                        account, "email-change", to=new_email, new_email=new_email
+                    )
                 )
                 await ports.audit.append(event)
             else:
                 await ports.audit.append(event.refused("email-registered"))
             await uow.commit()
-        ports.post(message)
+        ports.deliver_soon()
 
     async def confirm_email_change(
         self, patient_id: UUID, *, code: str, context: RequestContext
@@ -99,14 +100,17 @@ class ProfileChanges:
             stored, event = await ports.take_code(patient_id, "email-change", code, event)
             if stored is not None and stored.new_email:
                 await ports.accounts.change_email(patient_id, stored.new_email, ports.clock.now())
+                # The old address hears of it: a thief with a session cannot move
+                # the account quietly.
+                await ports.queue(
+                    account_mail("email-changed", to=account.email, locale=account.locale)
+                )
             await ports.audit.append(event)
             await uow.commit()
         if stored is None or not stored.new_email:
             raise code_refused()
         await ports.code_throttle.release(attempt, reset_account=False)
-        # The old address hears of it: a thief with a session cannot move the
-        # account quietly.
-        ports.post(account_mail("email-changed", to=account.email, locale=account.locale))
+        ports.deliver_soon()
         return await self._account(patient_id)
 
     async def erase(self, patient_id: UUID, *, password: str, context: RequestContext) -> None:

@@ -14,7 +14,6 @@ from domain.account_support import AccountPorts, code_refused, patient_event, wi
 from domain.accounts import NewAccount, normalise_email, validated_display_name, validated_email
 from domain.audit import RequestContext
 from domain.errors import EmailAlreadyRegistered
-from domain.mail import MailMessage
 from domain.passwords import normalise_password
 from domain.profile_rules import validated_locale, validated_time_zone
 
@@ -44,7 +43,6 @@ class Registration:
         password_hash = await ports.hasher.hash(normalise_password(password))
         now = ports.clock.now()
         patient_id = uuid4()
-        message: MailMessage | None = None
         async with ports.unit_of_work() as uow:
             existing = await ports.accounts.find(email)
             if existing is None:
@@ -66,21 +64,21 @@ class Registration:
                     existing = await ports.accounts.find(email)
                 else:
                     if ports.verification_required:
-                        message = await ports.issue_code(account, "verify-email")
+                        await ports.queue(await ports.issue_code(account, "verify-email"))
                     await ports.audit.append(
                         patient_event("account.created", patient_id, context).with_resources(
                             "Patient", str(patient_id)
                         )
                     )
             if existing is not None:
-                message = account_mail(
-                    "registration-attempt", to=existing.email, locale=existing.locale
+                await ports.queue(
+                    account_mail("registration-attempt", to=existing.email, locale=existing.locale)
                 )
                 await ports.audit.append(
                     with_patient(event, existing.id).refused("email-registered")
                 )
             await uow.commit()
-        ports.post(message)
+        ports.deliver_soon()
 
     async def verify_email(self, *, email: str, code: str, context: RequestContext) -> None:
         ports = self._ports
@@ -108,11 +106,10 @@ class Registration:
         email = normalise_email(email)
         event = patient_event("account.verification-sent", None, context)
         await ports.limit_request("verify", email, event)
-        message = None
         async with ports.unit_of_work() as uow:
             account = await ports.accounts.find(email)
             if account is not None and not account.email_verified:
-                message = await ports.issue_code(account, "verify-email")
+                await ports.queue(await ports.issue_code(account, "verify-email"))
                 await ports.audit.append(with_patient(event, account.id))
             await uow.commit()
-        ports.post(message)
+        ports.deliver_soon()

@@ -119,11 +119,16 @@ class Services:
         return PgRefreshTokenStore(self.database)
 
     @cached_property
-    def mail_outbox(self):  # -> infra.mail.outbox.BackgroundOutbox
+    def mailer(self):  # -> domain.mail.Mailer
         from infra.mail.factory import open_mailer
-        from infra.mail.outbox import BackgroundOutbox
 
-        return BackgroundOutbox(open_mailer(self.settings))
+        return open_mailer(self.settings)
+
+    @cached_property
+    def mail_outbox(self):  # -> infra.mail.outbox.JobMailOutbox
+        from infra.mail.outbox import JobMailOutbox
+
+        return JobMailOutbox(self.database, self.jobs, self.secret_box, self.mailer)
 
     @cached_property
     def account_ports(self):  # -> domain.account_support.AccountPorts
@@ -262,6 +267,13 @@ class Services:
                 code_failures_per_hour=settings.link_code_failures_per_hour,
             ),
         )
+
+    # Background jobs: the JobQueue port (enqueue joins the open unit of work).
+    @cached_property
+    def jobs(self):  # -> infra.pg.jobs.PgJobQueue
+        from infra.pg.jobs import PgJobQueue
+
+        return PgJobQueue(self.database)
 
     # Patient uploads: presigned PUT to the blob store, checked and registered
     # as records on completion.

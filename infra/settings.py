@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True):
     account_mail_per_email: int = 5
     account_mail_per_address: int = 30
     account_mail_window_seconds: int = 15 * 60
+    # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
+    # (deployments that run `phr worker` separately).
+    worker_enabled: bool = True
+    # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
+    worker_modules: tuple[str, ...] = ()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -155,20 +160,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_max_bytes=_upload_max_bytes(env),
         smtp_url=_smtp_url(env),
         smtp_from=_smtp_from(env),
-        email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", default=True),
+        email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", True),
         account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
         account_mail_per_address=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", 30),
         account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
+        worker_enabled=_on_off(env, "PHR_WORKER", True),
+        worker_modules=tuple(
+            name.strip()
+            for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
+            if name.strip()
+        ),
     )
 
 
-def _on_off(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
-    if not raw:
+    if raw == "":
         return default
-    if raw in ("on", "true", "1", "yes"):
+    if raw in {"on", "true", "1", "yes"}:
         return True
-    if raw in ("off", "false", "0", "no"):
+    if raw in {"off", "false", "0", "no"}:
         return False
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 

@@ -90,6 +90,8 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             # Every test client connects from one address; the per-address limit
             # on mail-sending requests is tested with its own small setting.
             "PHR_ACCOUNT_MAIL_PER_ADDRESS": "100000",
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
         }
     )
 

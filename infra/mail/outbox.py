@@ -1,59 +1,91 @@
-"""Delivery off the request path: a posted message is sent by a task of its own,
-so a request answers as fast when it sends mail as when it does not (registration
-and reset must not tell, by their timing, whether an address has an account).
-Failures are logged and retried a few times; `close` waits for what is in flight.
+"""Account mail through the job worker (a transactional outbox).
 
-This is the stand-in until mail goes through the job worker (transactional
-outbox): messages posted here are lost if the process dies before sending."""
+`post` enqueues a `mail.send` job inside the use case's transaction, so a message
+exists exactly when the change it reports committed. `deliver_soon`, called after
+the commit, starts a delivery run in this process at once (off the request path),
+so a code arrives in seconds even where the worker polls or runs elsewhere; the
+worker's claim (SKIP LOCKED with a lease) keeps the two from sending one job
+twice. A failed send is retried by the worker with backoff.
+
+The job payload holds the message sealed with the service's secret box: codes are
+secrets, and the job table keeps finished jobs for days."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+from datetime import timedelta
 
+import msgspec
+
+from domain.jobs import Job, JobQueue
 from domain.mail import Mailer, MailMessage
+from infra.pg.database import Database
+from infra.secret_box import SecretBox
+from infra.worker import Worker
 
 log = logging.getLogger("phr.mail")
 
-RETRY_DELAYS_SECONDS = (1.0, 5.0, 30.0)
+MAIL_JOB = "mail.send"
+MAIL_LEASE = timedelta(minutes=2)
+_CONTEXT = b"phr mail job"
 
 
-class BackgroundOutbox:
-    def __init__(self, mailer: Mailer, *, retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS):
+def seal_message(box: SecretBox, message: MailMessage) -> dict[str, str]:
+    sealed = box.seal(msgspec.json.encode(message), context=_CONTEXT)
+    return {"kind": message.kind, "sealed": base64.b64encode(sealed).decode()}
+
+
+def open_message(box: SecretBox, payload: dict[str, str]) -> MailMessage:
+    sealed = base64.b64decode(payload["sealed"])
+    return msgspec.json.decode(box.open(sealed, context=_CONTEXT), type=MailMessage)
+
+
+def mail_job_handler(box: SecretBox, mailer: Mailer):
+    async def send_mail(job: Job) -> None:
+        # Sends outside the job's transaction: a process dying after the send and
+        # before the commit sends the message once more (at least once, never lost).
+        await mailer.send(open_message(box, job.payload))
+
+    return send_mail
+
+
+def register_mail_jobs(worker: Worker, box: SecretBox, mailer: Mailer) -> None:
+    worker.register(MAIL_JOB, mail_job_handler(box, mailer), lease=MAIL_LEASE)
+
+
+class JobMailOutbox:
+    def __init__(self, database: Database, jobs: JobQueue, box: SecretBox, mailer: Mailer):
+        self._jobs = jobs
+        self._box = box
         self._mailer = mailer
-        self._retry_delays = retry_delays
-        self._tasks: set[asyncio.Task[None]] = set()
+        # A worker that knows only mail, run on demand right after a commit.
+        self._express = Worker(database, concurrency=2)
+        register_mail_jobs(self._express, box, mailer)
+        self._tasks: set[asyncio.Task[int]] = set()
 
     @property
     def mailer(self) -> Mailer:
         return self._mailer
 
-    def post(self, message: MailMessage) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(message))
+    async def post(self, message: MailMessage) -> None:
+        await self._jobs.enqueue(MAIL_JOB, seal_message(self._box, message))
+
+    def deliver_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, message: MailMessage) -> None:
-        for attempt, delay in enumerate((*self._retry_delays, None)):
-            try:
-                await self._mailer.send(message)
-                return
-            except Exception as exc:
-                log.warning(
-                    "mail not sent",
-                    extra={
-                        "mail_kind": message.kind,
-                        "attempt": attempt + 1,
-                        "error": type(exc).__name__,
-                    },
-                )
-                if delay is None:
-                    log.error("mail dropped after retries", extra={"mail_kind": message.kind})
-                    return
-                await asyncio.sleep(delay)
+    async def _run(self) -> int:
+        try:
+            return await self._express.run_pending()
+        except Exception:
+            # The jobs stay queued; the worker delivers them.
+            log.exception("immediate mail delivery failed; the worker will retry")
+            return 0
 
     async def drain(self) -> None:
-        """Waits for every message posted so far."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
