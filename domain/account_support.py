@@ -104,9 +104,9 @@ class AccountPorts:
                 address_key=f"{flow}:{event.context.client_address or UNKNOWN_ADDRESS}",
                 now=self.clock.now(),
             )
-        except RateLimited:
+        except RateLimited as exc:
             await self.record(event.refused("throttled"))
-            raise
+            raise _rephrased(exc, "Too many requests for this address; wait before trying again.")
 
     async def issue_code(
         self,
@@ -145,9 +145,9 @@ class AccountPorts:
                 address_key=f"code:{event.context.client_address or UNKNOWN_ADDRESS}",
                 now=self.clock.now(),
             )
-        except RateLimited:
+        except RateLimited as exc:
             await self.record(event.refused("throttled"))
-            raise
+            raise _rephrased(exc, "Too many wrong codes; wait before trying again.")
 
     async def take_code(
         self, patient_id: UUID | None, purpose: CodePurpose, presented: str, event: AuditEvent
@@ -212,6 +212,16 @@ def patient_event(action: str, patient_id: UUID | None, context: RequestContext)
 
 def with_patient(event: AuditEvent, patient_id: UUID) -> AuditEvent:
     return msgspec.structs.replace(event, patient_id=patient_id)
+
+
+def _rephrased(error: RateLimited, detail: str) -> RateLimited:
+    # The throttle words its refusals for sign-in; these are not sign-ins.
+    return RateLimited(
+        detail,
+        retry_after_seconds=error.retry_after_seconds,
+        limit=error.limit,
+        window_seconds=error.window_seconds,
+    )
 
 
 def code_refused() -> CodeRefused:

@@ -157,7 +157,14 @@ class Services:
                     window_seconds=settings.account_mail_window_seconds,
                 ),
             ),
-            code_throttle=PgLoginThrottle(self.database, login_policy),
+            code_throttle=PgLoginThrottle(
+                self.database,
+                ThrottlePolicy(
+                    account_failures=settings.code_failures_per_email,
+                    address_failures=settings.login_address_failures,
+                    window_seconds=settings.login_window_seconds,
+                ),
+            ),
             # Counts against the same keys as sign-in: one budget of password guesses.
             password_throttle=PgLoginThrottle(self.database, login_policy),
             audit=self.audit,

@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True):
     account_mail_per_email: int = 5
     account_mail_per_address: int = 30
     account_mail_window_seconds: int = 15 * 60
+    # Wrong mailed codes per email within the login window, across codes (each
+    # code also dies after 5); per client address the login limit applies.
+    code_failures_per_email: int = 10
     # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
     # (deployments that run `phr worker` separately).
     worker_enabled: bool = True
@@ -164,6 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
         account_mail_per_address=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", 30),
         account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
+        code_failures_per_email=_positive_int(env, "PHR_CODE_FAILURES_PER_EMAIL", 10),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
         worker_modules=tuple(
             name.strip()
