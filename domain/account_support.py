@@ -106,7 +106,9 @@ class AccountPorts:
             )
         except RateLimited as exc:
             await self.record(event.refused("throttled"))
-            raise _rephrased(exc, "Too many requests for this address; wait before trying again.")
+            raise _rephrased(
+                exc, "Too many requests for this address; wait before trying again."
+            ) from None
 
     async def issue_code(
         self,
@@ -147,7 +149,7 @@ class AccountPorts:
             )
         except RateLimited as exc:
             await self.record(event.refused("throttled"))
-            raise _rephrased(exc, "Too many wrong codes; wait before trying again.")
+            raise _rephrased(exc, "Too many wrong codes; wait before trying again.") from None
 
     async def take_code(
         self, patient_id: UUID | None, purpose: CodePurpose, presented: str, event: AuditEvent
