@@ -88,12 +88,14 @@ class _Collect:
 class SmtpServer(Mailbox):
     """aiosmtpd on a free local port, in a thread of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         super().__init__()
         self.received: list[tuple[str, list[str], bytes]] = []
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         self._controller = Controller(_Collect(self.received), hostname="127.0.0.1", port=self.port)
 
     @property
