@@ -192,6 +192,18 @@ class Services:
         return ProfileChanges(self.account_ports, self.account_erasure)
 
     @cached_property
+    def hospital_names(self):  # -> infra.pg.hospital_directory.PgHospitalNames
+        from infra.pg.hospital_directory import PgHospitalNames
+
+        return PgHospitalNames(self.database)
+
+    @cached_property
+    def hospital_directory(self):  # -> domain.hospital_directory.HospitalDirectory
+        from domain.hospital_directory import HospitalDirectory
+
+        return HospitalDirectory(self.hospital_names)
+
+    @cached_property
     def sessions(self):  # -> domain.sessions.Sessions
         from domain.sessions import Sessions
 

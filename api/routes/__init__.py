@@ -13,6 +13,7 @@ def route_handlers() -> list[Any]:
         consents,
         erasure,
         health,
+        hospital_directory,
         imaging,
         links,
         local_blobs,
@@ -64,4 +65,5 @@ def route_handlers() -> list[Any]:
         sessions.list_sessions,
         sessions.end_session,
         sessions.end_other_sessions,
+        hospital_directory.list_hospitals,
     ]
