@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
-from domain.audit import RequestContext
+from domain.audit.events import RequestContext
 from infra.bootstrap import Services
 
 ServicesDep = NamedDependency[Services]

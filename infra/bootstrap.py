@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from domain.authentication import Authentication
-from domain.clock import Clock, SystemClock
-from domain.erasure import AccountErasure
-from domain.login_throttle import ThrottlePolicy
-from domain.passwords import PasswordPolicy
-from domain.patient_consents import PatientConsents
-from domain.patient_records import PatientRecords
+from domain.accounts.login_throttle import ThrottlePolicy
+from domain.accounts.passwords import PasswordPolicy
+from domain.accounts.use_cases import AccountErasure, Authentication
+from domain.audit.use_cases import AuditHistory
+from domain.clock import SystemClock
+from domain.consents.use_cases import PatientConsents
+from domain.ports import Clock
+from domain.records.use_cases import PatientRecords
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.common_passwords import common_passwords
@@ -62,6 +63,10 @@ class Services:
         )
 
     @cached_property
+    def audit_history(self) -> AuditHistory:
+        return AuditHistory(self.unit_of_work, self.audit, self.clock)
+
+    @cached_property
     def patient_consents(self) -> PatientConsents:
         return PatientConsents(self.unit_of_work, self.consents, self.audit, self.clock)
 
@@ -109,7 +114,6 @@ class Services:
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
-            sessions=self.refresh_tokens,
             verification_required=settings.email_verification,
         )
 
@@ -131,8 +135,8 @@ class Services:
         return JobMailOutbox(self.database, self.jobs, self.secret_box, self.mailer)
 
     @cached_property
-    def account_ports(self):  # -> domain.account_support.AccountPorts
-        from domain.account_support import AccountPorts
+    def account_ports(self):  # -> domain.accounts.flow_support.AccountPorts
+        from domain.accounts.flow_support import AccountPorts
         from infra.pg.account_codes import PgAccountCodeStore
 
         settings = self.settings
@@ -174,20 +178,20 @@ class Services:
         )
 
     @cached_property
-    def registration(self):  # -> domain.registration.Registration
-        from domain.registration import Registration
+    def registration(self):  # -> domain.accounts.registration.Registration
+        from domain.accounts.registration import Registration
 
         return Registration(self.account_ports)
 
     @cached_property
-    def password_changes(self):  # -> domain.password_changes.PasswordChanges
-        from domain.password_changes import PasswordChanges
+    def password_changes(self):  # -> domain.accounts.password_changes.PasswordChanges
+        from domain.accounts.password_changes import PasswordChanges
 
         return PasswordChanges(self.account_ports)
 
     @cached_property
-    def profile_changes(self):  # -> domain.profile.ProfileChanges
-        from domain.profile import ProfileChanges
+    def profile_changes(self):  # -> domain.accounts.profile_use_cases.ProfileChanges
+        from domain.accounts.profile_use_cases import ProfileChanges
 
         return ProfileChanges(self.account_ports, self.account_erasure)
 
@@ -198,14 +202,14 @@ class Services:
         return PgHospitalNames(self.database)
 
     @cached_property
-    def hospital_directory(self):  # -> domain.hospital_directory.HospitalDirectory
-        from domain.hospital_directory import HospitalDirectory
+    def hospital_directory(self):  # -> domain.hospitals.directory_use_cases.HospitalDirectory
+        from domain.hospitals.directory_use_cases import HospitalDirectory
 
-        return HospitalDirectory(self.hospital_names)
+        return HospitalDirectory(self.unit_of_work, self.hospital_names, self.audit, self.clock)
 
     @cached_property
-    def sessions(self):  # -> domain.sessions.Sessions
-        from domain.sessions import Sessions
+    def sessions(self):  # -> domain.accounts.session_use_cases.Sessions
+        from domain.accounts.session_use_cases import Sessions
 
         return Sessions(self.unit_of_work, self.refresh_tokens, self.audit, self.clock)
 
@@ -239,13 +243,13 @@ class Services:
 
     @cached_property
     def hospitals(self):  # -> domain.hospitals.Hospitals
-        from domain.hospitals import Hospitals
+        from domain.hospitals.operator_use_cases import Hospitals
 
         return Hospitals(self.unit_of_work, self.hospital_store, self.audit, self.clock)
 
     @cached_property
     def patient_links(self):  # -> domain.hospitals.PatientLinks
-        from domain.hospitals import PatientLinks
+        from domain.hospitals.link_use_cases import PatientLinks
 
         return PatientLinks(
             self.unit_of_work,
@@ -259,8 +263,9 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self):  # -> domain.hospitals.HospitalWebhooks
-        from domain.hospitals import HospitalWebhooks, WebhookLimits
-        from domain.patient_records import PatientRecords
+        from domain.hospitals.deliveries import WebhookLimits
+        from domain.hospitals.webhook_use_cases import HospitalWebhooks
+        from domain.records.use_cases import PatientRecords
         from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
 
         database = self.database
@@ -298,7 +303,8 @@ class Services:
     # as records on completion.
     @cached_property
     def patient_uploads(self):  # -> domain.uploads.PatientUploads
-        from domain.uploads import PatientUploads, UploadRules
+        from domain.uploads.upload import UploadRules
+        from domain.uploads.use_cases import PatientUploads
         from infra.dicom_header import PydicomHeaderReader
         from infra.pg.uploads import PgUploadStore
 

@@ -12,9 +12,9 @@ from litestar.exceptions import (
 )
 from litestar.params import JSONBody
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from api.routes.auth import Password
+from api.routes.accounts import Password
 
 
 class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

@@ -12,10 +12,11 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import QueryParameter
 
-from api.auth import CurrentPatient
-from api.deps import ServicesDep
+from api.current_patient import CurrentPatient
+from api.deps import RequestContextDep, ServicesDep
+from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
-from domain.hospital_directory import DirectoryCursor, DirectoryEntry
+from domain.hospitals.directory import DirectoryCursor, DirectoryEntry
 
 
 class HospitalOut(msgspec.Struct, rename="camel"):
@@ -62,6 +63,7 @@ def decode_cursor(cursor: str) -> DirectoryCursor:
 async def list_hospitals(
     services: ServicesDep,
     patient: CurrentPatient,
+    context: RequestContextDep,
     q: Annotated[
         str | None,
         QueryParameter(description="text to find in the name or city", max_length=100),
@@ -72,10 +74,11 @@ async def list_hospitals(
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=100)] = 50,
 ) -> HospitalPage:
     entries = await services.hospital_directory.search(
-        patient.patient_id,
+        PatientActor(patient.patient_id),
         text=q,
         after=decode_cursor(cursor) if cursor else None,
         limit=limit,
+        context=context,
     )
     page = entries[:limit]
     return HospitalPage(

@@ -11,7 +11,7 @@ from litestar import delete, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import Parameter
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 
 

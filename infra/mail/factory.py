@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.mail import Mailer
+from domain.ports import Mailer
 from infra.settings import Settings
 
 

@@ -20,7 +20,8 @@ from datetime import timedelta
 import msgspec
 
 from domain.jobs import Job, JobQueue
-from domain.mail import Mailer, MailMessage
+from domain.mail import MailMessage
+from domain.ports import Mailer
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
 from infra.worker import Worker

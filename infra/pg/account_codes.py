@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from domain.account_codes import StoredCode
+from domain.accounts.codes import StoredCode
 from infra.pg.database import Database
 
 

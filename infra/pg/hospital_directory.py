@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.hospital_directory import DirectoryEntry, DirectoryQuery
+from domain.access import Permit
+from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from infra.pg.database import Database
 
 
@@ -33,12 +34,12 @@ class PgHospitalNames:
         LIMIT $5
     """
 
-    async def search(self, patient_id: UUID, query: DirectoryQuery) -> list[DirectoryEntry]:
+    async def search(self, permit: Permit, query: DirectoryQuery) -> list[DirectoryEntry]:
         after = query.after
         async with self._database.transaction() as conn:
             rows = await conn.fetch(
                 self._SEARCH,
-                patient_id,
+                permit.patient_id,
                 _like_pattern(query.text) if query.text else None,
                 after.name if after else None,
                 after.id if after else None,

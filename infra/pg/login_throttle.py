@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from domain.accounts.login_throttle import LoginAttempt, ThrottlePolicy
 from domain.errors import RateLimited
-from domain.login_throttle import LoginAttempt, ThrottlePolicy
 from infra.pg.database import Database
 
 _PURGE_PROBABILITY = 0.01

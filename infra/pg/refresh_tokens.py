@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from domain.sessions import Session
-from domain.tokens import RefreshTokenState
+from domain.accounts.sessions import Session
+from domain.accounts.tokens import RefreshTokenState
 from infra.pg.database import Database
 
 

@@ -13,15 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.fhir import (
-    PATIENT_COMPARTMENT_TYPES,
-    SUPPORTING_TYPES,
-    IndexedFields,
-    InvalidFhir,
-    parse_bundle,
-    validate_resource,
-)
-from domain.fhir_resources import FhirDate, FhirInstant, parse_fhir_datetime
+from domain.fhir.bundle import parse_bundle
+from domain.fhir.catalogue import PATIENT_COMPARTMENT_TYPES, SUPPORTING_TYPES
+from domain.fhir.datatypes import FhirDate, FhirInstant, parse_fhir_datetime
+from domain.fhir.index import IndexedFields
+from domain.fhir.validation import InvalidFhir, validate_resource
 from tests.fhir_examples import (
     IPS_BUNDLE,
     VALIDATED_TYPES,
