@@ -379,6 +379,7 @@ class HospitalStore(Protocol):
     async def rotate_secret(self, secret: WebhookSecret, retire_others_at: datetime) -> None: ...
 
     async def live_secrets(self, hospital_id: UUID, now: datetime) -> list[WebhookSecret]: ...
+    async def all(self) -> list[Hospital]: ...  # by name, for the operator
 
 
 class LinkStore(Protocol):

@@ -123,3 +123,16 @@ def mailbox_of(client: Any) -> Mailbox:
     settings = app.state.services.settings
     assert settings.smtp_url is None, "pass the SMTP test server's mailbox instead"
     return EmlFolder(settings.data_dir / "mail")
+
+
+def code_from_folder(folder: Path, address: str, timeout: float = 30.0) -> str:
+    """For tests driving a `phr serve` process: the newest code mailed to `address`."""
+    mailbox = EmlFolder(folder)
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = mailbox.to(address)
+        if messages:
+            return code_in(messages[-1])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no mail to {address} in {folder} within {timeout} s")
+        time.sleep(0.05)

@@ -17,6 +17,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from tests.mail_support import code_from_folder
+
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_path(ROOT / "openapi" / "openapi.json")
 
@@ -64,10 +66,11 @@ def live_service(fuzz_database: str, tmp_path_factory) -> Iterator[tuple[str, di
     database_dsn = fuzz_database
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path_factory.mktemp("fuzz-data")
     env = {
         **os.environ,
         "DATABASE_URL": database_dsn,
-        "PHR_DATA_DIR": str(tmp_path_factory.mktemp("fuzz-data")),
+        "PHR_DATA_DIR": str(data_dir),
         "PHR_PUBLIC_URL": base,
         "PHR_LOG_LEVEL": "ERROR",
     }
@@ -91,7 +94,12 @@ def live_service(fuzz_database: str, tmp_path_factory) -> Iterator[tuple[str, di
             "email": f"fuzz-{uuid.uuid4().hex[:8]}@example.org",
             "password": "fuzzing all the things",
         }
-        assert httpx.post(base + "/v1/auth/register", json=account).status_code == 201
+        assert httpx.post(base + "/v1/auth/register", json=account).status_code == 202
+        code = code_from_folder(data_dir / "mail", account["email"])
+        verified = httpx.post(
+            base + "/v1/auth/verify-email", json={"email": account["email"], "code": code}
+        )
+        assert verified.status_code == 204
         token = httpx.post(base + "/v1/auth/login", json=account).json()["accessToken"]
         yield base, {"Authorization": f"Bearer {token}"}
     finally:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from tests.hospital_support import linked, new_hospital
 
@@ -78,3 +83,41 @@ async def test_directory_needs_a_token_and_refuses_a_forged_cursor(client, patie
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "cursor"
+
+
+def _phr(database_dsn: str, data_dir, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DATABASE_URL=database_dsn, PHR_DATA_DIR=str(data_dir))
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_phr_hospital_add_with_city_and_list(database_dsn, data_dir, client, patient):
+    tag = uuid.uuid4().hex[:8]
+    added = _phr(database_dsn, data_dir, "hospital", "add", "--name", f"华西医院 {tag}",
+                 "--city", "成都")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    hospital = json.loads(added.stdout)
+    assert hospital["name"] == f"华西医院 {tag}" and hospital["city"] == "成都"
+    assert hospital["webhookSecret"].startswith("whsec_")
+
+    listed = _phr(database_dsn, data_dir, "hospital", "list")
+    assert listed.returncode == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    mine = [e for e in entries if e["id"] == hospital["id"]]
+    assert len(mine) == 1
+    assert (mine[0]["name"], mine[0]["city"]) == (f"华西医院 {tag}", "成都")
+    assert mine[0]["createdAt"].endswith("Z")
+    assert all("webhookSecret" not in e for e in entries)
+
+    # The app finds it by its city too.
+    response = await client.get("/v1/hospitals", params={"q": "成都"}, headers=patient.headers)
+    assert hospital["id"] in [item["id"] for item in response.json()["items"]]
+    found = next(i for i in response.json()["items"] if i["id"] == hospital["id"])
+    assert found["city"] == "成都"
