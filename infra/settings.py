@@ -9,6 +9,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+# Mail-sending account requests (register, resend, reset, email change) admitted
+# per client address per window when PHR_ACCOUNT_MAIL_PER_ADDRESS is not set.
+DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 30
+
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
@@ -165,7 +169,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_from=_smtp_from(env),
         email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", True),
         account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
-        account_mail_per_address=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", 30),
+        account_mail_per_address=_positive_int(
+            env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", DEFAULT_ACCOUNT_MAIL_PER_ADDRESS
+        ),
         account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
         code_failures_per_email=_positive_int(env, "PHR_CODE_FAILURES_PER_EMAIL", 10),
         worker_enabled=_on_off(env, "PHR_WORKER", True),

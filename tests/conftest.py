@@ -27,6 +27,19 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_client_address_for_the_whole_suite() -> Iterator[None]:
+    """Every in-process test client connects from the same address, and a run
+    registers hundreds of patients: the per-address limit on mail-sending account
+    requests would stop it. Tests of that limit set it explicitly."""
+    import infra.settings
+
+    saved = infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 1_000_000
+    yield
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = saved
+
+
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:
     """A server to create test databases on: DATABASE_URL when set, otherwise the
@@ -87,9 +100,6 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
-            # Every test client connects from one address; the per-address limit
-            # on mail-sending requests is tested with its own small setting.
-            "PHR_ACCOUNT_MAIL_PER_ADDRESS": "100000",
             # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
             "PHR_WORKER": "off",
         }

@@ -35,7 +35,7 @@ class ImagingStudyOut(msgspec.Struct, rename="camel"):
     links: list[ImagingLinkOut]
 
 
-def study_out(view: ImagingStudyView) -> ImagingStudyOut:
+def study_out(view: ImagingStudyView, names: dict[UUID, str]) -> ImagingStudyOut:
     return ImagingStudyOut(
         record_id=view.record_id,
         study_uid=view.study_uid,
@@ -45,7 +45,7 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
         description=view.description,
         series_count=view.series_count,
         instance_count=view.instance_count,
-        source=RecordSourceOut(kind=view.source.kind, hospital_id=view.source.hospital_id),
+        source=RecordSourceOut.of(view.source, names),
         links=[ImagingLinkOut(kind=link.kind, url=link.url, name=link.name) for link in view.links],
     )
 
@@ -68,4 +68,5 @@ async def list_imaging(
         context=context,
         content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
     )
-    return [study_out(view) for view in views]
+    names = await services.hospital_directory.names([view.source.hospital_id for view in views])
+    return [study_out(view, names) for view in views]

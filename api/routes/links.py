@@ -35,6 +35,7 @@ class LinkCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 class LinkOut(msgspec.Struct, rename="camel", omit_defaults=True):
     id: UUID
     hospital_id: UUID
+    hospital_name: str
     status: str
     expires_at: datetime
     created_at: datetime
@@ -45,15 +46,17 @@ class LinkOut(msgspec.Struct, rename="camel", omit_defaults=True):
 class LinkCreated(msgspec.Struct, rename="camel"):
     id: UUID
     hospital_id: UUID
+    hospital_name: str
     code: str
     expires_at: datetime
     status: str
 
 
-def link_out(link: Link, now: datetime) -> LinkOut:
+def link_out(link: Link, now: datetime, names: dict[UUID, str]) -> LinkOut:
     return LinkOut(
         id=link.id,
         hospital_id=link.hospital_id,
+        hospital_name=names.get(link.hospital_id, ""),
         status=link.status_at(now),
         expires_at=link.expires_at,
         created_at=link.created_at,
@@ -85,9 +88,11 @@ async def create_link(
     link, code = await services.patient_links.create(
         PatientActor(patient.patient_id), data.hospital_id, context=context
     )
+    names = await services.hospital_directory.names([link.hospital_id])
     return LinkCreated(
         id=link.id,
         hospital_id=link.hospital_id,
+        hospital_name=names.get(link.hospital_id, ""),
         code=format_link_code(code),
         expires_at=link.expires_at,
         status=link.status_at(services.clock.now()),
@@ -107,7 +112,8 @@ async def list_links(
 ) -> list[LinkOut]:
     links = await services.patient_links.list(PatientActor(patient.patient_id), context=context)
     now = services.clock.now()
-    return [link_out(link, now) for link in links]
+    names = await services.hospital_directory.names([link.hospital_id for link in links])
+    return [link_out(link, now, names) for link in links]
 
 
 @get(
@@ -127,7 +133,8 @@ async def get_link(
     link = await services.patient_links.get(
         PatientActor(patient.patient_id), link_id, context=context
     )
-    return link_out(link, services.clock.now())
+    names = await services.hospital_directory.names([link.hospital_id])
+    return link_out(link, services.clock.now(), names)
 
 
 def render_code_png(text: str) -> bytes:

@@ -131,7 +131,7 @@ async def complete_upload(
     done = await services.patient_uploads.complete(
         PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
     )
-    return fhir_response(record_out(done.record, []), status_code=201 if done.created else 200)
+    return fhir_response(record_out(done.record, [], {}), status_code=201 if done.created else 200)
 
 
 @get(

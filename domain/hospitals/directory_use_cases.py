@@ -28,6 +28,8 @@ class HospitalDirectory:
         self._store = store
         self._audit = audit
         self._clock = clock
+        # Hospitals are added, never renamed or removed: a name once read stays true.
+        self._names: dict[UUID, str] = {}
 
     async def search(
         self,
@@ -56,6 +58,11 @@ class HospitalDirectory:
             await uow.commit()
         return entries
 
-    async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]:
-        """Hospital names are public directory data: no permit needed."""
-        return await self._store.names(hospital_ids)
+    async def names(self, hospital_ids: list[UUID | None]) -> dict[UUID, str]:
+        """Names for the ids (None ignored), to show beside every hospital id the
+        API returns. Public directory data: no permit needed."""
+        wanted = {i for i in hospital_ids if i is not None}
+        missing = [i for i in wanted if i not in self._names]
+        if missing:
+            self._names.update(await self._store.names(missing))
+        return {i: self._names[i] for i in wanted if i in self._names}

@@ -121,3 +121,26 @@ async def test_phr_hospital_add_with_city_and_list(database_dsn, data_dir, clien
     assert hospital["id"] in [item["id"] for item in response.json()["items"]]
     found = next(i for i in response.json()["items"] if i["id"] == hospital["id"])
     assert found["city"] == "成都"
+
+
+async def test_every_hospital_id_the_api_returns_comes_with_its_name(client, settings, patient):
+    """Links, the timeline (also when filtered by hospital) and a record's source."""
+    from tests.records_support import bundle, observation
+
+    name = f"四川大学华西医院 {uuid.uuid4().hex[:6]}"
+    hospital = await new_hospital(client, settings, name=name)
+    link = await linked(client, patient, hospital, "MRN-NAMES")
+    pushed = await hospital.push("MRN-NAMES", bundle(observation("obs-names")))
+    assert pushed.status_code == 200, pushed.text
+
+    links = (await client.get("/v1/links", headers=patient.headers)).json()
+    assert [(x["hospitalId"], x["hospitalName"]) for x in links] == [(hospital.id, name)]
+    one = (await client.get(f"/v1/links/{link['id']}", headers=patient.headers)).json()
+    assert one["hospitalName"] == name
+
+    timeline = (
+        await client.get("/v1/records", params={"hospitalId": hospital.id}, headers=patient.headers)
+    ).json()["items"]
+    assert timeline and all(item["source"]["hospitalName"] == name for item in timeline)
+    record = (await client.get(f"/v1/records/{timeline[0]['id']}", headers=patient.headers)).json()
+    assert record["source"] == {"kind": "hospital", "hospitalId": hospital.id, "hospitalName": name}
