@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Account mail: SMTP when smtp_url is set, else .eml files under data_dir/mail.
     smtp_url: str | None = None
     smtp_from: str = "phr <no-reply@phr.invalid>"
+    # CA certificates to trust for the SMTP server (a relay with a private CA);
+    # unset: the system's.
+    smtp_ca_file: Path | None = None
     # Off for deployments that verify addresses elsewhere: accounts are verified
     # at registration.
     email_verification: bool = True
@@ -167,6 +170,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_max_bytes=_upload_max_bytes(env),
         smtp_url=_smtp_url(env),
         smtp_from=_smtp_from(env),
+        smtp_ca_file=_existing_file(env, "SMTP_CA_FILE"),
         email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", True),
         account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
         account_mail_per_address=_positive_int(
@@ -206,6 +210,16 @@ def _smtp_url(env: Mapping[str, str]) -> str | None:
         # The URL may hold a password: name the variable, not the value.
         raise SettingsError(f"SMTP_URL {exc}") from None
     return raw
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name} must name a readable file, got {raw!r}")
+    return path
 
 
 def _smtp_from(env: Mapping[str, str]) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiosmtpd.controller import Controller
 
@@ -86,21 +88,71 @@ class _Collect:
 
 
 class SmtpServer(Mailbox):
-    """aiosmtpd on a free local port, in a thread of its own."""
+    """aiosmtpd on a free local port, in a thread of its own: plain text, STARTTLS
+    (required) or implicit TLS with the given certificate, and optionally a login."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls: str = "none",
+        certificate: tuple[Path, Path] | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.received: list[tuple[str, list[str], bytes]] = []
+        self.logins: list[str] = []
         if port is None:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
         self.port = port
-        self._controller = Controller(_Collect(self.received), hostname="127.0.0.1", port=self.port)
+        self.tls = tls
+        self.login = login
+        context = None
+        if certificate is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+        options: dict[str, Any] = {}
+        if tls == "starttls":
+            options |= {"tls_context": context, "require_starttls": True}
+        if login is not None:
+            options |= {"authenticator": self._authenticate, "auth_required": True}
+            if tls == "implicit":
+                # aiosmtpd does not see a TLS-wrapped socket as TLS for AUTH; it is.
+                options["auth_require_tls"] = False
+        self._controller = Controller(
+            _Collect(self.received),
+            hostname="127.0.0.1",
+            port=self.port,
+            ssl_context=context if tls == "implicit" else None,
+            **options,
+        )
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and self.login is not None
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        )
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?tls=none"
+        userinfo = (
+            f"{quote(self.login[0], safe='')}:{quote(self.login[1], safe='')}@"
+            if self.login
+            else ""
+        )
+        if self.tls == "implicit":
+            return f"smtps://{userinfo}127.0.0.1:{self.port}"
+        if self.tls == "starttls":
+            return f"smtp://{userinfo}127.0.0.1:{self.port}"
+        return f"smtp://{userinfo}127.0.0.1:{self.port}?tls=none"
 
     def start(self) -> SmtpServer:
         self._controller.start()
@@ -136,3 +188,45 @@ def code_from_folder(folder: Path, address: str, timeout: float = 30.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"no mail to {address} in {folder} within {timeout} s")
         time.sleep(0.05)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and localhost), and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phr test smtp")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

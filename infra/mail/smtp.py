@@ -58,9 +58,17 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 
 
 class SmtpMailer:
-    def __init__(self, target: SmtpTarget, *, sender: str, timeout_seconds: float = 30.0):
+    def __init__(
+        self,
+        target: SmtpTarget,
+        *,
+        sender: str,
+        ca_file: str | None = None,
+        timeout_seconds: float = 30.0,
+    ):
         self._target = target
         self._sender = sender
+        self._ca_file = ca_file
         self._timeout = timeout_seconds
 
     async def send(self, message: MailMessage) -> None:
@@ -73,6 +81,9 @@ class SmtpMailer:
             password=target.password,
             use_tls=target.implicit_tls,
             start_tls=target.starttls,
+            # The server's certificate is always checked (system CAs, or SMTP_CA_FILE).
+            validate_certs=True,
+            cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
         log.info("mail sent", extra={"mail_kind": message.kind, "smtp_host": target.host})

@@ -569,3 +569,56 @@ async def test_deletion_needs_the_current_password(client, smtp, superuser_conn)
         )
         == 0
     )
+
+
+# --- transport security ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+async def test_mail_goes_over_tls_with_the_url_credentials(settings, tmp_path, tls):
+    from api.app import create_app
+    from tests.mail_support import self_signed_certificate
+
+    certificate = self_signed_certificate(tmp_path)
+    server = SmtpServer(tls=tls, certificate=certificate, login=("phr-relay", "s3cret:/@x")).start()
+    try:
+        secure = msgspec.structs.replace(settings, smtp_url=server.url, smtp_ca_file=certificate[0])
+        async with AsyncTestClient(
+            app=create_app(secure), base_url="http://testserver.local"
+        ) as app:
+            patient = await register_patient(app, mailbox=server)
+            assert patient.profile["emailVerified"]
+        assert server.logins and set(server.logins) == {"phr-relay"}
+    finally:
+        server.stop()
+
+
+async def test_an_untrusted_certificate_is_refused(settings, tmp_path, superuser_conn):
+    """Without the CA file the self-signed server is not trusted: nothing is sent
+    in clear instead, and the job waits for a retry."""
+    from api.app import create_app
+    from tests.mail_support import self_signed_certificate
+
+    certificate = self_signed_certificate(tmp_path)
+    server = SmtpServer(tls="starttls", certificate=certificate).start()
+    try:
+        untrusting = msgspec.structs.replace(settings, smtp_url=server.url)
+        async with AsyncTestClient(
+            app=create_app(untrusting), base_url="http://testserver.local"
+        ) as app:
+            email = new_email()
+            await app.post("/v1/auth/register", json={"email": email, "password": new_password()})
+            import asyncio
+
+            for _ in range(200):
+                error = await superuser_conn.fetchval(
+                    "SELECT last_error FROM job WHERE kind = 'mail.send' AND last_error IS NOT NULL "
+                    "AND payload->>'kind' = 'verify-email' ORDER BY id DESC LIMIT 1"
+                )
+                if error and "CERTIFICATE" in error.upper():
+                    break
+                await asyncio.sleep(0.05)
+            assert error and "certificate" in error.lower()
+        assert server.to(email) == []
+    finally:
+        server.stop()
