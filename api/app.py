@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -14,12 +15,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.current_patient import provide_current_patient
-from api.deps import request_context
+from api.deps import USE_CASES, request_context
 from api.problems import exception_handlers
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.ports import Clock
-from infra.bootstrap import Services, close_services, open_services
+from infra.bootstrap import close_services, open_services
 from infra.settings import Settings, load_settings
 
 API_VERSION = "1.0.0"
@@ -53,14 +54,11 @@ def create_app(
             finally:
                 await close_services(services)
 
-    async def provide_services(state: State) -> Services:
-        return state.services
-
     return Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
         dependencies={
-            "services": Provide(provide_services),
+            **{name: _from_services(attribute) for name, attribute in USE_CASES.items()},
             "patient": Provide(provide_current_patient),
             "context": Provide(request_context, sync_to_thread=False),
         },
@@ -72,6 +70,15 @@ def create_app(
         # Logging is ours (JSON lines with request ids), configured by the entry point.
         logging_config=None,
     )
+
+
+def _from_services(attribute: str) -> Provide:
+    """One use case (or the clock) from the services the lifespan opened."""
+
+    def provide(state: State) -> Any:
+        return getattr(state.services, attribute)
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -1,4 +1,6 @@
-"""Typed dependencies that handlers declare."""
+"""Typed dependencies that handlers declare: the request's context and, one each,
+the use cases the handlers call. `api/app.py` provides them from the composition
+root; nothing else in `api/` reaches into `infra/`."""
 
 from __future__ import annotations
 
@@ -7,10 +9,20 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
+from domain.accounts.password_changes import PasswordChanges
+from domain.accounts.profile_use_cases import ProfileChanges
+from domain.accounts.registration import Registration
+from domain.accounts.session_use_cases import Sessions
+from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.events import RequestContext
-from infra.bootstrap import Services
-
-ServicesDep = NamedDependency[Services]
+from domain.audit.use_cases import AuditHistory
+from domain.consents.use_cases import PatientConsents
+from domain.hospitals.directory_use_cases import HospitalDirectory
+from domain.hospitals.link_use_cases import PatientLinks
+from domain.hospitals.webhook_use_cases import HospitalWebhooks
+from domain.ports import Clock
+from domain.records.use_cases import PatientRecords
+from domain.uploads.use_cases import PatientUploads
 
 
 def request_context(request: Request[Any, Any, Any]) -> RequestContext:
@@ -25,3 +37,37 @@ def request_context(request: Request[Any, Any, Any]) -> RequestContext:
 
 
 RequestContextDep = NamedDependency[RequestContext]
+ClockDep = NamedDependency[Clock]
+AuthenticationDep = NamedDependency[Authentication]
+AccountErasureDep = NamedDependency[AccountErasure]
+AuditHistoryDep = NamedDependency[AuditHistory]
+PatientConsentsDep = NamedDependency[PatientConsents]
+PatientLinksDep = NamedDependency[PatientLinks]
+PatientRecordsDep = NamedDependency[PatientRecords]
+PatientUploadsDep = NamedDependency[PatientUploads]
+HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
+RegistrationDep = NamedDependency[Registration]
+PasswordChangesDep = NamedDependency[PasswordChanges]
+ProfileChangesDep = NamedDependency[ProfileChanges]
+SessionsDep = NamedDependency[Sessions]
+HospitalDirectoryDep = NamedDependency[HospitalDirectory]
+
+# Dependency name -> the composition root's attribute that provides it.
+USE_CASES = {
+    "clock": "clock",
+    "authentication": "authentication",
+    "account_erasure": "account_erasure",
+    "audit_history": "audit_history",
+    "patient_consents": "patient_consents",
+    "patient_links": "patient_links",
+    "patient_records": "patient_records",
+    "patient_uploads": "patient_uploads",
+    "hospital_webhooks": "hospital_webhooks",
+    "readiness": "readiness_problem",
+    "local_files": "local_files",
+    "registration": "registration",
+    "password_changes": "password_changes",
+    "profile_changes": "profile_changes",
+    "sessions": "sessions",
+    "hospital_directory": "hospital_directory",
+}

@@ -9,21 +9,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
-from domain.access import HospitalActor, Permit
+from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
 from domain.accounts.codes import StoredCode
 from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.sessions import Session
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.audit.events import AuditEvent, RecordedAuditEvent
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
-from domain.fhir.bundle import ParsedEntry
-from domain.hospitals.deliveries import ParkedPush, StoredReply
+from domain.hospitals.deliveries import ParkedPush
 from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
@@ -32,7 +31,6 @@ from domain.records.imaging import ImagingRecord
 from domain.records.record import (
     CurrentVersion,
     IncomingRecord,
-    IngestResult,
     RecordSummary,
     RecordVersion,
     StoredRecord,
@@ -64,6 +62,7 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+@runtime_checkable  # handlers declare the clock as a dependency; Litestar checks its type
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -172,8 +171,18 @@ class AccessTokens(Protocol):
         self, patient_id: UUID, now: datetime, session_id: UUID | None = None
     ) -> IssuedAccessToken: ...  # session_id (the token family) goes in as `sid`
 
+    async def jwks(self, now: datetime) -> list[dict[str, str]]:
+        """The public keys that verify tokens now, as JWKs."""
+        ...
+
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         """Raises AuthenticationFailed for anything but a valid token."""
+        ...
+
+
+class SigningKeyStore(Protocol):
+    async def rotate(self, now: datetime) -> tuple[str, str | None]:
+        """Makes a new current key; returns (new kid, retired kid or None)."""
         ...
 
 
@@ -416,15 +425,15 @@ class WebhookDeliveryStore(Protocol):
 
     async def claim(
         self, hospital_id: UUID, delivery_id: str, body_digest: bytes, at: datetime
-    ) -> tuple[bytes, StoredReply | None] | None:
+    ) -> tuple[bytes, bytes | None] | None:
         """Claims the id inside the caller's transaction; None when it is new. For
         a known id: the digest of its body and the reply given (concurrent
         redeliveries wait for the first one's transaction)."""
         ...
 
-    async def record_reply(
-        self, hospital_id: UUID, delivery_id: str, reply: StoredReply
-    ) -> None: ...
+    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: bytes) -> None:
+        """Keeps the answer given (opaque bytes: the api's rendering)."""
+        ...
 
     async def code_failures(self, hospital_id: UUID, window: datetime) -> int: ...
 
@@ -442,18 +451,3 @@ class WebhookDeliveryStore(Protocol):
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""
         ...
-
-
-class DeliveryIngest(Protocol):
-    """PatientRecords.ingest_delivery, joining the webhook's unit of work."""
-
-    async def ingest_delivery(
-        self,
-        actor: HospitalActor,
-        patient_id: UUID,
-        source: RecordSource,
-        entries: list[ParsedEntry],
-        *,
-        context: RequestContext,
-        consent: Consent | None,
-    ) -> IngestResult: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +18,13 @@ DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 30
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
+
+
+class SecretText(str):
+    """A secret setting: its value never shows in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "SecretText('***')"
 
 
 class S3Settings(msgspec.Struct, frozen=True):
@@ -72,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True):
     worker_enabled: bool = True
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
+    # Base64 key that seals hospital webhook secrets and link codes at rest; None:
+    # the key file <data_dir>/keys/secrets.key, made on first use.
+    secrets_key: SecretText | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -184,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
             if name.strip()
         ),
+        secrets_key=_secrets_key(env),
     )
 
 
@@ -232,6 +245,19 @@ def _smtp_from(env: Mapping[str, str]) -> str:
             f"SMTP_FROM must be an address like phr <no-reply@example.org>, got {raw!r}"
         )
     return raw
+
+
+def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
+    raw = env.get("PHR_SECRETS_KEY") or None
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("PHR_SECRETS_KEY must be base64") from None
+    if len(key) != 32:
+        raise SettingsError("PHR_SECRETS_KEY must be the base64 of 32 random bytes")
+    return SecretText(raw)
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:

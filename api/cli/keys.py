@@ -1,34 +1,25 @@
 """`phr keys rotate`: make a new current signing key for access tokens. Tokens
-signed with the previous key keep verifying until they expire."""
+signed with the previous key keep verifying until they expire. The rotation is
+the domain's use case and leaves an audit row."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import sys
 
-from api.cli.database import database_dsn
-from domain.clock import SystemClock
+from api.cli.database import PendingMigrations, database_dsn, operator_services
 from domain.ports import Clock
-from infra.access_tokens import verify_retired_for
-from infra.pg.database import Database
-from infra.pg.signing_keys import PgSigningKeys
 from infra.settings import Settings
 
 
 async def rotate_signing_key(
     dsn: str, settings: Settings, *, clock: Clock | None = None
 ) -> dict[str, str | None]:
-    database = Database(dsn, min_size=1, max_size=1)
-    await database.open()
-    try:
-        keys = PgSigningKeys(
-            database, verify_retired_for=verify_retired_for(settings.access_token_ttl_seconds)
-        )
-        kid, retired = await keys.rotate((clock or SystemClock()).now())
-    finally:
-        await database.close()
-    return {"kid": kid, "retiredKid": retired}
+    async with operator_services(dsn, settings, clock) as services:
+        rotated = await services.signing_key_rotation.rotate()
+    return {"kid": rotated.kid, "retiredKid": rotated.retired_kid}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
     def run(settings: Settings, args: argparse.Namespace) -> int:
-        with database_dsn(settings) as dsn:
-            result = asyncio.run(rotate_signing_key(dsn, settings))
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(rotate_signing_key(dsn, settings))
+        except PendingMigrations as exc:
+            print(f"phr: {exc}", file=sys.stderr)
+            return 1
         print(json.dumps(result))
         return 0
 

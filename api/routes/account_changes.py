@@ -19,7 +19,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import PasswordChangesDep, ProfileChangesDep, RegistrationDep, RequestContextDep
 from api.routes.accounts import Accepted, Email, Locale, Password, Profile, TimeZone
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
 
@@ -91,11 +91,11 @@ _SENT = Accepted(
     raises=[ValidationException, TooManyRequestsException],
 )
 async def verify_email(
-    data: JSONBody[VerifyEmailRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[VerifyEmailRequest], registration: RegistrationDep, context: RequestContextDep
 ) -> None:
     """A code lives 30 minutes and dies after 5 wrong tries. Every refusal (wrong,
     expired, used, unknown address) is the same 422 `invalid-code`."""
-    await services.registration.verify_email(email=data.email, code=data.code, context=context)
+    await registration.verify_email(email=data.email, code=data.code, context=context)
 
 
 @post(
@@ -107,9 +107,9 @@ async def verify_email(
     raises=[ValidationException, TooManyRequestsException],
 )
 async def resend_verification(
-    data: JSONBody[EmailOnly], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[EmailOnly], registration: RegistrationDep, context: RequestContextDep
 ) -> Accepted:
-    await services.registration.resend(email=data.email, context=context)
+    await registration.resend(email=data.email, context=context)
     return _SENT
 
 
@@ -122,9 +122,9 @@ async def resend_verification(
     raises=[ValidationException, TooManyRequestsException],
 )
 async def request_password_reset(
-    data: JSONBody[EmailOnly], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[EmailOnly], password_changes: PasswordChangesDep, context: RequestContextDep
 ) -> Accepted:
-    await services.password_changes.request_reset(email=data.email, context=context)
+    await password_changes.request_reset(email=data.email, context=context)
     return _SENT
 
 
@@ -137,10 +137,12 @@ async def request_password_reset(
     raises=[ValidationException, TooManyRequestsException, ServiceUnavailableException],
 )
 async def confirm_password_reset(
-    data: JSONBody[PasswordResetConfirm], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[PasswordResetConfirm],
+    password_changes: PasswordChangesDep,
+    context: RequestContextDep,
 ) -> None:
     """The code works once. A "your password was changed" mail goes to the address."""
-    await services.password_changes.confirm_reset(
+    await password_changes.confirm_reset(
         email=data.email, code=data.code, new_password=data.new_password, context=context
     )
 
@@ -162,13 +164,13 @@ async def confirm_password_reset(
 )
 async def change_password(
     data: JSONBody[PasswordChange],
-    services: ServicesDep,
+    password_changes: PasswordChangesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> None:
     """403 `wrong-password` when the current password is not right (nothing changes);
     wrong guesses count like failed sign-ins."""
-    await services.password_changes.change(
+    await password_changes.change(
         patient.patient_id,
         current_password=data.current_password,
         new_password=data.new_password,
@@ -187,13 +189,13 @@ async def change_password(
 )
 async def update_me(
     data: JSONBody[ProfileUpdate],
-    services: ServicesDep,
+    profile_changes: ProfileChangesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> Profile:
     """Only the fields sent change. `locale` is `en` or `zh-CN`; `timeZone` an IANA
     name. A refused value answers 422 naming the field."""
-    account = await services.profile_changes.update(
+    account = await profile_changes.update(
         patient.patient_id,
         display_name=data.display_name,
         locale=data.locale,
@@ -220,13 +222,13 @@ async def update_me(
 )
 async def request_email_change(
     data: JSONBody[EmailChangeRequest],
-    services: ServicesDep,
+    profile_changes: ProfileChangesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> Accepted:
     """Nothing changes until the code comes back (confirmEmailChange). 403
     `wrong-password` when the current password is not right."""
-    await services.profile_changes.request_email_change(
+    await profile_changes.request_email_change(
         patient.patient_id,
         new_email=data.new_email,
         current_password=data.current_password,
@@ -246,12 +248,12 @@ async def request_email_change(
 )
 async def confirm_email_change(
     data: JSONBody[CodeOnly],
-    services: ServicesDep,
+    profile_changes: ProfileChangesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> Profile:
     """409 when another account took the address meanwhile."""
-    account = await services.profile_changes.confirm_email_change(
+    account = await profile_changes.confirm_email_change(
         patient.patient_id, code=data.code, context=context
     )
     return Profile.of(account)

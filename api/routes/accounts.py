@@ -18,7 +18,7 @@ from litestar.exceptions import (
 from litestar.params import HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import AuthenticationDep, RegistrationDep, RequestContextDep
 from domain.accounts.account import Account
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
 from domain.accounts.profile_rules import DEFAULT_TIME_ZONE, locale_from_accept_language
@@ -145,7 +145,7 @@ REGISTRATION_ACCEPTED = Accepted(
 )
 async def register(
     data: JSONBody[RegisterRequest],
-    services: ServicesDep,
+    registration: RegistrationDep,
     context: RequestContextDep,
     accept_language: Annotated[
         str | None,
@@ -158,7 +158,7 @@ async def register(
     """A new address gets a verification code by mail (see verifyEmail); a known one
     a mail saying someone tried to register with it. 422 names a field that is not
     acceptable (e.g. a common password); 429 when an address or client asks too often."""
-    await services.registration.register(
+    await registration.register(
         email=data.email,
         password=data.password,
         display_name=data.display_name,
@@ -184,12 +184,12 @@ async def register(
     ],
 )
 async def login(
-    data: JSONBody[LoginRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[LoginRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> Response[Tokens]:
     """An unknown email and a wrong password give the same 401. The right password
     of an address not verified yet gets 403 `email-not-verified`. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
-    pair = await services.auth.login(
+    pair = await authentication.login(
         email=data.email, password=data.password, context=context, device_name=data.device_name
     )
     return Response(Tokens.of(pair), headers=_NO_STORE)
@@ -204,11 +204,11 @@ async def login(
     raises=[ValidationException, NotAuthorizedException],
 )
 async def refresh(
-    data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> Response[Tokens]:
     """The presented token is spent. Presenting a spent token again revokes every
     token descended from the same sign-in."""
-    pair = await services.auth.refresh(refresh_token=data.refresh_token, context=context)
+    pair = await authentication.refresh(refresh_token=data.refresh_token, context=context)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 
@@ -221,9 +221,9 @@ async def refresh(
     raises=[ValidationException, NotAuthorizedException],
 )
 async def logout(
-    data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> None:
-    await services.auth.logout(refresh_token=data.refresh_token, context=context)
+    await authentication.logout(refresh_token=data.refresh_token, context=context)
 
 
 @get(
@@ -232,8 +232,8 @@ async def logout(
     summary="Public keys that verify access tokens (RFC 7517)",
     tags=["auth"],
 )
-async def jwks(services: ServicesDep) -> Response[JwkSet]:
-    keys = await services.access_tokens.jwks(services.clock.now())
+async def jwks(authentication: AuthenticationDep) -> Response[JwkSet]:
+    keys = await authentication.public_keys()
     return Response(
         JwkSet(keys=[Jwk(**key) for key in keys]),
         headers={"Cache-Control": "public, max-age=60"},

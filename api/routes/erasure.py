@@ -13,7 +13,7 @@ from litestar.exceptions import (
 from litestar.params import JSONBody
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ProfileChangesDep, RequestContextDep
 from api.routes.accounts import Password
 
 
@@ -39,10 +39,8 @@ class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel")
 )
 async def erase_account(
     data: JSONBody[ErasureRequest],
-    services: ServicesDep,
+    profile_changes: ProfileChangesDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> None:
-    await services.profile_changes.erase(
-        patient.patient_id, password=data.password, context=context
-    )
+    await profile_changes.erase(patient.patient_id, password=data.password, context=context)

@@ -13,7 +13,7 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import QueryParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import HospitalDirectoryDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.hospitals.directory import DirectoryCursor, DirectoryEntry
@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> DirectoryCursor:
     security=[{"bearer": []}],
 )
 async def list_hospitals(
-    services: ServicesDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     q: Annotated[
@@ -73,7 +73,7 @@ async def list_hospitals(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=100)] = 50,
 ) -> HospitalPage:
-    entries = await services.hospital_directory.search(
+    entries = await hospital_directory.search(
         PatientActor(patient.patient_id),
         text=q,
         after=decode_cursor(cursor) if cursor else None,

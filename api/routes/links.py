@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 import qrcode
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
@@ -22,7 +22,7 @@ from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, HospitalDirectoryDep, PatientLinksDep, RequestContextDep
 from domain.access import PatientActor
 from domain.hospitals.link_codes import format_link_code
 from domain.hospitals.links import Link
@@ -66,6 +66,8 @@ def link_out(link: Link, now: datetime, names: dict[UUID, str]) -> LinkOut:
 
 
 _LINK_ID = Parameter(description="the link's id")
+# The same PNG bytes either way: some client generators read only octet-stream as bytes.
+QR_MEDIA_TYPES = ["image/png", "application/octet-stream"]
 
 
 @post(
@@ -80,22 +82,24 @@ _LINK_ID = Parameter(description="the link's id")
     status_code=201,
 )
 async def create_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: Annotated[LinkCreate, Body(description="the hospital to link")],
 ) -> LinkCreated:
-    link, code = await services.patient_links.create(
+    link, code = await patient_links.create(
         PatientActor(patient.patient_id), data.hospital_id, context=context
     )
-    names = await services.hospital_directory.names([link.hospital_id])
+    names = await hospital_directory.names([link.hospital_id])
     return LinkCreated(
         id=link.id,
         hospital_id=link.hospital_id,
         hospital_name=names.get(link.hospital_id, ""),
         code=format_link_code(code),
         expires_at=link.expires_at,
-        status=link.status_at(services.clock.now()),
+        status=link.status_at(clock.now()),
     )
 
 
@@ -108,11 +112,15 @@ async def create_link(
     security=[{"bearer": []}],
 )
 async def list_links(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> list[LinkOut]:
-    links = await services.patient_links.list(PatientActor(patient.patient_id), context=context)
-    now = services.clock.now()
-    names = await services.hospital_directory.names([link.hospital_id for link in links])
+    links = await patient_links.list(PatientActor(patient.patient_id), context=context)
+    now = clock.now()
+    names = await hospital_directory.names([link.hospital_id for link in links])
     return [link_out(link, now, names) for link in links]
 
 
@@ -125,16 +133,16 @@ async def list_links(
     security=[{"bearer": []}],
 )
 async def get_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
-    link = await services.patient_links.get(
-        PatientActor(patient.patient_id), link_id, context=context
-    )
-    names = await services.hospital_directory.names([link.hospital_id])
-    return link_out(link, services.clock.now(), names)
+    link = await patient_links.get(PatientActor(patient.patient_id), link_id, context=context)
+    names = await hospital_directory.names([link.hospital_id])
+    return link_out(link, clock.now(), names)
 
 
 def render_code_png(text: str) -> bytes:
@@ -161,17 +169,17 @@ def render_code_png(text: str) -> bytes:
     media_type="image/png",
 )
 async def get_link_qr(
-    services: ServicesDep,
+    request: Request[Any, Any, Any],
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> Response[bytes]:
-    code = await services.patient_links.code(
-        PatientActor(patient.patient_id), link_id, context=context
-    )
+    code = await patient_links.code(PatientActor(patient.patient_id), link_id, context=context)
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+    media_type = request.accept.best_match(QR_MEDIA_TYPES, default=QR_MEDIA_TYPES[0])
+    return Response(png, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
 @delete(
@@ -184,9 +192,9 @@ async def get_link_qr(
     status_code=204,
 )
 async def revoke_link(
-    services: ServicesDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> None:
-    await services.patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)
+    await patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)

@@ -12,7 +12,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import Parameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import RequestContextDep, SessionsDep
 
 
 class SessionOut(msgspec.Struct, rename="camel"):
@@ -40,9 +40,9 @@ class SessionsEnded(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
     raises=[NotAuthorizedException],
 )
-async def list_sessions(services: ServicesDep, patient: CurrentPatient) -> SessionList:
+async def list_sessions(sessions: SessionsDep, patient: CurrentPatient) -> SessionList:
     """`lastUsedAt` moves when the device signs in or refreshes its tokens."""
-    sessions = await services.sessions.list(patient.patient_id)
+    sessions = await sessions.list(patient.patient_id)
     return SessionList(
         items=[
             SessionOut(
@@ -68,12 +68,12 @@ async def list_sessions(services: ServicesDep, patient: CurrentPatient) -> Sessi
     status_code=204,
 )
 async def end_session(
-    services: ServicesDep,
+    sessions: SessionsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     session_id: Annotated[UUID, Parameter(description="the session's id")],
 ) -> None:
-    await services.sessions.end(patient.patient_id, session_id, context=context)
+    await sessions.end(patient.patient_id, session_id, context=context)
 
 
 @delete(
@@ -86,9 +86,7 @@ async def end_session(
     status_code=200,
 )
 async def end_other_sessions(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    sessions: SessionsDep, patient: CurrentPatient, context: RequestContextDep
 ) -> SessionsEnded:
-    ended = await services.sessions.end_others(
-        patient.patient_id, patient.session_id, context=context
-    )
+    ended = await sessions.end_others(patient.patient_id, patient.session_id, context=context)
     return SessionsEnded(ended=ended)

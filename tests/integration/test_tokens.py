@@ -353,6 +353,27 @@ async def test_rotation_keeps_old_tokens_valid(
     assert jwt.get_unverified_header(login.json()["accessToken"])["kid"] == result["kid"]
 
 
+async def test_rotation_is_audited_as_the_operators_act(settings, database_dsn, superuser_conn):
+    from api.cli.keys import rotate_signing_key
+
+    result = await rotate_signing_key(database_dsn, settings)
+    # An operator's act on no patient's data: it is in the service's own chain,
+    # which no patient's GET /v1/audit shows.
+    row = await superuser_conn.fetchrow(
+        "SELECT actor_type, actor_id, patient_id, resource_type, resource_ids, outcome "
+        "FROM audit_event WHERE action = 'signing-key.rotated' AND $1 = ANY(resource_ids)",
+        result["kid"],
+    )
+    assert row is not None
+    assert (row["actor_type"], row["actor_id"], row["patient_id"], row["outcome"]) == (
+        "system",
+        "operator-cli",
+        None,
+        "success",
+    )
+    assert list(row["resource_ids"]) == [result["kid"], result["retiredKid"]]
+
+
 async def test_long_retired_key_no_longer_verifies(
     client, patient, settings, superuser_conn, database_dsn
 ):
