@@ -60,7 +60,8 @@ class Settings(msgspec.Struct, frozen=True):
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
     # Account mail: SMTP when smtp_url is set, else .eml files under data_dir/mail.
-    smtp_url: str | None = None
+    # May hold the relay's password: never shown in a repr or a log line.
+    smtp_url: SecretText | None = None
     smtp_from: str = "phr <no-reply@phr.invalid>"
     # CA certificates to trust for the SMTP server (a relay with a private CA);
     # unset: the system's.
@@ -211,7 +212,7 @@ def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
-def _smtp_url(env: Mapping[str, str]) -> str | None:
+def _smtp_url(env: Mapping[str, str]) -> SecretText | None:
     from infra.mail.smtp import SmtpUrlError, parse_smtp_url
 
     raw = env.get("SMTP_URL") or None
@@ -222,7 +223,7 @@ def _smtp_url(env: Mapping[str, str]) -> str | None:
     except SmtpUrlError as exc:
         # The URL may hold a password: name the variable, not the value.
         raise SettingsError(f"SMTP_URL {exc}") from None
-    return raw
+    return SecretText(raw)
 
 
 def _existing_file(env: Mapping[str, str], name: str) -> Path | None:

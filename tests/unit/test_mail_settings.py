@@ -59,3 +59,11 @@ def test_verification_switch_and_sender(tmp_path):
         load_settings(base | {"SMTP_FROM": "not an address"})
     with pytest.raises(SettingsError, match="SMTP_CA_FILE"):
         load_settings(base | {"SMTP_CA_FILE": str(tmp_path / "missing.pem")})
+
+
+def test_the_smtp_password_never_shows_in_the_settings_repr(tmp_path):
+    settings = load_settings(
+        {"PHR_DATA_DIR": str(tmp_path), "SMTP_URL": "smtp://relay:hunter2@mail.example.org"}
+    )
+    assert settings.smtp_url == "smtp://relay:hunter2@mail.example.org"
+    assert "hunter2" not in repr(settings)
