@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.blobs import MAX_UPLOAD_BYTES
+from domain.uploads.upload import DEFAULT_MAX_UPLOAD_BYTES
+
 # Mail-sending account requests (register, resend, reset, email change) admitted
 # per client address per window when PHR_ACCOUNT_MAIL_PER_ADDRESS is not set.
 DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 30
@@ -58,7 +61,7 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
-    upload_max_bytes: int = 100 * 1024 * 1024
+    upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     # Account mail: SMTP when smtp_url is set, else .eml files under data_dir/mail.
     # May hold the relay's password: never shown in a repr or a log line.
     smtp_url: SecretText | None = None
@@ -262,9 +265,7 @@ def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
 
 
 def _upload_max_bytes(env: Mapping[str, str]) -> int:
-    from domain.blobs import MAX_UPLOAD_BYTES
-
-    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value

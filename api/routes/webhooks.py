@@ -24,7 +24,7 @@ from litestar.params import Parameter
 
 from api.deps import HospitalWebhooksDep, RequestContextDep
 from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
-from domain.errors import DomainError
+from domain.errors import DomainError, split_validation_error
 from domain.hospitals.deliveries import (
     STORED_REFUSALS,
     DeliveryOutcome,
@@ -135,7 +135,7 @@ def _decode(body: bytes) -> WebhookEvent:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "body"
+        field = split_validation_error(message)[1] or "body"
         raise ValidationException(
             "The delivery does not have the expected shape.",
             extra=[{"key": field, "message": message}],
