@@ -2,7 +2,7 @@
 Protocol here, and `infra/` implements it. Stores over a patient's rows take a
 `Permit` (minted only by `domain.access`), never a bare patient id; the few
 methods that cannot (look-ups that find the patient in the first place, the
-sweeper's scans) say why, and tests/unit/test_ports.py holds them to it."""
+sweeper's scans) say why, and tests/architecture/test_ports.py holds them to it."""
 
 from __future__ import annotations
 
