@@ -27,6 +27,19 @@ from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
 from domain.mail import MailMessage
+from domain.notifications.model import (
+    DeadLetter,
+    Delivery,
+    Device,
+    Emission,
+    InboxQuery,
+    Notification,
+    Preferences,
+    PushMessage,
+    PushResult,
+    Recipient,
+    SeenDevice,
+)
 from domain.records.imaging import ImagingRecord
 from domain.records.record import (
     CurrentVersion,
@@ -106,38 +119,27 @@ class AccountStore(Protocol):
     async def exists(self, patient_id: UUID) -> bool: ...
 
     async def find(self, email: str) -> Account | None: ...  # by email, ignoring case
-
     async def password_hash(self, patient_id: UUID) -> str | None: ...
     async def set_password_hash(self, patient_id: UUID, new_hash: str, at: datetime) -> None: ...
     async def mark_verified(self, patient_id: UUID, at: datetime) -> None: ...
-
-    async def update_profile(
-        self, patient_id: UUID, *, display_name: str | None, locale: str, time_zone: str
-    ) -> Account | None: ...
-
+    async def update_profile(self, patient_id: UUID, *, display_name: str | None, locale: str,
+                             time_zone: str) -> Account | None: ...  # fmt: skip
     async def change_email(self, patient_id: UUID, email: str, at: datetime) -> None: ...
 
 
 class AccountCodeStore(Protocol):
-    """Mailed one-time codes: one live code per account and purpose; `replace`
-    overwrites the earlier one, `lock` holds it until the transaction ends."""
-
+    # Mailed one-time codes, one live per account and purpose; `replace` overwrites
+    # the earlier one, `lock` holds it until the transaction ends.
     async def replace(self, *, patient_id: UUID, purpose: str, digest: bytes,
                       new_email: str | None, created_at: datetime, expires_at: datetime) -> None: ...  # fmt: skip
-
     async def lock(self, patient_id: UUID, purpose: str) -> StoredCode | None: ...
     async def count_failure(self, patient_id: UUID, purpose: str) -> None: ...
     async def use(self, patient_id: UUID, purpose: str, at: datetime) -> None: ...
 
 
-class Mailer(Protocol):
-    async def send(self, message: MailMessage) -> None: ...  # delivers or raises
-
-
 class MailOutbox(Protocol):
-    """`post` queues inside the open unit of work (sent only if it commits);
-    `deliver_soon`, after the commit, starts delivery without waiting for it."""
-
+    # `post` queues in the open unit of work (sent only if it commits); `deliver_soon`,
+    # after the commit, starts delivery without waiting for it.
     async def post(self, message: MailMessage) -> None: ...
     def deliver_soon(self) -> None: ...
 
@@ -187,8 +189,7 @@ class SigningKeyStore(Protocol):
 
 
 class RefreshTokenStore(Protocol):
-    """Refresh-token families, which are also the patient's sessions (devices)."""
-
+    # Refresh-token families, which are also the patient's sessions (devices).
     async def start_family(self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime,
                            expires_at: datetime, device_name: str | None = None,
                            client_address: str | None = None) -> UUID: ...  # fmt: skip
@@ -216,12 +217,9 @@ class RefreshTokenStore(Protocol):
 
     # Asked on every request: an ended session's access tokens stop at once.
     async def session_active(self, patient_id: UUID, family_id: UUID) -> bool: ...
-
     async def sessions(self, patient_id: UUID, now: datetime) -> list[Session]: ...
-
     async def revoke_session(self, patient_id: UUID, family_id: UUID, at: datetime,
                              reason: str) -> bool: ...  # fmt: skip
-
     async def revoke_all(self, patient_id: UUID, at: datetime, reason: str, *,
                          keep: UUID | None = None) -> list[UUID]: ...  # fmt: skip
 
@@ -229,7 +227,6 @@ class RefreshTokenStore(Protocol):
 class HospitalDirectoryStore(Protocol):
     # Name or city contains the text, by (name, id); `linked`: the permit's patient's.
     async def search(self, permit: Permit, query: DirectoryQuery) -> list[DirectoryEntry]: ...
-
     async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]: ...
 
 
@@ -451,3 +448,42 @@ class WebhookDeliveryStore(Protocol):
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""
         ...
+
+
+# --- notifications, push and medications -------------------------------------
+
+
+class NotificationStore(Protocol):
+    async def recipients(self, permits: list[Permit]) -> list[Recipient]: ...
+    async def add(self, emissions: list[Emission], now: datetime) -> list[UUID]: ...
+    async def inbox(self, permit: Permit, q: InboxQuery, now: datetime) -> list[Notification]: ...
+    async def mark_read(self, permit: Permit, notification_id: UUID, now: datetime) -> bool: ...
+    async def mark_all_read(self, permit: Permit, now: datetime) -> int: ...
+    async def unread_count(self, permit: Permit, now: datetime) -> int: ...
+    async def preferences(self, permit: Permit) -> Preferences: ...
+    async def save_preferences(self, permit: Permit, value: Preferences, now: datetime) -> None: ...
+    async def seen_device(self, permit: Permit, device: bytes, now: datetime) -> SeenDevice: ...
+    async def stored_keys(self, permit: Permit, ids: list[UUID]) -> set[tuple[str, str]]: ...
+
+
+class DeviceStore(Protocol):
+    async def add(self, permit: Permit, device: Device) -> Device: ...
+    async def list(self, permit: Permit) -> list[Device]: ...
+    async def remove(self, permit: Permit, device_id: UUID) -> bool: ...
+
+
+class OutboxStore(Protocol):
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]: ...
+    async def delivered(self, delivery_id: UUID, now: datetime) -> None: ...
+    async def retry(self, delivery_id: UUID, due_at: datetime, error: str) -> None: ...
+    async def dead(self, delivery_id: UUID, now: datetime, error: str) -> None: ...
+    async def gone(self, delivery: Delivery, now: datetime, error: str) -> None: ...
+    async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+
+class PushSender(Protocol):
+    async def send(self, device: Device, message: PushMessage) -> PushResult: ...
+
+
+class PrescribedPatients(Protocol):
+    async def with_active_orders(self, after: UUID | None, limit: int) -> list[UUID]: ...

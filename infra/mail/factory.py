@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.ports import Mailer
+from infra.mail.messages import Mailer
 from infra.settings import Settings
 
 

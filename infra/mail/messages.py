@@ -5,8 +5,15 @@ from __future__ import annotations
 import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Protocol
 
 from domain.mail import MailMessage
+
+
+class Mailer(Protocol):
+    """How the outbox sends: SMTP, or `.eml` files (an infra detail, not a domain port)."""
+
+    async def send(self, message: MailMessage) -> None: ...  # delivers or raises
 
 
 def rfc5322(message: MailMessage, *, sender: str) -> EmailMessage:

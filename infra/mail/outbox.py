@@ -21,7 +21,7 @@ import msgspec
 
 from domain.jobs import Job, JobQueue
 from domain.mail import MailMessage
-from domain.ports import Mailer
+from infra.mail.messages import Mailer
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
 from infra.worker import Worker

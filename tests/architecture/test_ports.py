@@ -20,6 +20,8 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
+    "NotificationStore",
+    "DeviceStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -29,6 +31,8 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+    ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
+    ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -48,9 +52,11 @@ OTHER_PORTS = {
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
     "AccountCodeStore": "mailed codes that prove who owns an address, before any sign-in",
-    "Mailer": "sends a message",
     "MailOutbox": "queues a message in the open unit of work",
     "HospitalDirectoryStore": "hospital names; whether the caller linked one is read by permit",
+    "OutboxStore": "the push worker's queue across patients; no health data in it",
+    "PushSender": "sends a push that carries no health detail",
+    "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
 }
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore", "AccountCodeStore"}
 
