@@ -91,6 +91,7 @@ async def test_register_answers_202_and_me_shows_the_profile(client):
         "locale",
         "timeZone",
         "createdAt",
+        "unreadNotifications",
     }
 
 
