@@ -26,6 +26,8 @@ from domain.notifications.inbox import Inbox
 from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
+from domain.sharing.patient_shares import PatientShares
+from domain.sharing.recipient import ShareManifests
 from domain.uploads.use_cases import PatientUploads
 
 
@@ -55,6 +57,8 @@ PasswordChangesDep = NamedDependency[PasswordChanges]
 ProfileChangesDep = NamedDependency[ProfileChanges]
 SessionsDep = NamedDependency[Sessions]
 HospitalDirectoryDep = NamedDependency[HospitalDirectory]
+PatientSharesDep = NamedDependency[PatientShares]
+ShareManifestsDep = NamedDependency[ShareManifests]
 InboxDep = NamedDependency[Inbox]
 DevicesDep = NamedDependency[Devices]
 NotifierDep = NamedDependency[Notifier]
@@ -82,4 +86,6 @@ USE_CASES = {
     "profile_changes": "profile_changes",
     "sessions": "sessions",
     "hospital_directory": "hospital_directory",
+    "patient_shares": "patient_shares",
+    "share_manifests": "share_manifests",
 }

@@ -20,6 +20,7 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
+    "ShareStore",
     "NotificationStore",
     "DeviceStore",
 }
@@ -31,6 +32,10 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+    ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
+    ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
+    ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
+    ("ShareStore", "organizations"): "hospital names, no patient's rows",
     ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
     ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
@@ -54,6 +59,9 @@ OTHER_PORTS = {
     "AccountCodeStore": "mailed codes that prove who owns an address, before any sign-in",
     "MailOutbox": "queues a message in the open unit of work",
     "HospitalDirectoryStore": "hospital names; whether the caller linked one is read by permit",
+    "RequestThrottle": "counts manifest requests per link digest and client address",
+    "ContentCipher": "encrypts bytes with a key it is given",
+    "QrRenderer": "draws a QR code of a text",
     "OutboxStore": "the push worker's queue across patients; no health data in it",
     "PushSender": "sends a push that carries no health detail",
     "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
@@ -66,7 +74,7 @@ def _protocols() -> dict[str, type]:
         name: value
         for name, value in vars(ports).items()
         if inspect.isclass(value)
-        and value.__module__ == ports.__name__
+        and value.__module__ in (ports.__name__, "domain.sharing.ports")
         and Protocol in value.__mro__
     }
 
