@@ -22,6 +22,7 @@ from domain.records.use_cases import PatientRecords
 class AuthenticatedPatient(msgspec.Struct, frozen=True):
     patient_id: UUID
     token_id: str
+    session_id: UUID | None = None
 
 
 async def provide_current_patient(
@@ -32,7 +33,9 @@ async def provide_current_patient(
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
     claims = await authentication.authenticate(token.strip())
-    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
+    return AuthenticatedPatient(
+        patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
+    )
 
 
 class AuditedReader(msgspec.Struct, frozen=True):
@@ -56,7 +59,9 @@ async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedRead
     claims = await services.authentication.verify_access_token(token.strip())
     return AuditedReader(
         records=services.patient_records,
-        patient=AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id),
+        patient=AuthenticatedPatient(
+            patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
+        ),
         context=request_context(request),
     )
 

@@ -9,12 +9,17 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
+from domain.accounts.password_changes import PasswordChanges
+from domain.accounts.profile_use_cases import ProfileChanges
+from domain.accounts.registration import Registration
+from domain.accounts.session_use_cases import Sessions
 from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.events import RequestContext
 from domain.audit.trail import AuditTrail
 from domain.audit.use_cases import AuditHistory
 from domain.consents.use_cases import PatientConsents
 from domain.dicomweb import DicomWeb
+from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
 from domain.imaging_catalog import ImagingCatalog
@@ -55,6 +60,11 @@ HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 ImagingCatalogDep = NamedDependency[ImagingCatalog]
 ImagingImportDep = NamedDependency[ImagingImport]
 DicomWebDep = NamedDependency[DicomWeb]
+RegistrationDep = NamedDependency[Registration]
+PasswordChangesDep = NamedDependency[PasswordChanges]
+ProfileChangesDep = NamedDependency[ProfileChanges]
+SessionsDep = NamedDependency[Sessions]
+HospitalDirectoryDep = NamedDependency[HospitalDirectory]
 PatientSharesDep = NamedDependency[PatientShares]
 ShareManifestsDep = NamedDependency[ShareManifests]
 InboxDep = NamedDependency[Inbox]
@@ -83,6 +93,11 @@ USE_CASES = {
     "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
+    "registration": "registration",
+    "password_changes": "password_changes",
+    "profile_changes": "profile_changes",
+    "sessions": "sessions",
+    "hospital_directory": "hospital_directory",
     "patient_shares": "patient_shares",
     "share_manifests": "share_manifests",
 }

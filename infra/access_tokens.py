@@ -51,7 +51,9 @@ class JwtAccessTokens:
     def keys(self) -> PgSigningKeys:
         return self._keys
 
-    async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken:
+    async def issue(
+        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
+    ) -> IssuedAccessToken:
         key = await self._keys.current(now)
         issued_at = int(now.timestamp())
         claims = {
@@ -63,6 +65,8 @@ class JwtAccessTokens:
             "exp": issued_at + self._ttl,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         token = jwt.encode(
             claims,
             key.private_key,
@@ -141,14 +145,17 @@ class JwtAccessTokens:
         sub = claims.get("sub")
         if not isinstance(jti, str) or not jti or not isinstance(sub, str):
             raise _refused()
+        sid = claims.get("sid")
         try:
             patient_id = UUID(sub)
-        except ValueError:
+            session_id = UUID(sid) if sid is not None else None
+        except (ValueError, TypeError, AttributeError):
             raise _refused() from None
         return AccessClaims(
             patient_id=patient_id,
             token_id=jti,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            session_id=session_id,
         )
 
     async def jwks(self, now: datetime) -> list[dict[str, str]]:

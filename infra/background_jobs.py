@@ -63,6 +63,10 @@ def build_worker(services: Services) -> Worker:
 
     register_imaging_jobs(worker, services)
 
+    from infra.mail.outbox import register_mail_jobs
+
+    register_mail_jobs(worker, services.secret_box, services.mailer)
+
     # Push deliveries from the notification outbox (it keeps its own leases,
     # backoff and dead letters), and the refill scan (idempotent by dedupe keys).
     async def deliver_notifications() -> None:

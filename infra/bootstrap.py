@@ -162,7 +162,7 @@ class Services:
             hasher=self.password_hasher,
             policy=PasswordPolicy(common_passwords()),
             access_tokens=self.access_tokens,
-            refresh_tokens=PgRefreshTokenStore(self.database),
+            refresh_tokens=self.refresh_tokens,
             throttle=PgLoginThrottle(
                 self.database,
                 ThrottlePolicy(
@@ -175,7 +175,104 @@ class Services:
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+            verification_required=settings.email_verification,
         )
+
+    # Account flows: mailed codes, password changes, sessions, profile.
+    @cached_property
+    def refresh_tokens(self) -> PgRefreshTokenStore:
+        return PgRefreshTokenStore(self.database)
+
+    @cached_property
+    def mailer(self):  # -> domain.mail.Mailer
+        from infra.mail.factory import open_mailer
+
+        return open_mailer(self.settings)
+
+    @cached_property
+    def mail_outbox(self):  # -> infra.mail.outbox.JobMailOutbox
+        from infra.mail.outbox import JobMailOutbox
+
+        return JobMailOutbox(self.database, self.jobs, self.secret_box, self.mailer)
+
+    @cached_property
+    def account_ports(self):  # -> domain.accounts.flow_support.AccountPorts
+        from domain.accounts.flow_support import AccountPorts
+        from infra.pg.account_codes import PgAccountCodeStore
+
+        settings = self.settings
+        login_policy = ThrottlePolicy(
+            account_failures=settings.login_account_failures,
+            address_failures=settings.login_address_failures,
+            window_seconds=settings.login_window_seconds,
+        )
+        return AccountPorts(
+            accounts=PgAccountStore(self.database),
+            codes=PgAccountCodeStore(self.database),
+            code_key=self.secret_box.derive(b"account-code"),
+            hasher=self.password_hasher,
+            policy=PasswordPolicy(common_passwords()),
+            sessions=self.refresh_tokens,
+            outbox=self.mail_outbox,
+            request_throttle=PgLoginThrottle(
+                self.database,
+                ThrottlePolicy(
+                    account_failures=settings.account_mail_per_email,
+                    address_failures=settings.account_mail_per_address,
+                    window_seconds=settings.account_mail_window_seconds,
+                ),
+            ),
+            code_throttle=PgLoginThrottle(
+                self.database,
+                ThrottlePolicy(
+                    account_failures=settings.code_failures_per_email,
+                    address_failures=settings.login_address_failures,
+                    window_seconds=settings.login_window_seconds,
+                ),
+            ),
+            # Counts against the same keys as sign-in: one budget of password guesses.
+            password_throttle=PgLoginThrottle(self.database, login_policy),
+            audit=self.audit,
+            unit_of_work=self.unit_of_work,
+            clock=self.clock,
+            verification_required=settings.email_verification,
+        )
+
+    @cached_property
+    def registration(self):  # -> domain.accounts.registration.Registration
+        from domain.accounts.registration import Registration
+
+        return Registration(self.account_ports)
+
+    @cached_property
+    def password_changes(self):  # -> domain.accounts.password_changes.PasswordChanges
+        from domain.accounts.password_changes import PasswordChanges
+
+        return PasswordChanges(self.account_ports)
+
+    @cached_property
+    def profile_changes(self):  # -> domain.accounts.profile_use_cases.ProfileChanges
+        from domain.accounts.profile_use_cases import ProfileChanges
+
+        return ProfileChanges(self.account_ports, self.account_erasure)
+
+    @cached_property
+    def hospital_names(self):  # -> infra.pg.hospital_directory.PgHospitalNames
+        from infra.pg.hospital_directory import PgHospitalNames
+
+        return PgHospitalNames(self.database)
+
+    @cached_property
+    def hospital_directory(self):  # -> domain.hospitals.directory_use_cases.HospitalDirectory
+        from domain.hospitals.directory_use_cases import HospitalDirectory
+
+        return HospitalDirectory(self.unit_of_work, self.hospital_names, self.audit, self.clock)
+
+    @cached_property
+    def sessions(self):  # -> domain.accounts.session_use_cases.Sessions
+        from domain.accounts.session_use_cases import Sessions
+
+        return Sessions(self.unit_of_work, self.refresh_tokens, self.audit, self.clock)
 
     @cached_property
     def signing_key_rotation(self) -> SigningKeyRotation:
@@ -588,6 +685,8 @@ async def open_services(
 
 
 async def close_services(services: Services) -> None:
+    if "mail_outbox" in services.__dict__:
+        await services.mail_outbox.close()
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     if "qr_renderer" in services.__dict__:

@@ -30,6 +30,19 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_client_address_for_the_whole_suite() -> Iterator[None]:
+    """Every in-process test client connects from the same address, and a run
+    registers hundreds of patients: the per-address limit on mail-sending account
+    requests would stop it. Tests of that limit set it explicitly."""
+    import infra.settings
+
+    saved = infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 1_000_000
+    yield
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = saved
+
+
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:
     """A server to create test databases on: DATABASE_URL when set, otherwise the
@@ -156,12 +169,20 @@ class Patient:
 
 
 async def register_patient(
-    client, *, email: str | None = None, password: str | None = None
+    client, *, email: str | None = None, password: str | None = None, mailbox=None
 ) -> Patient:
+    """Registers, verifies the address with the code read from the mail phr sent
+    (the `.eml` folder unless a mailbox is given), and signs in."""
+    from tests.mail_support import mailbox_of
+
     email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
     password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
+    mailbox = mailbox or mailbox_of(client)
     response = await client.post("/v1/auth/register", json={"email": email, "password": password})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    code = await mailbox.next_code(email)
+    response = await client.post("/v1/auth/verify-email", json={"email": email, "code": code})
+    assert response.status_code == 204, response.text
     response = await client.post("/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     tokens = response.json()

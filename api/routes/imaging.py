@@ -13,7 +13,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import ImagingCatalogDep, RequestContextDep
+from api.deps import HospitalDirectoryDep, ImagingCatalogDep, RequestContextDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.errors import NotFound
@@ -53,7 +53,7 @@ class ImagingStudyOut(msgspec.Struct, rename="camel"):
     patient_aliases: list[str] = msgspec.field(default_factory=list)
 
 
-def study_out(view: ImagingStudyView) -> ImagingStudyOut:
+def study_out(view: ImagingStudyView, names: dict[UUID, str]) -> ImagingStudyOut:
     return ImagingStudyOut(
         record_id=view.record_id,
         study_uid=view.study_uid,
@@ -63,7 +63,7 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
         description=view.description,
         series_count=view.series_count,
         instance_count=view.instance_count,
-        source=RecordSourceOut(kind=view.source.kind, hospital_id=view.source.hospital_id),
+        source=RecordSourceOut.of(view.source, names),
         links=[ImagingLinkOut(kind=link.kind, url=link.url, name=link.name) for link in view.links],
     )
 
@@ -81,16 +81,22 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
     security=[{"bearer": []}],
 )
 async def list_imaging(
-    imaging_catalog: ImagingCatalogDep, patient: CurrentPatient, context: RequestContextDep
+    imaging_catalog: ImagingCatalogDep,
+    hospital_directory: HospitalDirectoryDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> list[ImagingStudyOut]:
     listings = await imaging_catalog.list(
         PatientActor(patient.patient_id), patient.patient_id, context=context
     )
-    return [listing_out(listing) for listing in listings]
+    names = await hospital_directory.names(
+        [listing.view.source.hospital_id for listing in listings]
+    )
+    return [listing_out(listing, names) for listing in listings]
 
 
-def listing_out(listing: StudyListing) -> ImagingStudyOut:
-    out = study_out(listing.view)
+def listing_out(listing: StudyListing, names: dict[UUID, str]) -> ImagingStudyOut:
+    out = study_out(listing.view, names)
     out.links = [ImagingLinkOut(kind=k.kind, url=k.url, name=k.name) for k in listing.links]
     out.patient_aliases = list(listing.patient_aliases)
     out.series = [

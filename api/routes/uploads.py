@@ -166,7 +166,7 @@ async def complete_upload(
     )
     if done.record is None:
         return Response(status_out(done.archive), status_code=202 if done.created else 200)
-    return fhir_response(record_out(done.record, []), status_code=201 if done.created else 200)
+    return fhir_response(record_out(done.record, [], {}), status_code=201 if done.created else 200)
 
 
 @get(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from uuid import UUID
 
 from domain.audit.events import AuditEvent
 
-_FIELDS = 16
+_FIELDS = 17
 
 
 # Built once per shape (the timeline has a few dozen), not per request.
@@ -47,7 +48,12 @@ def audited_statement(
     )
     return f"""
         WITH active AS MATERIALIZED (
-            SELECT EXISTS (SELECT 1 FROM patient WHERE id = $1) AS yes
+            SELECT CASE WHEN {a[16]}::uuid IS NULL
+                THEN EXISTS (SELECT 1 FROM patient WHERE id = $1)
+                ELSE EXISTS (SELECT 1 FROM refresh_token_family
+                             WHERE id = {a[16]}::uuid AND patient_id = $1
+                               AND revoked_at IS NULL)
+            END AS yes
         ),
         found AS MATERIALIZED ({select_sql}),
         logged AS (
@@ -74,9 +80,12 @@ def audited_statement(
     """
 
 
-def audit_args(found: AuditEvent, missing: AuditEvent, now: datetime) -> list[object]:
-    """The 16 audit parameters: `found` is written when the read found rows,
-    `missing` (outcome, reason, resource type) when it found none."""
+def audit_args(
+    found: AuditEvent, missing: AuditEvent, now: datetime, session_id: UUID | None = None
+) -> list[object]:
+    """The audit parameters: `found` is written when the read found rows,
+    `missing` (outcome, reason, resource type) when it found none; last, the
+    session whose liveness the statement checks (None: the account's)."""
     return [
         found.patient_id,
         now,
@@ -94,4 +103,5 @@ def audit_args(found: AuditEvent, missing: AuditEvent, now: datetime) -> list[ob
         found.context.user_agent,
         found.context.request_id,
         list(found.resource_ids),
+        session_id,
     ]

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from domain.access import Permit
+from domain.access import PatientActor, Permit
 from domain.audit.events import AuditEvent
 from domain.fhir.index import IndexedFields
 from domain.ports import Clock
@@ -29,6 +29,11 @@ from infra.pg.database import Database, PreEncodedJson
 
 def _scope(permit: Permit) -> list[str]:
     return list(permit.scope.resource_types)
+
+
+def _session(permit: Permit) -> UUID | None:
+    """The session an audited read checks is live (None: the account)."""
+    return permit.actor.session_id if isinstance(permit.actor, PatientActor) else None
 
 
 def _source(row: asyncpg.Record) -> RecordSource:
@@ -184,7 +189,7 @@ class PgRecordStore:
         """The record and its audit row in one statement; (record or None, whether
         the patient's account still exists; if not, nothing was written)."""
         sql = audited_statement(self._GET, 4, single=True)
-        args = audit_args(found, missing, self._clock.now())
+        args = audit_args(found, missing, self._clock.now(), _session(permit))
         async with self._database.connection() as conn:
             rows = await conn.fetch(sql, permit.patient_id, record_id, _scope(permit), *args)
         row = rows[0]
@@ -273,7 +278,7 @@ class PgRecordStore:
         sql = audited_statement(
             select, len(args) + 1, single=False, order_by="sort_at DESC, id DESC"
         )
-        audit = audit_args(event, event, self._clock.now())
+        audit = audit_args(event, event, self._clock.now(), _session(permit))
         async with self._database.connection() as conn:
             rows = await conn.fetch(sql, *args, *audit)
         return [_summary(row) for row in rows if row["id"] is not None], rows[0]["account_active"]
@@ -306,7 +311,7 @@ class PgRecordStore:
             order_by="sort_at DESC, id DESC",
             listed=f"resource_type = {_literal(listed_type)}",
         )
-        args = audit_args(event, event, self._clock.now())
+        args = audit_args(event, event, self._clock.now(), _session(permit))
         async with self._database.connection() as conn:
             rows = await conn.fetch(sql, permit.patient_id, resource_types, _scope(permit), *args)
         found = [_imaging_record(row) for row in rows if row["id"] is not None]

@@ -73,6 +73,9 @@ OTHER_PORTS = {
     "ImagingBlobStore": "object storage by key, streamed; keys are checked by the use cases",
     "ViewerTokens": "issues the study-scoped token that later identifies the patient",
     "NoteSigner": "the audit log's signing key",
+    "AccountCodeStore": "mailed codes that prove who owns an address, before any sign-in",
+    "MailOutbox": "queues a message in the open unit of work",
+    "HospitalDirectoryStore": "hospital names; whether the caller linked one is read by permit",
     "RequestThrottle": "counts manifest requests per link digest and client address",
     "ContentCipher": "encrypts bytes with a key it is given",
     "QrRenderer": "draws a QR code of a text",
@@ -82,7 +85,13 @@ OTHER_PORTS = {
 }
 # Use cases and job queues name the patient they act for; they authorize themselves.
 SELF_AUTHORIZING = {"ImagingIntake", "ImagingJobs"}
-IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore", "ViewerTokens"}
+IDENTITY_PORTS = {
+    "AccountStore",
+    "AccessTokens",
+    "RefreshTokenStore",
+    "ViewerTokens",
+    "AccountCodeStore",
+}
 
 
 def _protocols() -> dict[str, type]:
@@ -156,6 +165,7 @@ def test_no_adapter_outside_sign_in_accepts_a_bare_patient_id():
         "infra/viewer_tokens.py",
         # The job queue's adapter: the job authorizes itself when it runs.
         "infra/imaging_jobs.py",
+        "infra/pg/account_codes.py",
     }
     offenders = []
     for path in (ROOT / "infra").rglob("*.py"):

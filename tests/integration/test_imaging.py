@@ -74,7 +74,12 @@ async def test_a_pushed_study_lists_with_its_dicomweb_and_viewer_links(
     assert (study["seriesCount"], study["instanceCount"]) == (1, 212)
     assert study["date"].startswith("2025-03-14T10:20:00")
     assert study["studyUid"] == "2.16.124.113543.6003.1154777499.30246.19789.3503430045"
-    assert study["source"] == {"kind": "hospital", "hospitalId": str(hospital)}
+    # A consent planted for an id with no hospital row: no name to give.
+    assert study["source"] == {
+        "kind": "hospital",
+        "hospitalId": str(hospital),
+        "hospitalName": None,
+    }
     assert [(link["kind"], link["url"]) for link in study["links"]] == [
         ("dicomweb", "https://pacs.hospital.example/dicomweb"),
         ("viewer", "https://viewer.hospital.example/study/2.16.124"),
