@@ -16,6 +16,10 @@ from domain.audit.use_cases import AuditHistory
 from domain.consents.use_cases import PatientConsents
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
+from domain.medications.use_cases import PatientMedications
+from domain.notifications.devices import Devices
+from domain.notifications.inbox import Inbox
+from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
 from domain.uploads.use_cases import PatientUploads
@@ -43,6 +47,10 @@ PatientLinksDep = NamedDependency[PatientLinks]
 PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
+InboxDep = NamedDependency[Inbox]
+DevicesDep = NamedDependency[Devices]
+NotifierDep = NamedDependency[Notifier]
+PatientMedicationsDep = NamedDependency[PatientMedications]
 
 # Dependency name -> the composition root's attribute that provides it.
 USE_CASES = {
@@ -56,6 +64,10 @@ USE_CASES = {
     "patient_records": "patient_records",
     "patient_uploads": "patient_uploads",
     "hospital_webhooks": "hospital_webhooks",
+    "inbox": "inbox",
+    "devices": "devices",
+    "notifier": "notifier",
+    "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
 }

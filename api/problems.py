@@ -158,6 +158,19 @@ def stored_value_error_handler(
     )
 
 
+def nesting_error_handler(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[Problem]:
+    # msgspec raises RecursionError (not a decode error) on JSON nested about
+    # 1,000 deep: the body is the caller's to fix.
+    return problem_response(
+        400,
+        "malformed-body",
+        "The request body is not valid JSON",
+        "The JSON body is nested too deeply.",
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -173,5 +186,6 @@ exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
+    RecursionError: nesting_error_handler,
     Exception: internal_error_handler,
 }

@@ -66,14 +66,27 @@ Action = Literal[
     "account.erased",
     "audit.list",
     "audit.verified",
+    "medication.list",
+    "notification.list",
+    "notification.read",
+    "notification.preferences",
+    "device.registered",
+    "device.list",
+    "device.removed",
+    "notification.created",
 ]
 
 # What each kind of actor may ever do; anything else is refused before any
 # consent is looked at.
-_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {"link.completed"}  # type: ignore[attr-defined]
+_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {
+    "link.completed",
+    "notification.created",
+}  # type: ignore[attr-defined]
 _SHARE_ACTIONS = frozenset({"record.read", "record.list", "imaging.list"})
 _HOSPITAL_ACTIONS = frozenset({"record.ingest", "link.completed"})
-_SYSTEM_ACTIONS = frozenset({"record.list", "record.read", "record.ingest"})
+_SYSTEM_ACTIONS = frozenset(
+    {"record.list", "record.read", "record.ingest", "medication.list", "notification.created"}
+)
 
 _MINT = object()
 

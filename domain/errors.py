@@ -153,7 +153,7 @@ class RefreshTokenRefused(AuthenticationFailed):
     title = "The refresh token is not valid"
 
 
-# --- patient uploads (domain/uploads.py) ---------------------------------------------
+# --- patient uploads (domain/uploads/) ------------------------------------------------
 
 
 class UnsupportedUploadType(InvalidInput):

@@ -60,6 +60,21 @@ def build_worker(services: Services) -> Worker:
     worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)
     worker.every("jobs.prune_finished", timedelta(hours=1), prune_finished_jobs)
 
+    # Push deliveries from the notification outbox (it keeps its own leases,
+    # backoff and dead letters), and the refill scan (idempotent by dedupe keys).
+    async def deliver_notifications() -> None:
+        while await services.push_dispatcher.run_once() > 0:
+            pass
+
+    async def refill_scan() -> None:
+        added = await services.refill_scan.run()
+        if added:
+            log.info("refill scan", extra={"added": added})
+
+    services.vapid  # noqa: B018 (the Web Push key pair is made on first start, not first push)
+    worker.every("notifications.deliver", timedelta(seconds=1), deliver_notifications)
+    worker.every("medications.refill_scan", timedelta(hours=1), refill_scan)
+
     # Deployments (and the tests) may plant further jobs: modules named in
     # PHR_WORKER_MODULES, each with `register_jobs(worker, services)`.
     for module_name in services.settings.worker_modules:

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from api.cli import hospitals, keys
+from api.cli import hospitals, keys, notifications
 from api.cli.database import database_dsn
 from api.request_log import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys.register(sub)
     hospitals.register(sub)
+    notifications.register(sub)
     return parser
 
 

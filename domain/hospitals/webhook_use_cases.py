@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -111,6 +111,12 @@ class ClaimedDelivery:
         await self._uow.commit()
 
 
+# Told of every delivery stored, in its transaction (new results notify).
+IngestListener = Callable[
+    [Permit, RecordSource, list[ParsedEntry], IngestResult], Awaitable[object]
+]
+
+
 class HospitalWebhooks:
     """A hospital's signed deliveries: verify, limit, deduplicate, then link or push."""
 
@@ -126,7 +132,9 @@ class HospitalWebhooks:
         clock: Clock,
         code_key: bytes,
         limits: WebhookLimits,
+        on_ingested: IngestListener | None = None,
     ):
+        self._on_ingested = on_ingested
         self._unit_of_work = unit_of_work
         self._hospitals = hospitals
         self._links = links
@@ -237,7 +245,11 @@ class HospitalWebhooks:
             uow, hospital_id, "record.ingest", patient_id, consent, context
         )
         source = RecordSource(kind="hospital", hospital_id=hospital_id)
-        return await ingest(permit, source, entries, records=self._records, audit=self._audit)
+        result = await ingest(permit, source, entries, records=self._records, audit=self._audit)
+        if self._on_ingested is not None:
+            # In the delivery's transaction: what the ingest causes commits with it.
+            await self._on_ingested(permit, source, entries, result)
+        return result
 
     def _hospital_event(
         self, action: str, hospital_id: UUID, patient_id: UUID | None, context: RequestContext

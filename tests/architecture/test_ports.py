@@ -20,7 +20,8 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
-    "TransparencyLogStore",
+    "NotificationStore",
+    "DeviceStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -30,10 +31,8 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
-    ("TransparencyLogStore", "latest_checkpoint"): "one signed log for the whole service",
-    ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
-    ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
-    ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
+    ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
+    ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -52,7 +51,9 @@ OTHER_PORTS = {
     "DicomReader": "reads a file's header",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
-    "NoteSigner": "the audit log's signing key",
+    "OutboxStore": "the push worker's queue across patients; no health data in it",
+    "PushSender": "sends a push that carries no health detail",
+    "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
 }
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
 
