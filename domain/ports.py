@@ -94,35 +94,15 @@ class AuditLog(Protocol):
 
 
 class TransparencyLogStore(Protocol):
-    """The sealed audit log: checkpoints, stored tree nodes, the patient's leaves."""
+    """The sealed audit log: checkpoints, tree nodes by (level, index), leaves."""
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
-
     async def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
-
-    async def node_hashes(self, positions: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Stored perfect-subtree hashes by (level, index); absent ones are left out."""
-        ...
-
-    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
-        """The permit's patient's leaves with index below `below_size`, oldest first."""
-        ...
-
+    async def node_hashes(
+        self, positions: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]: ...
+    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]: ...
     async def leaf_count(self, below_size: int) -> int: ...
-
-
-class NoteSigner(Protocol):
-    """The audit log's Ed25519 key (kept apart from the access-token keys)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def public_key(self) -> bytes: ...
-
-    def sign(self, message: bytes) -> bytes: ...
-
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 # --- accounts and tokens -------------------------------------------------------
@@ -240,40 +220,27 @@ class RecordStore(Protocol):
     ) -> None: ...
 
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None: ...
-
     async def get_audited(
         self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
     ) -> tuple[StoredRecord | None, bool]:
-        """The record, with `found` (or `missing` when there is none) written to the
-        audit log in the same transaction, committed before this returns; and
-        whether the patient's account still exists (if not: nothing written)."""
-        ...
+        """Read + audit row (`found`/`missing`) in one statement; (rows, account exists)."""
 
     async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]: ...
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
-
     async def timeline_audited(
         self, permit: Permit, query: TimelineQuery, event: AuditEvent
-    ) -> tuple[list[RecordSummary], bool]:
-        """A page and `event` (with the ids read) written as one committed statement;
-        and whether the patient's account still exists (if not: nothing written)."""
-        ...
+    ) -> tuple[list[RecordSummary], bool]: ...
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""
-        ...
 
     async def of_types_audited(
         self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
-    ) -> tuple[list[ImagingRecord], bool]:
-        """`of_types` with `event` (listing the ids of the records of `listed_type`)
-        written in the same committed statement; and whether the account exists."""
-        ...
+    ) -> tuple[list[ImagingRecord], bool]: ...
 
     def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
         """(record id, the resource's JSON exactly as stored), one by one."""
-        ...
 
 
 class ConsentStore(Protocol):

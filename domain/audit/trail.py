@@ -20,6 +20,7 @@ from domain.access import PatientActor, authorize_audited
 from domain.audit.checkpoints import (
     Checkpoint,
     CheckpointError,
+    NoteSigner,
     open_signed_checkpoint,
     sign_checkpoint,
     verifier_key,
@@ -37,7 +38,7 @@ from domain.audit.merkle import (
     verify_inclusion,
 )
 from domain.errors import InvalidInput, NotFound
-from domain.ports import AuditLog, Clock, NoteSigner, TransparencyLogStore, UnitOfWork
+from domain.ports import AuditLog, Clock, TransparencyLogStore, UnitOfWork
 
 
 class Inclusion(msgspec.Struct, frozen=True):

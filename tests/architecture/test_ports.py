@@ -22,6 +22,7 @@ PATIENT_DATA_STORES = {
     "AccountEraser",
     "NotificationStore",
     "DeviceStore",
+    "TransparencyLogStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -33,6 +34,10 @@ WITHOUT_PERMIT = {
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
     ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
     ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
+    ("TransparencyLogStore", "latest_checkpoint"): "one signed log for the whole service",
+    ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
+    ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
+    ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
