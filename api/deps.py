@@ -22,6 +22,8 @@ from domain.notifications.inbox import Inbox
 from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
+from domain.sharing.patient_shares import PatientShares
+from domain.sharing.recipient import ShareManifests
 from domain.uploads.use_cases import PatientUploads
 
 
@@ -47,6 +49,8 @@ PatientLinksDep = NamedDependency[PatientLinks]
 PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
+PatientSharesDep = NamedDependency[PatientShares]
+ShareManifestsDep = NamedDependency[ShareManifests]
 InboxDep = NamedDependency[Inbox]
 DevicesDep = NamedDependency[Devices]
 NotifierDep = NamedDependency[Notifier]
@@ -70,4 +74,6 @@ USE_CASES = {
     "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
+    "patient_shares": "patient_shares",
+    "share_manifests": "share_manifests",
 }

@@ -21,6 +21,7 @@ from domain.errors import (
     Overloaded,
     RateLimited,
 )
+from domain.sharing.passcode import WrongPasscode
 
 log = logging.getLogger("phr.api")
 
@@ -90,8 +91,17 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         headers["RateLimit"] = f'"default";r=0;t={exc.retry_after_seconds}'
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    if isinstance(exc, AuthenticationFailed):
+    if isinstance(exc, AuthenticationFailed) and not isinstance(exc, WrongPasscode):
         headers["WWW-Authenticate"] = 'Bearer realm="phr"'
+    if isinstance(exc, WrongPasscode):
+        # RFC 9457 extension member: what the SMART Health Links spec asks for.
+        problem = msgspec.to_builtins(
+            Problem(
+                type=PROBLEM_TYPE_BASE + exc.kind, title=exc.title, status=status, detail=exc.detail
+            )
+        )
+        problem["remainingAttempts"] = exc.remaining_attempts
+        return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
     return problem_response(
         status, exc.kind, exc.title, exc.detail, errors=exc.errors, headers=headers or None
     )

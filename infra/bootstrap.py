@@ -271,6 +271,72 @@ class Services:
             content_url=self._content_url,
         )
 
+    # Sharing through SMART Health Links.
+    @cached_property
+    def share_store(self):  # -> infra.pg.shares.PgShareStore
+        from infra.pg.shares import PgShareStore
+
+        return PgShareStore(self.database, self.secret_box)
+
+    @cached_property
+    def share_content(self):  # -> domain.sharing.content.ShareContent
+        from domain.sharing.content import ShareContent
+        from infra.shl_jose import JoseContentCipher
+
+        return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
+
+    # QR codes render in a process of their own (pure Python that would hold this
+    # process's GIL); its pool is shut down in close_services.
+    @cached_property
+    def qr_renderer(self):  # -> infra.qr.ProcessQrRenderer
+        from infra.qr import ProcessQrRenderer
+
+        return ProcessQrRenderer()
+
+    @cached_property
+    def patient_shares(self):  # -> domain.sharing.patient_shares.PatientShares
+        from domain.sharing.patient_shares import PatientShares
+
+        return PatientShares(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            qr=self.qr_renderer,
+            audit=self.audit,
+            clock=self.clock,
+            public_url=self.settings.public_url,
+        )
+
+    @cached_property
+    def share_manifests(self):  # -> domain.sharing.recipient.ShareManifests
+        from domain.sharing.recipient import ShareManifests
+        from infra.pg.shares import PgShareRequestThrottle
+
+        settings = self.settings
+        return ShareManifests(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            throttle=PgShareRequestThrottle(
+                self.database,
+                per_link=settings.share_requests_per_link,
+                per_address=settings.share_requests_per_address,
+                window_seconds=settings.share_request_window_seconds,
+            ),
+            audit=self.audit,
+            clock=self.clock,
+            public_url=settings.public_url,
+            on_accessed=lambda access, share_id, label, recipient: self.notifier.share_accessed(
+                access.patient_id, share_id, label, recipient
+            ),
+        )
+
     # Notifications, medications and push delivery.
     @cached_property
     def notification_store(self):  # -> infra.pg.notifications.PgNotificationStore
@@ -428,6 +494,8 @@ async def open_services(
 async def close_services(services: Services) -> None:
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
+    if "qr_renderer" in services.__dict__:
+        services.qr_renderer.close()
     for sender in services.__dict__.get("push_senders", {}).values():
         close = getattr(sender, "close", None)
         if close is not None:

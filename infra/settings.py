@@ -74,6 +74,11 @@ class Settings(msgspec.Struct, frozen=True):
     # Base64 key that seals hospital webhook secrets and link codes at rest; None:
     # the key file <data_dir>/keys/secrets.key, made on first use.
     secrets_key: SecretText | None = None
+    # SMART Health Link manifests: requests admitted per link and per client
+    # address within the window.
+    share_requests_per_link: int = 30
+    share_requests_per_address: int = 120
+    share_request_window_seconds: int = 60
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -182,6 +187,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if name.strip()
         ),
         secrets_key=_secrets_key(env),
+        share_requests_per_link=_positive_int(env, "PHR_SHARE_REQUESTS_PER_LINK", 30),
+        share_requests_per_address=_positive_int(env, "PHR_SHARE_REQUESTS_PER_ADDRESS", 120),
+        share_request_window_seconds=_positive_int(env, "PHR_SHARE_REQUEST_WINDOW_SECONDS", 60),
     )
 
 

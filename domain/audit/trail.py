@@ -26,7 +26,12 @@ from domain.audit.checkpoints import (
     verifier_key,
 )
 from domain.audit.events import RequestContext
-from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
+from domain.audit.leaves import (
+    PatientLeaf,
+    StoredCheckpoint,
+    TransparencyLogStore,
+    event_leaf_hash,
+)
 from domain.audit.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -38,7 +43,7 @@ from domain.audit.merkle import (
     verify_inclusion,
 )
 from domain.errors import InvalidInput, NotFound
-from domain.ports import AuditLog, Clock, TransparencyLogStore, UnitOfWork
+from domain.ports import AuditLog, Clock, UnitOfWork
 
 
 class Inclusion(msgspec.Struct, frozen=True):

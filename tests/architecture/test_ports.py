@@ -20,9 +20,9 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
+    "ShareStore",
     "NotificationStore",
     "DeviceStore",
-    "TransparencyLogStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -32,12 +32,12 @@ WITHOUT_PERMIT = {
     ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
     ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
     ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+    ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
+    ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
+    ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
+    ("ShareStore", "organizations"): "hospital names, no patient's rows",
     ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
     ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
-    ("TransparencyLogStore", "latest_checkpoint"): "one signed log for the whole service",
-    ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
-    ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
-    ("TransparencyLogStore", "leaf_count"): "the size of the service-wide tree",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -56,6 +56,9 @@ OTHER_PORTS = {
     "DicomReader": "reads a file's header",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
+    "RequestThrottle": "counts manifest requests per link digest and client address",
+    "ContentCipher": "encrypts bytes with a key it is given",
+    "QrRenderer": "draws a QR code of a text",
     "OutboxStore": "the push worker's queue across patients; no health data in it",
     "PushSender": "sends a push that carries no health detail",
     "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
@@ -68,7 +71,7 @@ def _protocols() -> dict[str, type]:
         name: value
         for name, value in vars(ports).items()
         if inspect.isclass(value)
-        and value.__module__ == ports.__name__
+        and value.__module__ in (ports.__name__, "domain.sharing.ports")
         and Protocol in value.__mro__
     }
 
