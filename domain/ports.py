@@ -247,40 +247,27 @@ class RecordStore(Protocol):
     ) -> None: ...
 
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None: ...
-
     async def get_audited(
         self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
     ) -> tuple[StoredRecord | None, bool]:
-        """The record, with `found` (or `missing` when there is none) written to the
-        audit log in the same transaction, committed before this returns; and
-        whether the patient's account still exists (if not: nothing written)."""
-        ...
+        """Read + audit row (`found`/`missing`) in one statement; (rows, account exists)."""
 
     async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]: ...
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
-
     async def timeline_audited(
         self, permit: Permit, query: TimelineQuery, event: AuditEvent
-    ) -> tuple[list[RecordSummary], bool]:
-        """A page and `event` (with the ids read) written as one committed statement;
-        and whether the patient's account still exists (if not: nothing written)."""
-        ...
+    ) -> tuple[list[RecordSummary], bool]: ...
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""
-        ...
 
     async def of_types_audited(
         self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
-    ) -> tuple[list[ImagingRecord], bool]:
-        """`of_types` with `event` (listing the ids of the records of `listed_type`)
-        written in the same committed statement; and whether the account exists."""
-        ...
+    ) -> tuple[list[ImagingRecord], bool]: ...
 
     def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
         """(record id, the resource's JSON exactly as stored), one by one."""
-        ...
 
 
 class ConsentStore(Protocol):

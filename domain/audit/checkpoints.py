@@ -38,6 +38,9 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
 
 class NoteSigner(Protocol):
+    """The audit log's Ed25519 key (kept apart from the access-token keys); also
+    verifies signatures, for checkpoints a caller hands back."""
+
     @property
     def name(self) -> str: ...
 
@@ -45,6 +48,8 @@ class NoteSigner(Protocol):
     def public_key(self) -> bytes: ...
 
     def sign(self, message: bytes) -> bytes: ...
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 def key_id(name: str, public_key: bytes) -> bytes:

@@ -20,12 +20,18 @@ from domain.access import PatientActor, authorize_audited
 from domain.audit.checkpoints import (
     Checkpoint,
     CheckpointError,
+    NoteSigner,
     open_signed_checkpoint,
     sign_checkpoint,
     verifier_key,
 )
 from domain.audit.events import RequestContext
-from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
+from domain.audit.leaves import (
+    PatientLeaf,
+    StoredCheckpoint,
+    TransparencyLogStore,
+    event_leaf_hash,
+)
 from domain.audit.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -37,7 +43,7 @@ from domain.audit.merkle import (
     verify_inclusion,
 )
 from domain.errors import InvalidInput, NotFound
-from domain.ports import AuditLog, Clock, NoteSigner, TransparencyLogStore, UnitOfWork
+from domain.ports import AuditLog, Clock, UnitOfWork
 
 
 class Inclusion(msgspec.Struct, frozen=True):

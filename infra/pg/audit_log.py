@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 
 from domain.access import Permit
-from domain.audit.checkpoints import Checkpoint, sign_checkpoint
+from domain.audit.checkpoints import Checkpoint, NoteSigner, sign_checkpoint
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
 from domain.audit.merkle import Node, append_leaves, frontier_positions, frontier_root
-from domain.ports import NoteSigner
 from infra.pg.audit import recorded_event
 from infra.pg.database import Database
 

@@ -128,7 +128,17 @@ async def check_serving_role(serving_dsn: str) -> list[str]:
 
 async def serving_dsn(owner_dsn: str, data_dir: Path, configured: str | None) -> str:
     """The DSN the service's pool uses, checked."""
-    dsn = configured or await provision_serving_role(owner_dsn, data_dir)
+    if configured:
+        dsn = configured
+    else:
+        try:
+            dsn = await provision_serving_role(owner_dsn, data_dir)
+        except ServingRoleError:
+            # Given a DSN that already logs in as a plain serving role (an operator
+            # command handed the service's own DSN): use it as it is.
+            if await check_serving_role(owner_dsn):
+                raise
+            dsn = owner_dsn
     problems = await check_serving_role(dsn)
     if problems:
         raise ServingRoleError("the serving database role is too strong: " + "; ".join(problems))
