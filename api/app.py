@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.current_patient import provide_current_patient
+from api.current_patient import provide_audited_reader, provide_current_patient
 from api.deps import USE_CASES, request_context
 from api.problems import exception_handlers, unavailable_handler
 from api.request_log import configure_logging, request_id_middleware
@@ -62,6 +62,7 @@ def create_app(
         dependencies={
             **{name: _from_services(attribute) for name, attribute in USE_CASES.items()},
             "patient": Provide(provide_current_patient),
+            "reader": Provide(provide_audited_reader),
             "context": Provide(request_context, sync_to_thread=False),
         },
         exception_handlers={

@@ -16,8 +16,9 @@ Each `Row` is one figure: `metric`, `phr`, `baseline` (measured now, or None whe
 an absolute limit is the target), `unit`, `ratio`, `target` (text) and `passed`;
 the helpers in bench/table.py fill ratio, target and passed. HTTP throughput is
 measured with wrk (`bench.service.wrk`), never with a Python client, which
-saturates first on a small machine. A module without `run` (helpers such as
-service.py) is skipped. A bench that raises gives one failing row with the error;
+saturates first on a small machine. Helper modules (service.py, table.py,
+bare_record_app.py) are not benchmarks; any other module without `run` is
+reported as skipped, with the reason, in a failing row (never dropped silently). A bench that raises gives one failing row with the error;
 the others still run. The exit status is 1 when any row failed.
 
 The table is printed as Markdown and written as JSON with the machine it ran on
@@ -125,7 +126,18 @@ def run_bench(name: str, quick: bool) -> list[Row]:
     module = importlib.import_module(f"bench.{name}")
     run = getattr(module, "run", None)
     if not callable(run):
-        return []
+        reason = "skipped: the module has no run(quick) -> list[Row] (bench/__main__.py)"
+        print(f"\n== {name} == {reason}", flush=True)
+        return [
+            Row(
+                bench=name,
+                metric="bench ran",
+                phr=0,
+                target="run(quick)",
+                passed=False,
+                note=reason,
+            )
+        ]
     print(f"\n== {name} ==", flush=True)
     started = time.perf_counter()
     try:

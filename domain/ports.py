@@ -14,15 +14,20 @@ from uuid import UUID
 
 from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
+from domain.accounts.codes import StoredCode
 from domain.accounts.login_throttle import LoginAttempt
 from domain.accounts.passwords import PasswordCheck
+from domain.accounts.sessions import Session
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RecordedAuditEvent
+from domain.audit.events import AuditEvent
+from domain.audit.ports import AuditLog, NoteSigner, TransparencyLogStore  # noqa: F401
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.hospitals.deliveries import ParkedPush
+from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
+from domain.mail import MailMessage
 from domain.notifications.model import (
     DeadLetter,
     Delivery,
@@ -55,7 +60,7 @@ from domain.sharing.ports import (  # noqa: F401
     RequestThrottle,
     ShareStore,
 )
-from domain.uploads.upload import DicomHeader, Upload
+from domain.uploads.upload import Upload
 
 # --- transactions and time ---------------------------------------------------
 
@@ -85,26 +90,6 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-# --- audit --------------------------------------------------------------------
-
-
-class AuditLog(Protocol):
-    """Appends inside the caller's unit of work: if the append fails, the whole
-    use case fails with it (fail closed)."""
-
-    async def append(self, event: AuditEvent) -> None: ...
-
-    async def page(
-        self, permit: Permit, before_id: int | None, limit: int
-    ) -> list[RecordedAuditEvent]:
-        """The permit's patient's history, newest first, ids below `before_id`."""
-        ...
-
-    async def chain(self, permit: Permit) -> list[RecordedAuditEvent]:
-        """The permit's patient's hash chain, in sequence order."""
-        ...
-
-
 # --- accounts and tokens -------------------------------------------------------
 
 
@@ -122,6 +107,31 @@ class AccountStore(Protocol):
     async def get(self, patient_id: UUID) -> Account | None: ...
 
     async def exists(self, patient_id: UUID) -> bool: ...
+
+    async def find(self, email: str) -> Account | None: ...  # by email, ignoring case
+    async def password_hash(self, patient_id: UUID) -> str | None: ...
+    async def set_password_hash(self, patient_id: UUID, new_hash: str, at: datetime) -> None: ...
+    async def mark_verified(self, patient_id: UUID, at: datetime) -> None: ...
+    async def update_profile(self, patient_id: UUID, *, display_name: str | None, locale: str,
+                             time_zone: str) -> Account | None: ...  # fmt: skip
+    async def change_email(self, patient_id: UUID, email: str, at: datetime) -> None: ...
+
+
+class AccountCodeStore(Protocol):
+    # Mailed one-time codes, one live per account and purpose; `replace` overwrites
+    # the earlier one, `lock` holds it until the transaction ends.
+    async def replace(self, *, patient_id: UUID, purpose: str, digest: bytes,
+                      new_email: str | None, created_at: datetime, expires_at: datetime) -> None: ...  # fmt: skip
+    async def lock(self, patient_id: UUID, purpose: str) -> StoredCode | None: ...
+    async def count_failure(self, patient_id: UUID, purpose: str) -> None: ...
+    async def use(self, patient_id: UUID, purpose: str, at: datetime) -> None: ...
+
+
+class MailOutbox(Protocol):
+    # `post` queues in the open unit of work (sent only if it commits); `deliver_soon`,
+    # after the commit, starts delivery without waiting for it.
+    async def post(self, message: MailMessage) -> None: ...
+    def deliver_soon(self) -> None: ...
 
 
 class PasswordHasher(Protocol):
@@ -149,7 +159,9 @@ class LoginThrottle(Protocol):
 
 
 class AccessTokens(Protocol):
-    async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
+    async def issue(
+        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
+    ) -> IssuedAccessToken: ...  # session_id (the token family) goes in as `sid`
 
     async def jwks(self, now: datetime) -> list[dict[str, str]]:
         """The public keys that verify tokens now, as JWKs."""
@@ -167,9 +179,10 @@ class SigningKeyStore(Protocol):
 
 
 class RefreshTokenStore(Protocol):
-    async def start_family(
-        self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime, expires_at: datetime
-    ) -> UUID: ...
+    # Refresh-token families, which are also the patient's sessions (devices).
+    async def start_family(self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime,
+                           expires_at: datetime, device_name: str | None = None,
+                           client_address: str | None = None) -> UUID: ...  # fmt: skip
 
     async def lock(self, token_hash: bytes) -> RefreshTokenState | None:
         """The token's state, with its family locked until the transaction ends, so
@@ -191,6 +204,20 @@ class RefreshTokenStore(Protocol):
     async def revoke_family(
         self, family_id: UUID, patient_id: UUID, at: datetime, reason: str
     ) -> None: ...
+
+    # Asked on every request: an ended session's access tokens stop at once.
+    async def session_active(self, patient_id: UUID, family_id: UUID) -> bool: ...
+    async def sessions(self, patient_id: UUID, now: datetime) -> list[Session]: ...
+    async def revoke_session(self, patient_id: UUID, family_id: UUID, at: datetime,
+                             reason: str) -> bool: ...  # fmt: skip
+    async def revoke_all(self, patient_id: UUID, at: datetime, reason: str, *,
+                         keep: UUID | None = None) -> list[UUID]: ...  # fmt: skip
+
+
+class HospitalDirectoryStore(Protocol):
+    # Name or city contains the text, by (name, id); `linked`: the permit's patient's.
+    async def search(self, permit: Permit, query: DirectoryQuery) -> list[DirectoryEntry]: ...
+    async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]: ...
 
 
 class AccountEraser(Protocol):
@@ -220,18 +247,27 @@ class RecordStore(Protocol):
     ) -> None: ...
 
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None: ...
+    async def get_audited(
+        self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
+    ) -> tuple[StoredRecord | None, bool]:
+        """Read + audit row (`found`/`missing`) in one statement; (rows, account exists)."""
 
     async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]: ...
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
+    async def timeline_audited(
+        self, permit: Permit, query: TimelineQuery, event: AuditEvent
+    ) -> tuple[list[RecordSummary], bool]: ...
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""
-        ...
+
+    async def of_types_audited(
+        self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
+    ) -> tuple[list[ImagingRecord], bool]: ...
 
     def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
         """(record id, the resource's JSON exactly as stored), one by one."""
-        ...
 
 
 class ConsentStore(Protocol):
@@ -308,13 +344,6 @@ class BlobStore(Protocol):
         ...
 
 
-class DicomReader(Protocol):
-    async def read_header(self, data: bytes) -> DicomHeader:
-        """The header of a DICOM Part 10 file (or its first bytes); UnreadableDicom
-        if it is not one or lacks the study and series UIDs."""
-        ...
-
-
 class UploadStore(Protocol):
     async def add(self, permit: Permit, upload: Upload) -> None: ...
 
@@ -352,6 +381,7 @@ class HospitalStore(Protocol):
     async def rotate_secret(self, secret: WebhookSecret, retire_others_at: datetime) -> None: ...
 
     async def live_secrets(self, hospital_id: UUID, now: datetime) -> list[WebhookSecret]: ...
+    async def all(self) -> list[Hospital]: ...  # by name, for the operator
 
 
 class LinkStore(Protocol):

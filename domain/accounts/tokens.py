@@ -22,6 +22,9 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
     patient_id: UUID
     token_id: str
     expires_at: datetime
+    # The session (refresh-token family) the token was issued for; None only for
+    # tokens issued before sessions were named in them.
+    session_id: UUID | None = None
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):

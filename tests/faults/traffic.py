@@ -18,6 +18,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.service import REPO_ROOT, Service, service_env
+from tests.mail_support import code_from_folder
 
 PASSWORD = "correct horse fault battery"
 PROBLEM = "application/problem+json"
@@ -94,7 +95,11 @@ def make_world(service: Service, cli_env: dict[str, str] | None = None) -> World
     email = f"fault-{uuid.uuid4().hex[:10]}@example.org"
     with service.client() as client:
         made = client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
-        assert made.status_code == 201, made.text
+        assert made.status_code == 202, made.text
+        # The code comes by mail: an .eml file written by the worker inside `phr serve`.
+        code = code_from_folder(service.data_dir / "mail", email)
+        verified = client.post("/v1/auth/verify-email", json={"email": email, "code": code})
+        assert verified.status_code == 204, verified.text
         tokens = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD}).json()
         headers = {"Authorization": f"Bearer {tokens['accessToken']}"}
         link = client.post("/v1/links", json={"hospitalId": hospital["id"]}, headers=headers)

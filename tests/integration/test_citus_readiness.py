@@ -89,6 +89,22 @@ KNOWN_CROSS_PATIENT = {
     ("infra/pg/notifications.py", "WHERE status = 'dead' ORDER BY finished_at"): (
         "the operator's list of dead deliveries spans patients by design"
     ),
+    # The transparency log is one tree for the whole service (migration 0073).
+    ("infra/pg/audit_log.py", "e.xid < pg_snapshot_xmin(pg_current_snapshot())"): (
+        "the sequencer seals every patient's events in (xid, id) order below the "
+        "oldest running transaction: on Citus each worker has its own xids and "
+        "snapshots, so this watermark means nothing across shards. Needs a "
+        "cluster-wide order stamped at insert (a coordinator sequence, or "
+        "Citus's distributed transaction ids) and a watermark per shard"
+    ),
+    ("infra/pg/audit_log.py", "FROM audit_leaf WHERE leaf_index = ANY($1::bigint[])"): (
+        "a proof's sibling leaves belong to other patients by construction: keep "
+        "audit_leaf's hashes on the coordinator (a local table; patient_id only "
+        "indexes a patient's leaves), or read them from every shard"
+    ),
+    ("infra/pg/audit_log.py", "SELECT count(*) FROM audit_leaf WHERE leaf_index < $1"): (
+        "the size of the service-wide tree: as above, a coordinator-local table"
+    ),
 }
 
 _SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.I)
@@ -223,7 +239,6 @@ async def test_every_query_on_patient_data_names_the_patient(superuser_conn):
 # (patient_id, id) and record_version's reference to it (patient_id, record_id)).
 KNOWN_KEY_GAPS = {
     "unique audit_event (id)",
-    "unique audit_event (chain_key, sequence)",
     "unique consent (id)",
     "unique hospital_link (hospital_id, code_digest) WHERE (linked_at IS NULL)",
     "unique hospital_link (id)",
@@ -245,6 +260,15 @@ KNOWN_KEY_GAPS = {
     "unique share (id)",
     "unique share (token_digest)",
     "foreign key share (consent_id) -> consent",
+    # The service-wide tree's leaves (0073): unique in the one tree, not per
+    # patient; kept on the coordinator they need no change.
+    "unique audit_leaf (event_id)",
+    "unique audit_leaf (leaf_index)",
+    # Imaging: the study's record and the import's upload and the instance's blob
+    # key become (patient_id, ...) like record_version's reference to record.
+    "foreign key imaging_study (record_id) -> record",
+    "unique imaging_import (upload_id)",
+    "unique imaging_instance (key)",
 }
 
 

@@ -12,8 +12,6 @@ COMMENT ON TABLE signing_key IS
     'citus: reference (access-token keys, read by every API node)';
 COMMENT ON TABLE schema_migration IS
     'citus: local (migration bookkeeping on the coordinator)';
-COMMENT ON TABLE audit_chain_head IS
-    'citus: local (the audit sequencer''s single-writer state: one row per chain, updated by one writer)';
 COMMENT ON TABLE login_attempt IS
     'citus: local (throttling counters keyed by account or address, no health data; short-lived rows)';
 COMMENT ON TABLE webhook_rate_window IS
