@@ -16,6 +16,10 @@ import httpx
 import uvicorn
 
 from tests.e2e.service import free_port
+from tests.mail_support import code_from_folder
+
+# Each live server's data folder by its base URL: registration reads the mailed code there.
+_DATA_DIRS: dict[str, Path] = {}
 
 
 @contextmanager
@@ -28,6 +32,7 @@ def live_server(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": base}
+    _DATA_DIRS[base] = data_dir
     app = create_app(load_settings(env | (extra or {})))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -49,10 +54,11 @@ def register(http: httpx.Client) -> dict[str, str]:
 
     email = f"img-{uuid.uuid4().hex[:10]}@example.org"
     password = f"correct horse {uuid.uuid4().hex[:8]} battery"
-    assert (
-        http.post("/v1/auth/register", json={"email": email, "password": password}).status_code
-        == 201
-    )
+    response = http.post("/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 202, response.text
+    code = code_from_folder(_DATA_DIRS[str(http.base_url).rstrip("/")] / "mail", email)
+    response = http.post("/v1/auth/verify-email", json={"email": email, "code": code})
+    assert response.status_code == 204, response.text
     tokens = http.post("/v1/auth/login", json={"email": email, "password": password}).json()
     return {"Authorization": f"Bearer {tokens['accessToken']}"}
 
