@@ -80,7 +80,7 @@ def _seed(base: str) -> tuple[dict[str, str], str]:
             client.post(
                 "/v1/auth/register", json={"email": email, "password": PASSWORD}
             ).status_code
-            == 201
+            == 202
         )
         token = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD}).json()[
             "accessToken"

@@ -125,7 +125,7 @@ async def register(client: httpx.AsyncClient, base: str) -> dict[str, str]:
     password = f"bench horse {uuid.uuid4().hex[:8]} battery"
     assert (
         await client.post(f"{base}/v1/auth/register", json={"email": email, "password": password})
-    ).status_code == 201
+    ).status_code == 202
     tokens = (
         await client.post(f"{base}/v1/auth/login", json={"email": email, "password": password})
     ).json()

@@ -162,7 +162,7 @@ def run(quick: bool) -> list[Row]:
             client.post(
                 "/v1/auth/register", json={"email": email, "password": PASSWORD}
             ).status_code
-            == 201
+            == 202
         )
 
         def token() -> str:
