@@ -184,7 +184,7 @@ async def big_patient(dsn: str, base: str, pid: int) -> list[Row]:
         ).json()
         patient_id = UUID(me["id"])
         started = time.perf_counter()
-        await load_records(dsn, patient_id)
+        await load_records(dsn, patient_id, RECORDS)  # the global as set by run(), not at import
         print(f"loaded {RECORDS:,} records in {time.perf_counter() - started:.1f} s")
         # Production tables are analysed by autovacuum; do it now rather than wait.
         analyse = await asyncpg.connect(dsn)
