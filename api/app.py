@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.auth import provide_current_patient
 from api.deps import request_context
 from api.problems import exception_handlers
+from api.request_body import BoundedRequest
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.clock import Clock
@@ -57,6 +58,7 @@ def create_app(
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
         openapi_config=openapi_config(),
         debug=False,
         # Logging is ours (JSON lines with request ids), configured by the entry point.
