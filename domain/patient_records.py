@@ -132,13 +132,15 @@ class PatientRecords:
                 "send a clinical resource such as an Observation.",
                 errors=[FieldProblem("resourceType", "not a clinical record type")],
             )
-        resource = _tag_self_reported(resource)
-        resource["id"] = str(uuid4())
+        # Validated before it is tagged: the tagging reads `meta`, so a malformed
+        # `meta` must be refused (422 naming it) before anything walks it.
+        resource = {**resource, "id": str(uuid4())}
+        fields = validate_resource(resource)
         entry = ParsedEntry(
             index=0,
             full_url=None,
-            resource=resource,
-            fields=validate_resource(resource),
+            resource=_tag_self_reported(resource),
+            fields=fields,
             is_supporting=False,
         )
         async with self._permitted(actor, "record.create", patient_id, context, None) as (
