@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from uuid import UUID, uuid4
 
 import msgspec
 
+from domain.account_alerts import AccountAlerts
 from domain.accounts import (
     Account,
     AccountStore,
@@ -17,6 +20,13 @@ from domain.accounts import (
     validated_email,
 )
 from domain.audit import AuditEvent, AuditLog, RequestContext
+from domain.auth_throttle import (
+    SignInPolicy,
+    progressive_delay,
+    refresh_key,
+    registration_key,
+    sign_in_keys,
+)
 from domain.clock import Clock
 from domain.errors import (
     AuthenticationFailed,
@@ -26,9 +36,9 @@ from domain.errors import (
     RateLimited,
     RefreshTokenRefused,
 )
-from domain.login_throttle import LoginThrottle, account_key
 from domain.passwords import PasswordHasher, PasswordPolicy, normalise_password
 from domain.ports import UnitOfWorkFactory
+from domain.throttle import KeyCount, Throttle, ThrottleKey
 from domain.tokens import (
     AccessClaims,
     AccessTokens,
@@ -38,7 +48,7 @@ from domain.tokens import (
     refresh_token_hash,
 )
 
-UNKNOWN_ADDRESS = "unknown"
+log = logging.getLogger("phr.auth")
 
 
 def _refused_refresh() -> RefreshTokenRefused:
@@ -54,7 +64,9 @@ class Authentication:
         policy: PasswordPolicy,
         access_tokens: AccessTokens,
         refresh_tokens: RefreshTokenStore,
-        throttle: LoginThrottle,
+        throttle: Throttle,
+        throttle_policy: SignInPolicy,
+        alerts: AccountAlerts,
         audit: AuditLog,
         unit_of_work: UnitOfWorkFactory,
         clock: Clock,
@@ -66,6 +78,8 @@ class Authentication:
         self._access_tokens = access_tokens
         self._refresh_tokens = refresh_tokens
         self._throttle = throttle
+        self._throttle_policy = throttle_policy
+        self._alerts = alerts
         self._audit = audit
         self._unit_of_work = unit_of_work
         self._clock = clock
@@ -79,6 +93,10 @@ class Authentication:
         display_name: str | None,
         context: RequestContext,
     ) -> Account:
+        await self._throttle.admit(
+            [registration_key(self._throttle_policy, context.client_address)],
+            now=self._clock.now(),
+        )
         email = validated_email(email)
         name = validated_display_name(display_name)
         self._policy.check(password, email=email)
@@ -113,13 +131,21 @@ class Authentication:
             patient_id=None,
             context=context,
         )
+        policy = self._throttle_policy
+        keys = sign_in_keys(policy, email, context.client_address)
+        now = self._clock.now()
+        delay = progressive_delay(policy, keys, now)
+        seen: dict[tuple[str, str], KeyCount] = {}
+
+        def gate(counts: Mapping[tuple[str, str], KeyCount]) -> None:
+            seen.update(counts)
+            delay(counts)
+
         try:
             async with self._unit_of_work() as uow:
-                attempt = await self._throttle.begin(
-                    account_key=account_key(email),
-                    address_key=context.client_address or UNKNOWN_ADDRESS,
-                    now=self._clock.now(),
-                )
+                # Recorded (and committed) before the password is checked, so
+                # parallel guesses see each other; forgotten if it was no failure.
+                attempt = await self._throttle.admit(keys.counted, now=now, gate=gate)
                 credentials = await self._accounts.credentials(email)
                 await uow.commit()
         except RateLimited:
@@ -133,7 +159,7 @@ class Authentication:
             )
         except Overloaded:
             # Our refusal is not the caller's failed guess.
-            await self._throttle.release(attempt, reset_account=False)
+            await self._throttle.forget(attempt)
             raise
 
         if credentials is None or not check.matches:
@@ -141,6 +167,10 @@ class Authentication:
             if credentials is not None:
                 failed = msgspec.structs.replace(failed, patient_id=credentials.patient_id)
             await self._record(failed)
+            if credentials is not None:
+                account = seen[(keys.account.scope, keys.account.subject)].attempts + 1
+                if account >= policy.delay_after:
+                    await self._alert_owner(keys.alert, credentials.patient_id, account)
             raise InvalidCredentials("The email or password is not correct.")
 
         patient_id = credentials.patient_id
@@ -150,7 +180,15 @@ class Authentication:
         now = self._clock.now()
         refresh_token = new_refresh_token()
         async with self._unit_of_work() as uow:
-            await self._throttle.release(attempt, reset_account=True)
+            # The owner is in: the failures so far (this client's and the
+            # account's) stop counting against later sign-ins.
+            await self._throttle.forget(
+                attempt,
+                clear=[
+                    (keys.account.scope, keys.account.subject),
+                    (keys.pair.scope, keys.pair.subject),
+                ],
+            )
             if new_hash is not None:
                 await self._accounts.replace_password_hash(
                     patient_id, credentials.password_hash, new_hash, now
@@ -174,6 +212,10 @@ class Authentication:
 
     async def refresh(self, *, refresh_token: str, context: RequestContext) -> TokenPair:
         now = self._clock.now()
+        # Counted (committed) before the token is looked up; forgotten if it was good.
+        attempt = await self._throttle.admit(
+            [refresh_key(self._throttle_policy, context.client_address)], now=now
+        )
         token_hash = refresh_token_hash(refresh_token)
         denied = AuditEvent(
             action="auth.refresh",
@@ -216,6 +258,7 @@ class Authentication:
                 await uow.commit()
                 raise _refused_refresh()
             access = await self._access_tokens.issue(state.patient_id, now)
+            await self._throttle.forget(attempt)
             await self._audit.append(
                 _patient_event("auth.refresh", state.patient_id, context).with_resources(
                     "TokenFamily", str(state.family_id)
@@ -241,10 +284,14 @@ class Authentication:
         )
 
     async def logout(self, *, refresh_token: str, context: RequestContext) -> None:
+        attempt = await self._throttle.admit(
+            [refresh_key(self._throttle_policy, context.client_address)], now=self._clock.now()
+        )
         async with self._unit_of_work() as uow:
             state = await self._refresh_tokens.lock(refresh_token_hash(refresh_token))
             if state is None:
                 raise _refused_refresh()
+            await self._throttle.forget(attempt)
             if state.family_revoked_at is None:
                 await self._refresh_tokens.revoke_family(
                     state.family_id, state.patient_id, self._clock.now(), "logout"
@@ -267,6 +314,16 @@ class Authentication:
         if account is None:
             raise NotFound("No such account.")
         return account
+
+    async def _alert_owner(self, alert: ThrottleKey, patient_id: UUID, failures: int) -> None:
+        try:
+            await self._throttle.admit([alert], now=self._clock.now())
+        except RateLimited:
+            return  # already told in this window
+        try:
+            await self._alerts.sign_in_under_attack(patient_id, failures)
+        except Exception:
+            log.warning("could not send the sign-in alert", exc_info=True)
 
     async def _record(self, event: AuditEvent) -> None:
         async with self._unit_of_work() as uow:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from domain.auth_throttle import SignInPolicy
 from domain.authentication import Authentication
 from domain.clock import Clock, SystemClock
 from domain.erasure import AccountErasure
-from domain.login_throttle import ThrottlePolicy
 from domain.passwords import PasswordPolicy
 from domain.patient_consents import PatientConsents
 from domain.patient_records import PatientRecords
@@ -22,10 +22,10 @@ from infra.pg.audit import PgAuditLog
 from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
-from infra.pg.login_throttle import PgLoginThrottle
 from infra.pg.records import PgRecordStore
 from infra.pg.refresh_tokens import PgRefreshTokenStore
 from infra.pg.signing_keys import PgSigningKeys
+from infra.pg.throttle import PgThrottle
 from infra.pg.unit_of_work import PgUnitOfWork
 from infra.settings import Settings
 
@@ -88,6 +88,17 @@ class Services:
             ttl_seconds=self.settings.access_token_ttl_seconds,
         )
 
+    # One throttle for every guessable thing (sign-in, registration, refresh, codes).
+    @cached_property
+    def throttle(self) -> PgThrottle:
+        return PgThrottle(self.database)
+
+    @cached_property
+    def account_alerts(self):  # -> domain.account_alerts.AccountAlerts
+        from infra.account_alerts import LoggedAccountAlerts
+
+        return LoggedAccountAlerts()
+
     @cached_property
     def auth(self) -> Authentication:
         settings = self.settings
@@ -97,14 +108,16 @@ class Services:
             policy=PasswordPolicy(common_passwords()),
             access_tokens=self.access_tokens,
             refresh_tokens=PgRefreshTokenStore(self.database),
-            throttle=PgLoginThrottle(
-                self.database,
-                ThrottlePolicy(
-                    account_failures=settings.login_account_failures,
-                    address_failures=settings.login_address_failures,
-                    window_seconds=settings.login_window_seconds,
-                ),
+            throttle=self.throttle,
+            throttle_policy=SignInPolicy(
+                pair_failures=settings.login_account_failures,
+                address_failures=settings.login_address_failures,
+                delay_after=settings.login_account_failures,
+                window_seconds=settings.login_window_seconds,
+                registrations_per_hour=settings.registrations_per_hour,
+                refresh_failures=settings.refresh_failures,
             ),
+            alerts=self.account_alerts,
             audit=self.audit,
             unit_of_work=self.unit_of_work,
             clock=self.clock,

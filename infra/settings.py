@@ -39,6 +39,12 @@ class Settings(msgspec.Struct, frozen=True):
     login_account_failures: int = 5
     login_address_failures: int = 50
     login_window_seconds: int = 15 * 60
+    # Registrations per client address per hour; refused refresh tokens per client
+    # address within the login window.
+    registrations_per_hour: int = 30
+    refresh_failures: int = 30
+    # Reverse proxies (CIDRs) whose Forwarded / X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
     # Hospital webhooks: deliveries admitted per hospital per fixed window, and
     # wrong link codes a hospital may send per hour.
     webhook_deliveries_per_window: int = 600
@@ -138,6 +144,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_account_failures=_positive_int(env, "PHR_LOGIN_ACCOUNT_FAILURES", 5),
         login_address_failures=_positive_int(env, "PHR_LOGIN_ADDRESS_FAILURES", 50),
         login_window_seconds=_positive_int(env, "PHR_LOGIN_WINDOW_SECONDS", 15 * 60),
+        registrations_per_hour=_positive_int(env, "PHR_REGISTRATIONS_PER_HOUR", 30),
+        refresh_failures=_positive_int(env, "PHR_REFRESH_FAILURES", 30),
+        trusted_proxies=_networks(env, "PHR_TRUSTED_PROXIES"),
         webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
@@ -152,3 +161,19 @@ def _upload_max_bytes(env: Mapping[str, str]) -> int:
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128)."""
+    import ipaddress
+
+    found = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(
+                    f"{name} must be comma-separated CIDRs like 10.0.0.0/8, got {part.strip()!r}"
+                ) from None
+    return tuple(found)

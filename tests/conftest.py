@@ -87,6 +87,8 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
+            # Every test registers its patients from the same test-client address.
+            "PHR_REGISTRATIONS_PER_HOUR": "1000000",
         }
     )
 

@@ -104,7 +104,12 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     summary="Create a patient account",
     tags=["auth"],
     status_code=HTTP_201_CREATED,
-    raises=[ValidationException, ClientException, ServiceUnavailableException],
+    raises=[
+        ValidationException,
+        ClientException,
+        TooManyRequestsException,
+        ServiceUnavailableException,
+    ],
 )
 async def register(
     data: JSONBody[RegisterRequest], services: ServicesDep, context: RequestContextDep
@@ -148,7 +153,7 @@ async def login(
     summary="Exchange a refresh token for a new token pair",
     tags=["auth"],
     status_code=HTTP_200_OK,
-    raises=[ValidationException, NotAuthorizedException],
+    raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def refresh(
     data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
@@ -165,7 +170,7 @@ async def refresh(
     summary="Sign out: revoke the refresh token and its family",
     tags=["auth"],
     status_code=HTTP_204_NO_CONTENT,
-    raises=[ValidationException, NotAuthorizedException],
+    raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def logout(
     data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
