@@ -43,6 +43,8 @@ from domain.errors import (
 from domain.fhir import ParsedEntry, parse_bundle
 from domain.ports import UnitOfWork
 from domain.records import IngestResult, RecordSource
+from domain.throttle import Throttle, ThrottleKey
+from domain.throttle import subject as throttle_subject
 
 # --------------------------------------------------------------------------
 # Webhook secrets and Standard Webhooks signatures
@@ -361,10 +363,6 @@ class WebhookDeliveryStore(Protocol):
         self, hospital_id: UUID, delivery_id: str, reply: StoredReply
     ) -> None: ...
 
-    async def code_failures(self, hospital_id: UUID, window: datetime) -> int: ...
-
-    async def add_code_failure(self, hospital_id: UUID, window: datetime) -> None: ...
-
     async def park(
         self,
         hospital_id: UUID,
@@ -397,6 +395,11 @@ class ConsentCreator(Protocol):
         ...
 
     async def get(self, patient_id: UUID, consent_id: UUID) -> Consent | None: ...
+
+    async def hold(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+        """Reads the consent and keeps it from changing until the caller's
+        transaction ends: a revocation waits for an ingest that relies on it."""
+        ...
 
     async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None: ...
 
@@ -662,6 +665,7 @@ class HospitalWebhooks:
         clock: Clock,
         code_key: bytes,
         limits: WebhookLimits,
+        throttle: Throttle,
     ):
         self._unit_of_work = unit_of_work
         self._hospitals = hospitals
@@ -673,6 +677,7 @@ class HospitalWebhooks:
         self._clock = clock
         self._code_key = code_key
         self._limits = limits
+        self._throttle = throttle
 
     async def authenticate(
         self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
@@ -756,17 +761,20 @@ class HospitalWebhooks:
     async def _link(
         self, hospital_id: UUID, data: PatientLinkedData, now: datetime, context: RequestContext
     ) -> LinkCompleted:
-        limits = self._limits
-        window = window_start(now, int(CODE_FAILURE_WINDOW.total_seconds()))
-        failures = await self._deliveries.code_failures(hospital_id, window)
-        if failures >= limits.code_failures_per_hour:
-            retry = int((window + CODE_FAILURE_WINDOW - now).total_seconds()) + 1
-            raise RateLimited(
-                "Too many wrong link codes from this hospital; retry after the indicated time.",
-                retry_after_seconds=retry,
-                limit=limits.code_failures_per_hour,
-                window_seconds=int(CODE_FAILURE_WINDOW.total_seconds()),
-            )
+        # Counted before the code is looked up, in one step under the hospital's
+        # throttle lock (held until this delivery commits): parallel wrong codes
+        # cannot all read the count before any of them adds to it.
+        code_check = await self._throttle.admit(
+            [
+                ThrottleKey(
+                    "link-code.hospital",
+                    throttle_subject(str(hospital_id)),
+                    self._limits.code_failures_per_hour,
+                    int(CODE_FAILURE_WINDOW.total_seconds()),
+                )
+            ],
+            now=now,
+        )
         code = normalise_link_code(data.code)
         link = (
             await self._links.by_code(
@@ -794,7 +802,6 @@ class HospitalWebhooks:
                     errors=[FieldProblem("data.code", status)],
                 )
         if refusal is not None:
-            await self._deliveries.add_code_failure(hospital_id, window)
             event = self._hospital_event(
                 "link.completed", hospital_id, link.patient_id if link else None, context
             )
@@ -805,6 +812,7 @@ class HospitalWebhooks:
             )
             raise refusal
         assert link is not None
+        await self._throttle.forget(code_check)
         existing = await self._links.for_patient_ref(hospital_id, data.patient_ref)
         if (
             existing is not None
@@ -862,7 +870,9 @@ class HospitalWebhooks:
                 hospital_id, data.patient_ref, delivery_id, data.bundle, now
             )
             return PushParked()
-        consent = await self._consents.get(link.patient_id, link.consent_id)
+        # Held until this delivery commits: a revocation in flight either finished
+        # before (and this push is refused) or waits until the push is stored.
+        consent = await self._consents.hold(link.patient_id, link.consent_id)
         try:
             return await self._records.ingest_delivery(
                 HospitalActor(hospital_id),

@@ -200,6 +200,7 @@ class Services:
                 window_seconds=settings.webhook_window_seconds,
                 code_failures_per_hour=settings.link_code_failures_per_hour,
             ),
+            self.throttle,
         )
 
     # Patient uploads: presigned PUT to the blob store, checked and registered

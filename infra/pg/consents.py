@@ -71,6 +71,13 @@ class PgConsentStore:
             row = await conn.fetchrow(self._GET, patient_id, consent_id)
         return _consent(row) if row else None
 
+    _HOLD = f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 AND id = $2 FOR SHARE"
+
+    async def hold(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+        async with self._database.transaction() as conn:
+            row = await conn.fetchrow(self._HOLD, patient_id, consent_id)
+        return _consent(row) if row else None
+
     _LATEST_FOR_GRANTEE = f"""
         SELECT {_COLUMNS} FROM consent
         WHERE patient_id = $1 AND kind = $2 AND grantee_type = $3 AND grantee_id = $4

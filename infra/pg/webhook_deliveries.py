@@ -78,28 +78,6 @@ class PgWebhookDeliveryStore:
                 self._REPLY, hospital_id, delivery_id, reply.status, reply.media_type, reply.body
             )
 
-    _FAILURES = (
-        "SELECT failures FROM link_code_failure_window WHERE hospital_id = $1 AND window_start = $2"
-    )
-
-    async def code_failures(self, hospital_id: UUID, window: datetime) -> int:
-        async with self._database.transaction() as conn:
-            return await conn.fetchval(self._FAILURES, hospital_id, window) or 0
-
-    _ADD_FAILURE = """
-        INSERT INTO link_code_failure_window AS w (hospital_id, window_start, failures)
-        VALUES ($1, $2, 1)
-        ON CONFLICT (hospital_id, window_start) DO UPDATE SET failures = w.failures + 1
-    """
-    _FORGET_OLD_FAILURES = (
-        "DELETE FROM link_code_failure_window WHERE hospital_id = $1 AND window_start < $2"
-    )
-
-    async def add_code_failure(self, hospital_id: UUID, window: datetime) -> None:
-        async with self._database.transaction() as conn:
-            await conn.execute(self._ADD_FAILURE, hospital_id, window)
-            await conn.execute(self._FORGET_OLD_FAILURES, hospital_id, window)
-
     _PARK = """
         INSERT INTO webhook_parked_push (hospital_id, patient_ref, delivery_id, bundle, received_at)
         VALUES ($1, $2, $3, $4, $5)
