@@ -71,6 +71,7 @@ class Authentication:
         unit_of_work: UnitOfWorkFactory,
         clock: Clock,
         refresh_token_ttl_seconds: int,
+        refresh_family_lifetime_seconds: int = 30 * 24 * 3600,
     ):
         self._accounts = accounts
         self._hasher = hasher
@@ -84,6 +85,7 @@ class Authentication:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._refresh_ttl = timedelta(seconds=refresh_token_ttl_seconds)
+        self._family_lifetime = timedelta(seconds=refresh_family_lifetime_seconds)
 
     async def register(
         self,
@@ -198,6 +200,7 @@ class Authentication:
                 token_hash=refresh_token_hash(refresh_token),
                 issued_at=now,
                 expires_at=now + self._refresh_ttl,
+                family_expires_at=now + self._family_lifetime,
             )
             access = await self._access_tokens.issue(patient_id, now)
             await self._audit.append(_patient_event("auth.login", patient_id, context))
@@ -244,13 +247,20 @@ class Authentication:
                 await self._audit.append(denied.refused("expired"))
                 await uow.commit()
                 raise _refused_refresh()
+            if state.family_expires_at is not None and state.family_expires_at <= now:
+                await self._audit.append(denied.refused("family-expired"))
+                await uow.commit()
+                raise _refused_refresh()
+            next_expiry = now + self._refresh_ttl
+            if state.family_expires_at is not None:
+                next_expiry = min(next_expiry, state.family_expires_at)
             next_token = new_refresh_token()
             spent = await self._refresh_tokens.spend_and_issue(
                 spent_hash=token_hash,
                 state=state,
                 new_hash=refresh_token_hash(next_token),
                 issued_at=now,
-                expires_at=now + self._refresh_ttl,
+                expires_at=next_expiry,
             )
             if not spent:
                 # Lost a race the family lock should have prevented: treat as reuse.
@@ -305,7 +315,7 @@ class Authentication:
 
     async def authenticate(self, access_token: str) -> AccessClaims:
         claims = await self._access_tokens.verify(access_token, self._clock.now())
-        if not await self._accounts.exists(claims.patient_id):
+        if not await self._accounts.exists(claims.patient_id, signed_with=claims.kid):
             raise AuthenticationFailed("The access token is not valid.")
         return claims
 

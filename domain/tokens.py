@@ -23,6 +23,8 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
     patient_id: UUID
     token_id: str
     expires_at: datetime
+    # The signing key's id: a token signed with a revoked key is refused at once.
+    kid: str = ""
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):
@@ -62,11 +64,19 @@ class RefreshTokenState(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     spent_at: datetime | None
     family_revoked_at: datetime | None
+    # However often it is rotated, a family ends here (sign in again).
+    family_expires_at: datetime | None = None
 
 
 class RefreshTokenStore(Protocol):
     async def start_family(
-        self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime, expires_at: datetime
+        self,
+        *,
+        patient_id: UUID,
+        token_hash: bytes,
+        issued_at: datetime,
+        expires_at: datetime,
+        family_expires_at: datetime,
     ) -> UUID: ...
 
     async def lock(self, token_hash: bytes) -> RefreshTokenState | None:

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import jwt
+import msgspec
 
 from domain.errors import AuthenticationFailed
 from domain.tokens import (
@@ -103,7 +104,7 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError:
             raise _refused() from None
-        return self._checked(claims, now)
+        return msgspec.structs.replace(self._checked(claims, now), kid=kid)
 
     def _checked(self, claims: dict[str, Any], now: datetime) -> AccessClaims:
         times = [claims.get(name) for name in ("iat", "nbf", "exp")]

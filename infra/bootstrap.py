@@ -77,6 +77,7 @@ class Services:
     def signing_keys(self) -> PgSigningKeys:
         return PgSigningKeys(
             self.database,
+            self.secret_box,
             verify_retired_for=verify_retired_for(self.settings.access_token_ttl_seconds),
         )
 
@@ -122,6 +123,7 @@ class Services:
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+            refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
         )
 
     # Hospitals, links and webhooks. Secrets are sealed with a key kept outside the

@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True):
     s3: S3Settings | None = None
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A sign-in's refresh-token family ends this long after the sign-in, however
+    # often it was rotated.
+    refresh_family_lifetime_seconds: int = 30 * 24 * 3600
     max_body_bytes: int = 1024 * 1024
     password_hash_workers: int = 2
     log_level: str = "INFO"
@@ -135,6 +138,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3=s3,
         access_token_ttl_seconds=ttl,
         refresh_token_ttl_seconds=_positive_int(env, "PHR_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        refresh_family_lifetime_seconds=_positive_int(
+            env, "PHR_REFRESH_FAMILY_LIFETIME", 30 * 24 * 3600
+        ),
         max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
         password_hash_workers=_positive_int(
             env, "PHR_PASSWORD_HASH_WORKERS", default_hash_workers()

@@ -4,6 +4,7 @@ fresh database per test run, and the app reached over its HTTP interface."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import tempfile
@@ -20,6 +21,15 @@ from litestar.testing import AsyncTestClient
 from infra.pg.migrations import migrate
 from infra.settings import Settings, load_settings
 from tests.s3_server import s3_server  # noqa: F401  (session fixture: a real S3 server)
+
+# One secrets key for the whole run (and the servers it starts): the run's database
+# is shared by its tests, and what one test's service sealed (signing keys, hospital
+# secrets) another test's service must open.
+os.environ.setdefault("PHR_SECRETS_KEY", base64.b64encode(os.urandom(32)).decode())
+
+
+# Every test registers its patients from the same test-client address.
+UNTHROTTLED_REGISTRATION = {"PHR_REGISTRATIONS_PER_HOUR": "1000000"}
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -87,8 +97,7 @@ def settings(database_dsn: str, data_dir: Path) -> Settings:
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
-            # Every test registers its patients from the same test-client address.
-            "PHR_REGISTRATIONS_PER_HOUR": "1000000",
+            **UNTHROTTLED_REGISTRATION,
         }
     )
 

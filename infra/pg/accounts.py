@@ -76,11 +76,14 @@ class PgAccountStore:
             row = await conn.fetchrow(self._GET, patient_id)
         return _account(row) if row is not None else None
 
-    _EXISTS = "SELECT EXISTS (SELECT 1 FROM patient WHERE id = $1)"
+    _EXISTS = """
+        SELECT EXISTS (SELECT 1 FROM patient WHERE id = $1)
+           AND NOT EXISTS (SELECT 1 FROM signing_key WHERE kid = $2 AND revoked_at IS NOT NULL)
+    """
 
-    async def exists(self, patient_id: UUID) -> bool:
+    async def exists(self, patient_id: UUID, *, signed_with: str | None = None) -> bool:
         async with self._database.connection() as conn:
-            return bool(await conn.fetchval(self._EXISTS, patient_id))
+            return bool(await conn.fetchval(self._EXISTS, patient_id, signed_with))
 
 
 def _account(row: asyncpg.Record) -> Account:

@@ -18,26 +18,40 @@ class PgRefreshTokenStore:
     # One round trip: the family and its first token.
     _NEW_FAMILY = """
         WITH family AS (
-            INSERT INTO refresh_token_family (id, patient_id, created_at) VALUES ($2, $3, $4)
+            INSERT INTO refresh_token_family (id, patient_id, created_at, expires_at)
+            VALUES ($2, $3, $4, $6)
         )
         INSERT INTO refresh_token (token_hash, family_id, patient_id, issued_at, expires_at)
         VALUES ($1, $2, $3, $4, $5)
     """
 
     async def start_family(
-        self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime, expires_at: datetime
+        self,
+        *,
+        patient_id: UUID,
+        token_hash: bytes,
+        issued_at: datetime,
+        expires_at: datetime,
+        family_expires_at: datetime,
     ) -> UUID:
         family_id = uuid4()
         async with self._database.transaction() as conn:
             await conn.execute(
-                self._NEW_FAMILY, token_hash, family_id, patient_id, issued_at, expires_at
+                self._NEW_FAMILY,
+                token_hash,
+                family_id,
+                patient_id,
+                issued_at,
+                min(expires_at, family_expires_at),
+                family_expires_at,
             )
         return family_id
 
     # Locking the family row serialises every refresh and logout within a family:
     # of two parallel refreshes with one token, the second sees it spent.
     _LOCK = """
-        SELECT t.family_id, t.patient_id, t.expires_at, t.spent_at, f.revoked_at
+        SELECT t.family_id, t.patient_id, t.expires_at, t.spent_at, f.revoked_at,
+               f.expires_at AS family_expires_at
         FROM refresh_token t
         JOIN refresh_token_family f ON f.id = t.family_id AND f.patient_id = t.patient_id
         WHERE t.token_hash = $1
@@ -55,6 +69,7 @@ class PgRefreshTokenStore:
             expires_at=row["expires_at"],
             spent_at=row["spent_at"],
             family_revoked_at=row["revoked_at"],
+            family_expires_at=row["family_expires_at"],
         )
 
     # Spends the old token only if it is unspent, and issues the next only then.

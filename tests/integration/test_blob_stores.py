@@ -30,6 +30,7 @@ from domain.errors import InvalidBlobKey, NotFound, PresignExpiryTooLong
 from infra.blobs.local import LocalBlobStore
 from infra.blobs.s3 import S3BlobStore
 from infra.settings import load_settings
+from tests.conftest import UNTHROTTLED_REGISTRATION
 from tests.s3_server import S3Server, presigned_refusal
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
@@ -89,6 +90,7 @@ async def open_harness(
         "DATABASE_URL": database_dsn,
         "PHR_DATA_DIR": str(data_dir),
         "PHR_PUBLIC_URL": "http://testserver.local",
+        **UNTHROTTLED_REGISTRATION,
     }
     if kind == "s3":
         env |= s3_server.env()

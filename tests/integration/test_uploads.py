@@ -23,7 +23,7 @@ from pydicom.data import get_testdata_file
 
 from domain.clock import FixedClock
 from infra.settings import load_settings
-from tests.conftest import Patient, register_patient
+from tests.conftest import UNTHROTTLED_REGISTRATION, Patient, register_patient
 from tests.s3_server import S3Server, presigned_refusal
 
 PROBLEM = "application/problem+json"
@@ -65,7 +65,12 @@ async def open_stack(
 ) -> AsyncIterator[Stack]:
     from api.app import create_app
 
-    env = {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": PUBLIC}
+    env = {
+        "DATABASE_URL": database_dsn,
+        "PHR_DATA_DIR": str(data_dir),
+        "PHR_PUBLIC_URL": PUBLIC,
+        **UNTHROTTLED_REGISTRATION,
+    }
     if kind == "s3":
         env |= s3_server.env()
     env |= extra_env or {}

@@ -14,7 +14,7 @@ from api.app import create_app
 from api.commands.hospitals import rotate_hospital_secret
 from domain.clock import FixedClock
 from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import UNTHROTTLED_REGISTRATION, register_patient
 from tests.hospital_support import Hospital, linked, new_hospital, new_link
 from tests.records_support import bundle, observation
 
@@ -32,6 +32,7 @@ async def make_client(database_dsn, data_dir):
                 "DATABASE_URL": database_dsn,
                 "PHR_DATA_DIR": str(data_dir),
                 "PHR_PUBLIC_URL": "http://testserver.local",
+                **UNTHROTTLED_REGISTRATION,
                 **(env or {}),
             }
         )
