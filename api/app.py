@@ -13,13 +13,13 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.auth import provide_current_patient
+from api.current_patient import provide_current_patient
 from api.deps import request_context
 from api.problems import exception_handlers
 from api.request_body import BoundedRequest
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
-from domain.clock import Clock
+from domain.ports import Clock
 from infra.bootstrap import Services, close_services, open_services
 from infra.settings import Settings, load_settings
 

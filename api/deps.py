@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from api.client_address import client_address
-from domain.audit import RequestContext
+from domain.audit.events import RequestContext
 from infra.bootstrap import Services
 
 ServicesDep = NamedDependency[Services]

@@ -154,8 +154,8 @@ async def link(
 async def copy_baseline(dsn: str, bundle: dict, patient_id: str, hospital_id: str) -> float:
     """Raw COPY of the same 1,000 rows (as the record store would write them) into
     a scratch table shaped like `record`, with its indexes."""
-    from domain.fhir import parse_bundle
-    from domain.records import content_hash
+    from domain.fhir.bundle import parse_bundle
+    from domain.records.record import content_hash
 
     entries = parse_bundle(bundle)
     now = datetime.now(UTC)
@@ -306,7 +306,7 @@ def main() -> None:
 
 
 async def run(base: str, dsn: str) -> None:
-    from api.commands.hospitals import add_hospital
+    from api.cli.hospitals import add_hospital
     from infra.settings import load_settings
 
     # The sealing key comes from PHR_SECRETS_KEY, so the data folder holds nothing here.

@@ -46,11 +46,11 @@ BATCH = 1000
 
 
 async def load_records(dsn: str, patient_id: UUID) -> None:
-    from domain.access import HospitalActor
-    from domain.audit import RequestContext
-    from domain.consent import ConsentScope
-    from domain.fhir import parse_bundle
-    from domain.records import RecordSource
+    from domain.access import HospitalActor, PatientActor, authorize
+    from domain.audit.events import RequestContext
+    from domain.consents.consent import ConsentScope
+    from domain.fhir.bundle import parse_bundle
+    from domain.records.sources import RecordSource
     from infra.bootstrap import close_services, open_services
     from infra.settings import load_settings
 
@@ -58,8 +58,15 @@ async def load_records(dsn: str, patient_id: UUID) -> None:
     try:
         hospital = uuid.uuid4()
         now = datetime.now(UTC)
-        consent = await services.consents.create(
+        permit = authorize(
+            PatientActor(patient_id),
+            "link.created",
             patient_id,
+            now=now,
+            context=RequestContext(request_id="bench-load"),
+        )
+        consent = await services.consents.create(
+            permit,
             kind="data-source",
             grantee_type="hospital",
             grantee_id=str(hospital),
@@ -125,7 +132,7 @@ async def in_process_page(dsn: str, patient_id: UUID, count: int = 200) -> list[
 
 
 def deep_cursor(sort_at: datetime, record_id: UUID) -> str:
-    from domain.records import TimelineCursor
+    from domain.records.record import TimelineCursor
 
     raw = msgspec.json.encode(TimelineCursor(sort_at=sort_at, id=record_id))
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -32,8 +32,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def scratch_database() -> Iterator[str]:
     """A fresh, migrated database on DATABASE_URL or the embedded server."""
-    from api.cli import database_dsn
-    from infra.pg.migrations import migrate
+    from api.cli.database import database_dsn
+    from infra.pg.migration_runner import migrate
     from infra.settings import load_settings
 
     settings = load_settings()

@@ -8,20 +8,23 @@ event in the same transaction as the read or write it describes."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 import msgspec
 
-from domain.audit import (
+from domain.audit.events import (
     PURPOSE_OPERATIONS,
     PURPOSE_PATIENT_REQUEST,
     PURPOSE_TREATMENT,
     AuditEvent,
     RequestContext,
 )
-from domain.consent import Consent, ConsentScope
+from domain.consents.consent import Consent, ConsentScope
 from domain.errors import Forbidden, NotFound
+
+if TYPE_CHECKING:  # ports name Permit in their signatures; this module needs them for types only
+    from domain.ports import AuditLog, UnitOfWork
 
 
 class PatientActor(msgspec.Struct, frozen=True, tag="patient"):
@@ -55,6 +58,11 @@ Action = Literal[
     "imaging.list",
     "consent.list",
     "consent.revoked",
+    "link.created",
+    "link.list",
+    "link.read",
+    "link.revoked",
+    "link.completed",
     "account.erased",
     "audit.list",
     "audit.verified",
@@ -62,9 +70,9 @@ Action = Literal[
 
 # What each kind of actor may ever do; anything else is refused before any
 # consent is looked at.
-_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__)  # type: ignore[attr-defined]
+_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {"link.completed"}  # type: ignore[attr-defined]
 _SHARE_ACTIONS = frozenset({"record.read", "record.list", "imaging.list"})
-_HOSPITAL_ACTIONS = frozenset({"record.ingest"})
+_HOSPITAL_ACTIONS = frozenset({"record.ingest", "link.completed"})
 _SYSTEM_ACTIONS = frozenset({"record.list", "record.read", "record.ingest"})
 
 _MINT = object()
@@ -215,3 +223,29 @@ def authorize(
     return Permit(
         _MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event
     )
+
+
+async def authorize_audited(
+    uow: UnitOfWork,
+    audit: AuditLog,
+    actor: Actor,
+    action: Action,
+    patient_id: UUID,
+    *,
+    now: datetime,
+    context: RequestContext,
+    consent: Consent | None = None,
+    commit_refusal: bool = True,
+) -> Permit:
+    """`authorize` inside a use case's unit of work. A refusal is written to the
+    audit log and committed before it is raised: refused looks are history too.
+
+    `commit_refusal=False` is for a use case that answers a refusal itself and
+    commits the answer with the refusal's row (a hospital's delivery)."""
+    try:
+        return authorize(actor, action, patient_id, now=now, consent=consent, context=context)
+    except (AccessRefused, ActionNotAllowed) as refused:
+        await audit.append(refused.audit)
+        if commit_refusal:
+            await uow.commit()
+        raise

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
+from uuid import UUID
 
 import msgspec
 
@@ -50,39 +51,10 @@ class BlobInfo(msgspec.Struct, frozen=True):
     content_type: str | None
 
 
-class BlobStore(Protocol):
-    async def presign_put(
-        self, key: str, *, content_type: str, size: int, expires_in: timedelta
-    ) -> PresignedRequest: ...
-
-    async def presign_get(
-        self,
-        key: str,
-        *,
-        expires_in: timedelta,
-        filename: str | None = None,
-        content_type: str | None = None,
-    ) -> PresignedRequest: ...
-
-    async def stat(self, key: str) -> BlobInfo | None: ...
-
-    async def read_prefix(self, key: str, length: int) -> bytes:
-        """The first `length` bytes (fewer if the object is shorter), for sniffing
-        what a file really is. Raises NotFound if there is no such object."""
-        ...
-
-    async def read(self, key: str) -> bytes:
-        """The whole object, for modest files (DICOM headers). Raises NotFound."""
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Removes the object; deleting a missing object is not an error."""
-        ...
-
-    async def delete_prefix(self, prefix: str) -> None:
-        """Removes every object under `prefix` (which ends with "/"), e.g.
-        `patients/<id>/` when an account is erased."""
-        ...
+def patient_files_prefix(patient_id: UUID) -> str:
+    """Every file of a patient lives under this prefix, so erasing an account
+    removes them all with one `delete_prefix`."""
+    return f"patients/{patient_id}/"
 
 
 def validate_key(key: str) -> str:

@@ -12,13 +12,13 @@ from uuid import UUID
 import jwt
 import msgspec
 
-from domain.errors import AuthenticationFailed
-from domain.tokens import (
+from domain.accounts.tokens import (
     ACCESS_TOKEN_AUDIENCE,
     ACCESS_TOKEN_TYPE,
     AccessClaims,
     IssuedAccessToken,
 )
+from domain.errors import AuthenticationFailed
 from infra.pg.signing_keys import PgSigningKeys, b64url
 
 ALGORITHM = "EdDSA"

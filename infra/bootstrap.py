@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from domain.auth_throttle import SignInPolicy
-from domain.authentication import Authentication
-from domain.clock import Clock, SystemClock
-from domain.erasure import AccountErasure
-from domain.passwords import PasswordPolicy
-from domain.patient_consents import PatientConsents
-from domain.patient_records import PatientRecords
+from domain.accounts.login_throttle import SignInPolicy
+from domain.accounts.passwords import PasswordPolicy
+from domain.accounts.use_cases import AccountErasure, Authentication
+from domain.audit.use_cases import AuditHistory
+from domain.clock import SystemClock
+from domain.consents.use_cases import PatientConsents
+from domain.ports import Clock
+from domain.records.use_cases import PatientRecords
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.common_passwords import common_passwords
@@ -62,6 +63,10 @@ class Services:
         )
 
     @cached_property
+    def audit_history(self) -> AuditHistory:
+        return AuditHistory(self.unit_of_work, self.audit, self.clock)
+
+    @cached_property
     def patient_consents(self) -> PatientConsents:
         return PatientConsents(self.unit_of_work, self.consents, self.audit, self.clock)
 
@@ -95,7 +100,7 @@ class Services:
         return PgThrottle(self.database)
 
     @cached_property
-    def account_alerts(self):  # -> domain.account_alerts.AccountAlerts
+    def account_alerts(self):  # -> domain.ports.AccountAlerts
         from infra.account_alerts import LoggedAccountAlerts
 
         return LoggedAccountAlerts()
@@ -156,13 +161,13 @@ class Services:
 
     @cached_property
     def hospitals(self):  # -> domain.hospitals.Hospitals
-        from domain.hospitals import Hospitals
+        from domain.hospitals.operator_use_cases import Hospitals
 
         return Hospitals(self.unit_of_work, self.hospital_store, self.audit, self.clock)
 
     @cached_property
     def patient_links(self):  # -> domain.hospitals.PatientLinks
-        from domain.hospitals import PatientLinks
+        from domain.hospitals.link_use_cases import PatientLinks
 
         return PatientLinks(
             self.unit_of_work,
@@ -176,8 +181,9 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self):  # -> domain.hospitals.HospitalWebhooks
-        from domain.hospitals import HospitalWebhooks, WebhookLimits
-        from domain.patient_records import PatientRecords
+        from domain.hospitals.deliveries import WebhookLimits
+        from domain.hospitals.webhook_use_cases import HospitalWebhooks
+        from domain.records.use_cases import PatientRecords
         from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
 
         database = self.database
@@ -209,7 +215,8 @@ class Services:
     # as records on completion.
     @cached_property
     def patient_uploads(self):  # -> domain.uploads.PatientUploads
-        from domain.uploads import PatientUploads, UploadRules
+        from domain.uploads.upload import UploadRules
+        from domain.uploads.use_cases import PatientUploads
         from infra.dicom_header import PydicomHeaderReader
         from infra.pg.uploads import PgUploadStore
 

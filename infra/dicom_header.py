@@ -9,7 +9,7 @@ import io
 from typing import Any
 
 from domain.errors import UnreadableDicom
-from domain.uploads import DicomHeader
+from domain.uploads.upload import DicomHeader
 
 
 def _text(dataset: Any, keyword: str, limit: int = 256) -> str | None:

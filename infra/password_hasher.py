@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from domain.accounts.passwords import PasswordCheck
 from domain.errors import Overloaded
-from domain.passwords import PasswordCheck
 
 # OWASP Password Storage Cheat Sheet minimum for argon2id: 19 MiB, 2 passes, 1 lane.
 OWASP_MEMORY_KIB = 19456

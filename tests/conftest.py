@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from infra.pg.migrations import migrate
+from infra.pg.migration_runner import migrate
 from infra.settings import Settings, load_settings
 from tests.s3_server import s3_server  # noqa: F401  (session fixture: a real S3 server)
 

@@ -1,5 +1,5 @@
 """Real FHIR R4 test data, found by name: the HL7 R4 examples under tests/data/fhir/hl7,
-one Synthea patient Bundle, and the IPS document Bundle in ../shared/vectors/shl.
+one Synthea patient Bundle, and the HL7 IPS example document Bundle.
 tests/data/README.md says where each came from."""
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data" / "fhir"
 HL7_DIR = DATA_DIR / "hl7"
 SYNTHEA_BUNDLE = DATA_DIR / "synthea" / "synthea-patient-bundle.json"
-IPS_BUNDLE = (
-    Path(__file__).resolve().parents[2] / "shared" / "vectors" / "shl" / "IPS_IG-bundle-01.json"
-)
+IPS_BUNDLE = DATA_DIR / "ips" / "IPS_IG-bundle-01.json"
 
-# The twelve types phr checks element by element (domain/fhir_resources.py).
+# The twelve types phr checks element by element (domain/fhir/resources.py).
 VALIDATED_TYPES = (
     "Observation",
     "DiagnosticReport",
@@ -51,5 +49,5 @@ def synthea_bundle() -> dict:
 
 
 def ips_bundle() -> dict:
-    """The HL7 IPS example document Bundle (20 entries), from shared/."""
+    """The HL7 IPS example document Bundle (20 entries)."""
     return load(IPS_BUNDLE)

@@ -10,8 +10,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from api.commands.hospitals import add_hospital
-from domain.clock import Clock
+from api.cli.hospitals import add_hospital
+from domain.ports import Clock
 
 
 class Hospital:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.access import HospitalActor
-from domain.audit import RequestContext
-from domain.consent import ConsentScope
-from domain.fhir import parse_bundle
-from domain.records import IngestResult, RecordSource
+from domain.access import HospitalActor, PatientActor, authorize
+from domain.audit.events import RequestContext
+from domain.consents.consent import ConsentScope
+from domain.fhir.bundle import parse_bundle
+from domain.records.record import IngestResult
+from domain.records.sources import RecordSource
 
 
 def observation(
@@ -64,11 +65,23 @@ def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[
     }
 
 
+def _patient_permit(patient_id: UUID):
+    """The patient's own permit, as the policy gives it when they link a hospital."""
+    return authorize(
+        PatientActor(patient_id),
+        "link.created",
+        patient_id,
+        now=datetime.now(UTC),
+        context=RequestContext(request_id="test-grant"),
+    )
+
+
 async def grant_hospital(services, patient_id: UUID, hospital_id: UUID | None = None) -> UUID:
+    """A data-source consent for a hospital, as a completed link leaves it."""
     hospital_id = hospital_id or uuid4()
     now = datetime.now(UTC)
     await services.consents.create(
-        patient_id,
+        _patient_permit(patient_id),
         kind="data-source",
         grantee_type="hospital",
         grantee_id=str(hospital_id),
@@ -82,8 +95,13 @@ async def grant_hospital(services, patient_id: UUID, hospital_id: UUID | None = 
 async def push(
     services, patient_id: UUID, hospital_id: UUID, fhir_bundle: dict[str, Any]
 ) -> IngestResult:
-    consent = await services.consents.for_grantee(
-        patient_id, "data-source", "hospital", str(hospital_id)
+    consent = next(
+        (
+            c
+            for c in await services.consents.list(_patient_permit(patient_id))
+            if c.kind == "data-source" and c.grantee_id == str(hospital_id) and c.revoked_at is None
+        ),
+        None,
     )
     return await services.patient_records.ingest_delivery(
         HospitalActor(hospital_id),

@@ -7,8 +7,8 @@ from typing import Any
 
 def route_handlers() -> list[Any]:
     from api.routes import (
+        accounts,
         audit,
-        auth,
         consents,
         erasure,
         health,
@@ -30,11 +30,11 @@ def route_handlers() -> list[Any]:
         links.get_link_qr,
         links.revoke_link,
         webhooks.receive_webhook,
-        auth.register,
-        auth.login,
-        auth.refresh,
-        auth.logout,
-        auth.jwks,
+        accounts.register,
+        accounts.login,
+        accounts.refresh,
+        accounts.logout,
+        accounts.jwks,
         me.get_me,
         erasure.erase_account,
         local_blobs.put_local_blob,

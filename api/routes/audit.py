@@ -10,9 +10,9 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import QueryParameter
 
-from api.auth import CurrentPatient
-from api.deps import ServicesDep
-from domain.audit import verify_chain
+from api.current_patient import CurrentPatient
+from api.deps import RequestContextDep, ServicesDep
+from domain.access import PatientActor
 
 
 class AuditEntryOut(msgspec.Struct, rename="camel"):
@@ -60,14 +60,19 @@ class AuditVerification(msgspec.Struct, rename="camel"):
 async def list_audit(
     services: ServicesDep,
     patient: CurrentPatient,
+    context: RequestContextDep,
     cursor: Annotated[
         str | None,
         QueryParameter(description="nextCursor from the previous page", pattern=r"^\d{1,19}$"),
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> AuditPage:
-    rows = await services.audit.page(patient.patient_id, int(cursor) if cursor else None, limit + 1)
-    page = rows[:limit]
+    page = await services.audit_history.page(
+        PatientActor(patient.patient_id),
+        before_id=int(cursor) if cursor else None,
+        limit=limit,
+        context=context,
+    )
     items = [
         AuditEntryOut(
             id=r.id,
@@ -85,9 +90,10 @@ async def list_audit(
             user_agent=r.event.context.user_agent,
             request_id=r.event.context.request_id,
         )
-        for r in page
+        for r in page.items
     ]
-    return AuditPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
+    next_cursor = str(page.next_before_id) if page.next_before_id is not None else None
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 @get(
@@ -98,12 +104,14 @@ async def list_audit(
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def verify_audit(services: ServicesDep, patient: CurrentPatient) -> AuditVerification:
-    chain = await services.audit.chain(patient.patient_id)
-    broken = verify_chain(chain)
+async def verify_audit(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> AuditVerification:
+    check = await services.audit_history.verify(PatientActor(patient.patient_id), context=context)
+    broken = check.first_break
     return AuditVerification(
         valid=broken is None,
-        checked=len(chain),
+        checked=check.checked,
         first_bad_entry=ChainBreakOut(
             id=broken.event_id, sequence=broken.sequence, problem=broken.problem
         )

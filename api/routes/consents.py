@@ -11,10 +11,10 @@ from litestar import delete, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from domain.access import PatientActor
-from domain.consent import Consent
+from domain.consents.consent import Consent
 
 
 class ConsentScopeOut(msgspec.Struct, rename="camel"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import delete
 from litestar.exceptions import NotAuthorizedException
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from domain.access import PatientActor
 

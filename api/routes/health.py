@@ -5,7 +5,7 @@ from litestar import Response, get
 from litestar.exceptions import ServiceUnavailableException
 
 from api.deps import ServicesDep
-from infra.pg.migrations import pending
+from infra.pg.migration_runner import pending
 
 
 class Health(msgspec.Struct):

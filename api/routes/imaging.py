@@ -9,11 +9,11 @@ import msgspec
 from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
-from domain.imaging import ImagingStudyView
+from domain.records.imaging import ImagingStudyView
 
 
 class ImagingLinkOut(msgspec.Struct, rename="camel"):

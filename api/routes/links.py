@@ -21,9 +21,11 @@ from litestar.exceptions import (
 from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from domain.hospitals import Link, format_link_code
+from domain.access import PatientActor
+from domain.hospitals.link_codes import format_link_code
+from domain.hospitals.links import Link
 
 
 class LinkCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -81,7 +83,7 @@ async def create_link(
     data: Annotated[LinkCreate, Body(description="the hospital to link")],
 ) -> LinkCreated:
     link, code = await services.patient_links.create(
-        patient.patient_id, data.hospital_id, context=context
+        PatientActor(patient.patient_id), data.hospital_id, context=context
     )
     return LinkCreated(
         id=link.id,
@@ -100,8 +102,10 @@ async def create_link(
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_links(services: ServicesDep, patient: CurrentPatient) -> list[LinkOut]:
-    links = await services.patient_links.list(patient.patient_id)
+async def list_links(
+    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+) -> list[LinkOut]:
+    links = await services.patient_links.list(PatientActor(patient.patient_id), context=context)
     now = services.clock.now()
     return [link_out(link, now) for link in links]
 
@@ -120,7 +124,9 @@ async def get_link(
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
-    link = await services.patient_links.get(patient.patient_id, link_id, context=context)
+    link = await services.patient_links.get(
+        PatientActor(patient.patient_id), link_id, context=context
+    )
     return link_out(link, services.clock.now())
 
 
@@ -153,7 +159,9 @@ async def get_link_qr(
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> Response[bytes]:
-    code = await services.patient_links.code(patient.patient_id, link_id, context=context)
+    code = await services.patient_links.code(
+        PatientActor(patient.patient_id), link_id, context=context
+    )
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -174,4 +182,4 @@ async def revoke_link(
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> None:
-    await services.patient_links.revoke(patient.patient_id, link_id, context=context)
+    await services.patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import ServicesDep
-from api.routes.auth import Profile
+from api.routes.accounts import Profile
 
 
 @get(

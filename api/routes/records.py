@@ -21,19 +21,19 @@ from litestar.exceptions import (
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
-from domain import fhir_json
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
-from domain.records import (
-    RecordSource,
+from domain.fhir import json_codec
+from domain.records.record import (
     RecordSummary,
     RecordVersion,
     StoredRecord,
     TimelineCursor,
     TimelineQuery,
 )
+from domain.records.sources import RecordSource
 
 FHIR_JSON = "application/fhir+json"
 
@@ -162,7 +162,7 @@ RAW_REQUEST_BODIES: dict[str, dict[str, Any]] = {
 def fhir_response(body: RecordOut, status_code: int = 200) -> Response[RecordOut]:
     """Encoded here, not by the framework: the resource's decimals go out as JSON
     numbers with every digit they came in with."""
-    return Response(fhir_json.encode(body), status_code=status_code, media_type="application/json")  # type: ignore[arg-type]
+    return Response(json_codec.encode(body), status_code=status_code, media_type="application/json")  # type: ignore[arg-type]
 
 
 def encode_cursor(item: RecordSummary) -> str:
@@ -323,7 +323,7 @@ async def create_record(
     data = await request.body()
     # Read as FHIR JSON ourselves: decimals keep their digits (1.50 stays 1.50).
     try:
-        resource = fhir_json.decode(data)
+        resource = json_codec.decode(data)
     except msgspec.DecodeError as exc:
         raise ClientException(f"malformed JSON: {exc}") from None
     if not isinstance(resource, dict):

@@ -18,7 +18,7 @@ from litestar.exceptions import (
 from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 
-from api.auth import CurrentPatient
+from api.current_patient import CurrentPatient
 from api.deps import RequestContextDep, ServicesDep
 from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor

@@ -25,14 +25,9 @@ from litestar.params import Parameter
 from api.deps import RequestContextDep, ServicesDep
 from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
 from domain.errors import DomainError
-from domain.hospitals import (
-    DeliveryOutcome,
-    LinkCompleted,
-    PushParked,
-    StoredReply,
-    WebhookEvent,
-)
-from domain.records import IngestResult
+from domain.hospitals.deliveries import DeliveryOutcome, LinkCompleted, PushParked, StoredReply
+from domain.hospitals.webhook_events import WebhookEvent
+from domain.records.record import IngestResult
 
 MAX_WEBHOOK_BODY = 20 * 1024 * 1024
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")

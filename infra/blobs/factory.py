@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from domain.blobs import BlobStore
-from domain.clock import Clock
+from domain.ports import BlobStore, Clock
 from infra.blobs.local import LocalBlobStore
 from infra.blobs.s3 import S3BlobStore
 from infra.settings import Settings

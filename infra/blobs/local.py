@@ -39,8 +39,8 @@ from domain.blobs import (
     validate_prefix,
     validate_upload_size,
 )
-from domain.clock import Clock
 from domain.errors import BlobSizeMismatch, BlobUrlRefused, Conflict, NotFound
+from domain.ports import Clock
 
 SIGNING_KEY_BYTES = 32
 # Bytes gathered from the request before one write in a worker thread: bounds

@@ -28,8 +28,8 @@ from domain.blobs import (
     validate_prefix,
     validate_upload_size,
 )
-from domain.clock import Clock
 from domain.errors import NotFound
+from domain.ports import Clock
 from infra.settings import S3Settings
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}

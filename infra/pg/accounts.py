@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.accounts import Account, Credentials, NewAccount
+from domain.accounts.account import Account, Credentials, NewAccount
 from domain.errors import EmailAlreadyRegistered
 from infra.pg.database import Database
 

@@ -7,14 +7,10 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.audit import (
-    GENESIS_HASH,
-    AuditEvent,
-    RecordedAuditEvent,
-    RequestContext,
-    chain_hash,
-)
-from domain.clock import Clock
+from domain.access import Permit
+from domain.audit.chain import GENESIS_HASH, chain_hash
+from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.ports import Clock
 from infra.pg.database import Database
 
 NO_PATIENT_CHAIN = UUID(int=0)
@@ -88,10 +84,10 @@ class PgAuditLog:
     """
 
     async def page(
-        self, patient_id: UUID, before_id: int | None, limit: int
+        self, permit: Permit, before_id: int | None, limit: int
     ) -> list[RecordedAuditEvent]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._PAGE, patient_id, before_id, limit)
+            rows = await conn.fetch(self._PAGE, permit.patient_id, before_id, limit)
         return [_recorded(row) for row in rows]
 
     _CHAIN = """
@@ -103,9 +99,9 @@ class PgAuditLog:
         ORDER BY sequence
     """
 
-    async def chain(self, patient_id: UUID) -> list[RecordedAuditEvent]:
+    async def chain(self, permit: Permit) -> list[RecordedAuditEvent]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._CHAIN, patient_id)
+            rows = await conn.fetch(self._CHAIN, permit.patient_id)
         return [_recorded(row) for row in rows]
 
 

@@ -1,4 +1,6 @@
-"""Consent rows: created, listed, archived on revoke; never deleted."""
+"""Consent rows: created, listed, archived on revoke; never deleted. Every query
+names the permit's patient, except `relied_on`: the consent a grantee presents,
+which the policy then checks."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.consent import Consent, ConsentKind, ConsentScope
+from domain.access import Permit
+from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from infra.pg.database import Database
 
 _COLUMNS = """id, patient_id, kind, grantee_type, grantee_id, resource_types, period_start,
@@ -42,7 +45,7 @@ class PgConsentStore:
 
     async def create(
         self,
-        patient_id: UUID,
+        permit: Permit,
         *,
         kind: ConsentKind,
         grantee_type: str,
@@ -54,7 +57,7 @@ class PgConsentStore:
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(
                 self._INSERT,
-                patient_id,
+                permit.patient_id,
                 kind,
                 grantee_type,
                 grantee_id,
@@ -66,43 +69,32 @@ class PgConsentStore:
 
     _GET = f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 AND id = $2"
 
-    async def get(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+    async def get(self, permit: Permit, consent_id: UUID) -> Consent | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._GET, patient_id, consent_id)
+            row = await conn.fetchrow(self._GET, permit.patient_id, consent_id)
         return _consent(row) if row else None
 
-    _HOLD = f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 AND id = $2 FOR SHARE"
+    _RELIED_ON = f"SELECT {_COLUMNS} FROM consent WHERE id = $1"
 
-    async def hold(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+    async def relied_on(self, consent_id: UUID) -> Consent | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._HOLD, patient_id, consent_id)
+            row = await conn.fetchrow(self._RELIED_ON, consent_id)
         return _consent(row) if row else None
 
-    _LATEST_FOR_GRANTEE = f"""
-        SELECT {_COLUMNS} FROM consent
-        WHERE patient_id = $1 AND kind = $2 AND grantee_type = $3 AND grantee_id = $4
-        ORDER BY (revoked_at IS NULL) DESC, created_at DESC
-        LIMIT 1
-    """
+    _HOLD = f"SELECT {_COLUMNS} FROM consent WHERE id = $1 FOR SHARE"
 
-    async def for_grantee(
-        self, patient_id: UUID, kind: ConsentKind, grantee_type: str, grantee_id: str
-    ) -> Consent | None:
-        """The consent a grantee relies on: a live one if there is one, else the
-        latest archived one (so a refusal can say why)."""
+    async def hold(self, consent_id: UUID) -> Consent | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(
-                self._LATEST_FOR_GRANTEE, patient_id, kind, grantee_type, grantee_id
-            )
+            row = await conn.fetchrow(self._HOLD, consent_id)
         return _consent(row) if row else None
 
     _LIST = (
         f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 ORDER BY created_at DESC, id DESC"
     )
 
-    async def list(self, patient_id: UUID) -> list[Consent]:
+    async def list(self, permit: Permit) -> list[Consent]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._LIST, patient_id)
+            rows = await conn.fetch(self._LIST, permit.patient_id)
         return [_consent(row) for row in rows]
 
     _REMOVE_END = f"""
@@ -111,9 +103,9 @@ class PgConsentStore:
         RETURNING {_COLUMNS}
     """
 
-    async def remove_end(self, patient_id: UUID, consent_id: UUID) -> Consent | None:
+    async def remove_end(self, permit: Permit, consent_id: UUID) -> Consent | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._REMOVE_END, patient_id, consent_id)
+            row = await conn.fetchrow(self._REMOVE_END, permit.patient_id, consent_id)
         return _consent(row) if row else None
 
     _REVOKE = f"""
@@ -122,9 +114,9 @@ class PgConsentStore:
         RETURNING {_COLUMNS}
     """
 
-    async def revoke(self, patient_id: UUID, consent_id: UUID, at: datetime) -> Consent | None:
+    async def revoke(self, permit: Permit, consent_id: UUID, at: datetime) -> Consent | None:
         """Archives the consent; None when it does not exist for this patient or
         was already revoked."""
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._REVOKE, patient_id, consent_id, at)
+            row = await conn.fetchrow(self._REVOKE, permit.patient_id, consent_id, at)
         return _consent(row) if row else None

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from domain import fhir_json
+from domain.fhir import json_codec
 
 # The role the application acts as. Migrations (run as the connecting, owning user)
 # create it and grant it only what it needs, so that e.g. the audit table can be
@@ -22,7 +22,7 @@ class PreEncodedJson(bytes):
 
 
 def _json_bytes(value: object) -> bytes:
-    return value if isinstance(value, PreEncodedJson) else fhir_json.encode(value)
+    return value if isinstance(value, PreEncodedJson) else json_codec.encode(value)
 
 
 # Binary format, so COPY can write JSONB too; jsonb's binary form is a version
@@ -35,14 +35,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "jsonb",
         schema="pg_catalog",
         encoder=lambda value: _JSONB_VERSION + _json_bytes(value),
-        decoder=lambda data: fhir_json.decode(data[1:]),
+        decoder=lambda data: json_codec.decode(data[1:]),
         format="binary",
     )
     await conn.set_type_codec(
         "json",
         schema="pg_catalog",
         encoder=_json_bytes,
-        decoder=fhir_json.decode,
+        decoder=json_codec.decode,
         format="binary",
     )
 

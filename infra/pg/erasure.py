@@ -3,8 +3,7 @@ ON DELETE CASCADE, so the rows of every feature go with it."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
+from domain.access import Permit
 from infra.pg.database import Database
 
 
@@ -14,7 +13,7 @@ class PgAccountEraser:
 
     _ERASE = "DELETE FROM patient WHERE id = $1"
 
-    async def erase(self, patient_id: UUID) -> bool:
+    async def erase(self, permit: Permit) -> bool:
         async with self._database.transaction() as conn:
-            status = await conn.execute(self._ERASE, patient_id)
+            status = await conn.execute(self._ERASE, permit.patient_id)
         return status == "DELETE 1"

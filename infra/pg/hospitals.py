@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from domain.hospitals import Hospital, WebhookSecret
+from domain.hospitals.hospital import Hospital, WebhookSecret
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
 

@@ -1,4 +1,4 @@
-"""Patient links to hospitals. Every query names the patient, except the
+"""Patient links to hospitals. Every query names the permit's patient, except the
 hospital-side look-ups by code digest or by the hospital's own patient reference,
 which are how the patient is found in the first place."""
 
@@ -9,7 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.hospitals import Link
+from domain.access import Permit
+from domain.hospitals.links import Link
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
 
@@ -48,13 +49,13 @@ class PgLinkStore:
         RETURNING id
     """
 
-    async def create(self, link: Link, code_digest: bytes, code: str) -> bool:
+    async def create(self, permit: Permit, link: Link, code_digest: bytes, code: str) -> bool:
         sealed = self._box.seal(code.encode(), context=_code_context(link.id))
         async with self._database.transaction() as conn:
             inserted = await conn.fetchval(
                 self._INSERT,
                 link.id,
-                link.patient_id,
+                permit.patient_id,
                 link.hospital_id,
                 link.consent_id,
                 code_digest,
@@ -70,9 +71,9 @@ class PgLinkStore:
         WHERE l.patient_id = $1 AND l.id = $2
     """
 
-    async def get(self, patient_id: UUID, link_id: UUID) -> Link | None:
+    async def get(self, permit: Permit, link_id: UUID) -> Link | None:
         async with self._database.transaction() as conn:
-            row = await conn.fetchrow(self._GET, patient_id, link_id)
+            row = await conn.fetchrow(self._GET, permit.patient_id, link_id)
         return _link(row) if row else None
 
     _LIST = f"""
@@ -82,16 +83,16 @@ class PgLinkStore:
         ORDER BY l.created_at DESC, l.id DESC
     """
 
-    async def list(self, patient_id: UUID) -> list[Link]:
+    async def list(self, permit: Permit) -> list[Link]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._LIST, patient_id)
+            rows = await conn.fetch(self._LIST, permit.patient_id)
         return [_link(row) for row in rows]
 
     _CODE = "SELECT code_sealed FROM hospital_link WHERE patient_id = $1 AND id = $2 AND linked_at IS NULL"
 
-    async def pending_code(self, patient_id: UUID, link_id: UUID) -> str | None:
+    async def pending_code(self, permit: Permit, link_id: UUID) -> str | None:
         async with self._database.transaction() as conn:
-            sealed = await conn.fetchval(self._CODE, patient_id, link_id)
+            sealed = await conn.fetchval(self._CODE, permit.patient_id, link_id)
         if sealed is None:
             return None
         return self._box.open(bytes(sealed), context=_code_context(link_id)).decode()
@@ -116,9 +117,9 @@ class PgLinkStore:
         WHERE patient_id = $1 AND id = $2 AND linked_at IS NULL
     """
 
-    async def complete(self, link: Link, patient_ref: str, at: datetime) -> None:
+    async def complete(self, permit: Permit, link_id: UUID, patient_ref: str, at: datetime) -> None:
         async with self._database.transaction() as conn:
-            await conn.execute(self._COMPLETE, link.patient_id, link.id, patient_ref, at)
+            await conn.execute(self._COMPLETE, permit.patient_id, link_id, patient_ref, at)
 
     _BY_REF = f"""
         SELECT {_COLUMNS} FROM hospital_link l

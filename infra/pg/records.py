@@ -10,18 +10,18 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from domain.access import Permit
-from domain.clock import Clock
-from domain.fhir import IndexedFields
-from domain.imaging import ImagingRecord
-from domain.records import (
+from domain.fhir.index import IndexedFields
+from domain.ports import Clock
+from domain.records.imaging import ImagingRecord
+from domain.records.record import (
     CurrentVersion,
     IncomingRecord,
-    RecordSource,
     RecordSummary,
     RecordVersion,
     StoredRecord,
     TimelineQuery,
 )
+from domain.records.sources import RecordSource
 from infra.pg.database import Database, PreEncodedJson
 
 

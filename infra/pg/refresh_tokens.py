@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from domain.tokens import RefreshTokenState
+from domain.accounts.tokens import RefreshTokenState
 from infra.pg.database import Database
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from domain.access import Permit
-from domain.uploads import Upload
+from domain.uploads.upload import Upload
 from infra.pg.database import Database
 
 _COLUMNS = (

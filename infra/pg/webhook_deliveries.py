@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.hospitals import ParkedPush, StoredReply
+from domain.hospitals.deliveries import ParkedPush, StoredReply
 from infra.pg.database import Database
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from domain.fhir import parse_bundle
+from domain.fhir.bundle import parse_bundle
 from tests.e2e.service import REPO_ROOT, running_service, service_env
 from tests.hospital_support import Hospital
 

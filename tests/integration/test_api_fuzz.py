@@ -37,7 +37,7 @@ def fuzz_database(admin_dsn: str) -> Iterator[str]:
 
     import asyncpg
 
-    from infra.pg.migrations import migrate
+    from infra.pg.migration_runner import migrate
     from tests.conftest import with_database
 
     name = f"phr_fuzz_{uuid.uuid4().hex[:12]}"

@@ -25,8 +25,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from domain.blobs import BlobInfo, BlobStore, PresignedRequest
+from domain.blobs import BlobInfo, PresignedRequest
 from domain.errors import InvalidBlobKey, NotFound, PresignExpiryTooLong
+from domain.ports import BlobStore
 from infra.blobs.local import LocalBlobStore
 from infra.blobs.s3 import S3BlobStore
 from infra.settings import load_settings

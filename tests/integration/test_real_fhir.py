@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from domain.fhir import PATIENT_COMPARTMENT_TYPES, SUPPORTING_TYPES
+from domain.fhir.catalogue import PATIENT_COMPARTMENT_TYPES, SUPPORTING_TYPES
 from tests.fhir_examples import (
     VALIDATED_TYPES,
     hl7_example,

@@ -152,7 +152,7 @@ async def test_newer_version_supersedes_and_history_keeps_the_old(client, servic
 
 
 async def test_an_invalid_entry_rejects_the_whole_bundle_naming_it(client, services, patient):
-    from domain.fhir import InvalidFhir
+    from domain.fhir.validation import InvalidFhir
 
     hospital = await grant_hospital(services, UUID(patient.id))
     broken = observation("bad")
@@ -223,9 +223,10 @@ async def test_decimals_keep_their_precision_in_and_out(client, services, patien
     assert b'"value":1.50' in one.content
 
     hospital = await grant_hospital(services, UUID(patient.id))
-    from domain import fhir_json
 
-    pushed = fhir_json.decode(
+    from domain.fhir import json_codec
+
+    pushed = json_codec.decode(
         b'{"resourceType":"Bundle","type":"collection","entry":[{"resource":'
         b'{"resourceType":"Observation","id":"k-1","status":"final","code":{"text":"Potassium"},'
         b'"valueQuantity":{"value":4.10,"unit":"mmol/L"}}}]}'

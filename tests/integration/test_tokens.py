@@ -340,7 +340,7 @@ async def test_jwks_key_verifies_issued_tokens(client, patient):
 async def test_rotation_keeps_old_tokens_valid(
     client, patient, settings, database_dsn, monkeypatch
 ):
-    from api.commands.keys import rotate_signing_key
+    from api.cli.keys import rotate_signing_key
 
     # Processes re-read the current key every few seconds; here, at once.
     monkeypatch.setattr("infra.pg.signing_keys.CURRENT_KEY_CACHE_SECONDS", 0.0)
@@ -361,7 +361,7 @@ async def test_rotation_keeps_old_tokens_valid(
 async def test_long_retired_key_no_longer_verifies(
     client, patient, settings, superuser_conn, database_dsn
 ):
-    from api.commands.keys import rotate_signing_key
+    from api.cli.keys import rotate_signing_key
 
     kid, key = await current_key(superuser_conn)
     await rotate_signing_key(database_dsn, settings)

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.commands.hospitals import rotate_hospital_secret
+from api.cli.hospitals import rotate_hospital_secret
 from domain.clock import FixedClock
 from infra.settings import load_settings
 from tests.conftest import UNTHROTTLED_REGISTRATION, register_patient
@@ -122,7 +122,7 @@ async def test_a_rotated_secret_works_during_the_grace_period_only(make_client):
 
 
 async def test_rotating_an_unknown_hospital_fails_clearly(settings):
-    from domain.hospitals import UnknownHospital
+    from domain.hospitals.hospital import UnknownHospital
 
     with pytest.raises(UnknownHospital):
         await rotate_hospital_secret(settings.database_url, settings, uuid4(), timedelta(hours=1))

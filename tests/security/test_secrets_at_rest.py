@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.testing import AsyncTestClient
 
-from api.commands.keys import revoke_signing_key
+from api.cli.keys import revoke_signing_key
 from domain.clock import FixedClock
 from infra.secret_box import SecretBox, SecretKeyError, load_secret_box
 from tests.conftest import register_patient

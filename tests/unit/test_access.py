@@ -19,8 +19,8 @@ from domain.access import (
     SystemActor,
     authorize,
 )
-from domain.audit import RequestContext
-from domain.consent import Consent, ConsentScope
+from domain.audit.events import RequestContext
+from domain.consents.consent import Consent, ConsentScope
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CTX = RequestContext(client_address="203.0.113.9", user_agent="test", request_id="req-1")

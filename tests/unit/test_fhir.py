@@ -13,17 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.fhir import (
-    PATIENT_COMPARTMENT_TYPES,
-    SUPPORTING_TYPES,
-    IndexedFields,
-    InvalidFhir,
-    parse_bundle,
-    validate_resource,
-)
-from domain.fhir_resources import FhirDate, FhirInstant, parse_fhir_datetime
+from domain.fhir.bundle import parse_bundle
+from domain.fhir.catalogue import PATIENT_COMPARTMENT_TYPES, SUPPORTING_TYPES
+from domain.fhir.datatypes import FhirDate, FhirInstant, parse_fhir_datetime
+from domain.fhir.index import IndexedFields
+from domain.fhir.validation import InvalidFhir, validate_resource
 from tests.fhir_examples import (
-    IPS_BUNDLE,
     VALIDATED_TYPES,
     hl7_example,
     hl7_example_names,
@@ -275,7 +270,6 @@ def test_synthea_patient_bundle_parses_and_resolves_every_reference():
     assert original["subject"]["reference"].startswith("urn:uuid:")
 
 
-@pytest.mark.skipif(not IPS_BUNDLE.exists(), reason="shared/ is not beside the repository")
 def test_ips_document_bundle_parses():
     entries = parse_bundle(ips_bundle())
     assert len(entries) == 20

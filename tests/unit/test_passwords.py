@@ -8,9 +8,9 @@ import threading
 import argon2
 import pytest
 
-from domain.accounts import email_problem, normalise_email, validated_email
+from domain.accounts.account import email_problem, normalise_email, validated_email
+from domain.accounts.passwords import PasswordPolicy
 from domain.errors import InvalidInput, Overloaded, WeakPassword
-from domain.passwords import PasswordPolicy
 from infra.common_passwords import common_passwords
 from infra.password_hasher import ThreadPoolPasswordHasher
 

@@ -7,17 +7,11 @@ from uuid import uuid4
 
 import pytest
 
-from domain.fhir import validate_resource
-from domain.imaging import ImagingRecord, study_views
-from domain.records import (
-    CurrentVersion,
-    IncomingRecord,
-    content_hash,
-    incoming_record,
-    is_newer,
-    plan_ingest,
-)
-from domain.sources import RecordSource
+from domain.fhir.validation import validate_resource
+from domain.records.imaging import ImagingRecord, study_views
+from domain.records.ingest import is_newer, plan_ingest
+from domain.records.record import CurrentVersion, IncomingRecord, content_hash, incoming_record
+from domain.records.sources import RecordSource
 
 
 def obs(source_id: str, value: float, meta: dict | None = None) -> IncomingRecord:

@@ -15,24 +15,17 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from domain.blobs import MAX_UPLOAD_BYTES
-from domain.errors import (
-    InvalidInput,
-    UnreadableDicom,
-    UnsupportedUploadType,
-    UploadTooLarge,
-)
-from domain.fhir import validate_resource
-from domain.imaging import ImagingRecord, study_views
-from domain.records import SELF
-from domain.uploads import (
+from domain.errors import InvalidInput, UnreadableDicom, UnsupportedUploadType, UploadTooLarge
+from domain.fhir.validation import validate_resource
+from domain.records.imaging import ImagingRecord, study_views
+from domain.records.sources import SELF
+from domain.uploads.fhir_resources import dicom_started, document_reference, imaging_study
+from domain.uploads.upload import (
     DEFAULT_MAX_UPLOAD_BYTES,
     DicomHeader,
     Upload,
     UploadRules,
     completion_deadline,
-    dicom_started,
-    document_reference,
-    imaging_study,
     sanitize_filename,
     sniff,
     upload_key,

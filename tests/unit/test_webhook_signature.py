@@ -10,16 +10,18 @@ from uuid import uuid4
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from domain.hospitals import (
+from domain.hospitals.link_codes import (
     LINK_CODE_ALPHABET,
-    WebhookHeadersMissing,
-    WebhookSignatureInvalid,
-    WebhookTimestampOutOfRange,
     format_link_code,
     link_code_digest,
     new_link_code,
-    new_webhook_secret,
     normalise_link_code,
+)
+from domain.hospitals.webhook_signature import (
+    WebhookHeadersMissing,
+    WebhookSignatureInvalid,
+    WebhookTimestampOutOfRange,
+    new_webhook_secret,
     verify_webhook,
 )
 

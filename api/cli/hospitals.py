@@ -1,0 +1,127 @@
+"""`phr hospital add --name NAME` and `phr hospital rotate-secret ID`.
+
+They talk to the same database as `phr serve` (the embedded server already
+running on the data folder is reused, never started twice). They do not migrate:
+if migrations are pending they stop and say to run `phr migrate` (or start
+`phr serve`), so an operator command never changes the schema under a running
+server. The secrets key is the server's: PHR_SECRETS_KEY, else
+<PHR_DATA_DIR>/keys/secrets.key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from api.cli.database import database_dsn
+from domain.clock import SystemClock
+from domain.errors import DomainError
+from domain.hospitals.operator_use_cases import Hospitals
+from domain.ports import Clock
+from infra.pg.audit import PgAuditLog
+from infra.pg.database import Database
+from infra.pg.hospitals import PgHospitalStore
+from infra.pg.migration_runner import pending
+from infra.pg.unit_of_work import PgUnitOfWork
+from infra.secret_box import load_secret_box
+from infra.settings import Settings
+
+
+class PendingMigrations(Exception):
+    pass
+
+
+@asynccontextmanager
+async def _hospitals(dsn: str, settings: Settings, clock: Clock | None) -> AsyncIterator[Hospitals]:
+    database = Database(dsn, min_size=1, max_size=1)
+    await database.open()
+    try:
+        async with database.pool.acquire() as conn:
+            missing = await pending(conn)
+        if missing:
+            raise PendingMigrations(
+                f"the database has pending migrations ({', '.join(missing)}); "
+                "run `phr migrate` (or start `phr serve`) first"
+            )
+        clock = clock or SystemClock()
+        box = load_secret_box(settings.data_dir, os.environ.get("PHR_SECRETS_KEY"))
+        yield Hospitals(
+            lambda: PgUnitOfWork(database),
+            PgHospitalStore(database, box),
+            PgAuditLog(database, clock),
+            clock,
+        )
+    finally:
+        await database.close()
+
+
+async def add_hospital(
+    dsn: str, settings: Settings, name: str, *, clock: Clock | None = None
+) -> dict[str, Any]:
+    async with _hospitals(dsn, settings, clock) as hospitals:
+        hospital, secret = await hospitals.add(name)
+    return {"id": str(hospital.id), "name": hospital.name, "webhookSecret": secret}
+
+
+async def rotate_hospital_secret(
+    dsn: str, settings: Settings, hospital_id: UUID, grace: timedelta, *, clock: Clock | None = None
+) -> dict[str, Any]:
+    async with _hospitals(dsn, settings, clock) as hospitals:
+        secret, until = await hospitals.rotate_secret(UUID(str(hospital_id)), grace)
+    return {
+        "id": str(hospital_id),
+        "webhookSecret": secret,
+        "previousSecretsValidUntil": until.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _fail(message: str) -> int:
+    print(f"phr: {message}", file=sys.stderr)
+    return 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    hospital = sub.add_parser("hospital", help="hospitals that push records")
+    hospital_sub = hospital.add_subparsers(dest="hospital_command", required=True)
+
+    add = hospital_sub.add_parser("add", help="add a hospital; prints its id and webhook secret")
+    add.add_argument("--name", required=True)
+
+    def run_add(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(add_hospital(dsn, settings, args.name))
+        except (PendingMigrations, DomainError) as exc:
+            return _fail(str(exc))
+        print(json.dumps(result))
+        return 0
+
+    add.set_defaults(run=run_add)
+
+    rotate = hospital_sub.add_parser(
+        "rotate-secret", help="a new webhook secret; the old one stays valid for the grace period"
+    )
+    rotate.add_argument("hospital_id", type=UUID, metavar="ID")
+    rotate.add_argument("--grace-hours", type=float, default=24.0)
+
+    def run_rotate(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(
+                    rotate_hospital_secret(
+                        dsn, settings, args.hospital_id, timedelta(hours=args.grace_hours)
+                    )
+                )
+        except (PendingMigrations, DomainError) as exc:
+            return _fail(str(exc))
+        print(json.dumps(result))
+        return 0
+
+    rotate.set_defaults(run=run_rotate)

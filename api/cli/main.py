@@ -1,0 +1,110 @@
+"""`phr`: the operator's command line: serve, migrate, openapi, and the
+sub-commands in this package (keys, hospitals)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from api.cli import hospitals, keys
+from api.cli.database import database_dsn
+from api.request_log import configure_logging
+from infra.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("phr.cli")
+
+
+def _migrate(dsn: str) -> list[str]:
+    from infra.pg.migration_runner import migrate
+
+    return asyncio.run(migrate(dsn))
+
+
+def _exit_after_graceful_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal
+    # again with the handler it found; the default SIGTERM one would kill the
+    # process before `database_dsn` stops the embedded server (and SIGINT's prints
+    # a traceback), so leave through SystemExit, which runs the `finally`.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_after_graceful_shutdown)
+    with database_dsn(settings) as dsn:
+        applied = _migrate(dsn)
+        log.info(
+            "database ready",
+            extra={"migrationsApplied": applied, "embedded": settings.uses_embedded_database},
+        )
+        os.environ["PHR_RESOLVED_DATABASE_URL"] = dsn
+        uvicorn.run(
+            "api.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with database_dsn(settings) as dsn:
+        applied = _migrate(dsn)
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from api.openapi_document import render_openapi
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_openapi())
+    print(str(out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phr", description="phr operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(run=cmd_migrate)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", default="openapi/openapi.json")
+    openapi.set_defaults(run=cmd_openapi)
+
+    keys.register(sub)
+    hospitals.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"phr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    return int(args.run(settings, args) or 0)

@@ -1,0 +1,320 @@
+"""A hospital's signed deliveries: `patient.linked` completes a link,
+`records.push` delivers records for a linked patient (or parks them until the
+link completes)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import msgspec
+
+from domain.access import AccessRefused, HospitalActor, authorize_audited
+from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
+from domain.errors import FieldProblem, InvalidInput, RateLimited
+from domain.fhir.bundle import parse_bundle
+from domain.hospitals.deliveries import (
+    CODE_FAILURE_WINDOW,
+    STORED_REFUSALS,
+    DeliveryIdReused,
+    DeliveryOutcome,
+    LinkCompleted,
+    PushParked,
+    ReplyRenderer,
+    StoredReply,
+    WebhookLimits,
+    window_start,
+)
+from domain.hospitals.link_codes import link_code_digest, normalise_link_code
+from domain.hospitals.links import (
+    LinkCodeExpired,
+    LinkCodeInvalid,
+    LinkCodeUsed,
+    LinkRevoked,
+    PatientRefTaken,
+)
+from domain.hospitals.webhook_events import (
+    PatientLinkedData,
+    PatientLinkedEvent,
+    RecordsPushData,
+    RecordsPushEvent,
+)
+from domain.hospitals.webhook_signature import SignedDelivery, verify_webhook
+from domain.ports import (
+    AuditLog,
+    Clock,
+    ConsentStore,
+    DeliveryIngest,
+    HospitalStore,
+    LinkStore,
+    Throttle,
+    UnitOfWork,
+    WebhookDeliveryStore,
+)
+from domain.records.record import IngestResult
+from domain.records.sources import RecordSource
+from domain.throttle import ThrottleKey
+from domain.throttle import subject as throttle_subject
+
+
+class HospitalWebhooks:
+    """A hospital's signed deliveries: verify, limit, deduplicate, then link or push."""
+
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        hospitals: HospitalStore,
+        links: LinkStore,
+        deliveries: WebhookDeliveryStore,
+        consents: ConsentStore,
+        records: DeliveryIngest,
+        audit: AuditLog,
+        clock: Clock,
+        code_key: bytes,
+        limits: WebhookLimits,
+        throttle: Throttle,
+    ):
+        self._unit_of_work = unit_of_work
+        self._hospitals = hospitals
+        self._links = links
+        self._deliveries = deliveries
+        self._consents = consents
+        self._records = records
+        self._audit = audit
+        self._clock = clock
+        self._code_key = code_key
+        self._limits = limits
+        self._throttle = throttle
+
+    async def authenticate(
+        self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
+    ) -> SignedDelivery:
+        """Verifies the signature with the hospital's live secrets, then counts the
+        delivery against its rate limit (after verifying, so nobody else can spend
+        a hospital's allowance)."""
+        now = self._clock.now()
+        secrets_ = await self._hospitals.live_secrets(hospital_id, now)
+        delivery = verify_webhook([s.key for s in secrets_], headers, body, now)
+        limits = self._limits
+        window = window_start(now, limits.window_seconds)
+        if not await self._deliveries.admit(hospital_id, window, limits.deliveries_per_window):
+            retry = (
+                int((window + timedelta(seconds=limits.window_seconds) - now).total_seconds()) + 1
+            )
+            raise RateLimited(
+                "This hospital has sent too many deliveries; retry after the indicated time.",
+                retry_after_seconds=retry,
+                limit=limits.deliveries_per_window,
+                window_seconds=limits.window_seconds,
+            )
+        return delivery
+
+    async def deliver(
+        self,
+        hospital_id: UUID,
+        delivery: SignedDelivery,
+        body: bytes,
+        event: PatientLinkedEvent | RecordsPushEvent,
+        *,
+        context: RequestContext,
+        render: ReplyRenderer,
+    ) -> StoredReply:
+        """Processes one authenticated delivery exactly once per webhook-id.
+
+        The claim of the id, everything the delivery does (link, records, parked
+        pushes, audit) and the reply given are one transaction: a redelivery
+        waits for it and then gets the stored reply; nothing is stored twice."""
+        digest = hashlib.sha256(body).digest()
+        now = self._clock.now()
+        async with self._unit_of_work() as uow:
+            known = await self._deliveries.claim(hospital_id, delivery.id, digest, now)
+            if known is not None:
+                known_digest, reply = known
+                if known_digest != digest:
+                    raise DeliveryIdReused(
+                        "A delivery with this webhook-id and a different body was already received; "
+                        "use a new webhook-id for new content."
+                    )
+                if reply is not None:
+                    return reply
+            try:
+                if isinstance(event, PatientLinkedEvent):
+                    outcome: DeliveryOutcome = await self._link(
+                        uow, hospital_id, event.data, now, context
+                    )
+                else:
+                    outcome = await self._push(hospital_id, delivery.id, event.data, now, context)
+                reply = render.success(outcome)
+            except STORED_REFUSALS as refusal:
+                reply = render.refusal(refusal)
+            await self._deliveries.record_reply(hospital_id, delivery.id, reply)
+            await uow.commit()
+            return reply
+
+    def _hospital_event(
+        self, action: str, hospital_id: UUID, patient_id: UUID | None, context: RequestContext
+    ) -> AuditEvent:
+        return AuditEvent(
+            action=action,
+            outcome="success",
+            actor_type="hospital",
+            actor_id=str(hospital_id),
+            patient_id=patient_id,
+            resource_type="Consent",
+            purpose=PURPOSE_OPERATIONS,
+            context=context,
+        )
+
+    async def _link(
+        self,
+        uow: UnitOfWork,
+        hospital_id: UUID,
+        data: PatientLinkedData,
+        now: datetime,
+        context: RequestContext,
+    ) -> LinkCompleted:
+        # Counted before the code is looked up, in one step under the hospital's
+        # throttle lock (held until this delivery commits): parallel wrong codes
+        # cannot all read the count before any of them adds to it.
+        code_check = await self._throttle.admit(
+            [
+                ThrottleKey(
+                    "link-code.hospital",
+                    throttle_subject(str(hospital_id)),
+                    self._limits.code_failures_per_hour,
+                    int(CODE_FAILURE_WINDOW.total_seconds()),
+                )
+            ],
+            now=now,
+        )
+        code = normalise_link_code(data.code)
+        link = (
+            await self._links.by_code(
+                hospital_id, link_code_digest(self._code_key, hospital_id, code)
+            )
+            if code is not None
+            else None
+        )
+        refusal: InvalidInput | None = None
+        if link is None:
+            refusal = LinkCodeInvalid(
+                "No pending link has this code at this hospital.",
+                errors=[FieldProblem("data.code", "unknown code")],
+            )
+        else:
+            status = link.status_at(now)
+            if status == "expired":
+                refusal = LinkCodeExpired(
+                    "The code has expired; the patient can create a new one.",
+                    errors=[FieldProblem("data.code", "expired")],
+                )
+            elif status != "pending":
+                refusal = LinkCodeUsed(
+                    "The code was already used or the patient withdrew it.",
+                    errors=[FieldProblem("data.code", status)],
+                )
+        if refusal is not None:
+            event = self._hospital_event(
+                "link.completed", hospital_id, link.patient_id if link else None, context
+            )
+            await self._audit.append(
+                event.with_resources("Consent", *([str(link.id)] if link else [])).refused(
+                    refusal.kind
+                )
+            )
+            raise refusal
+        assert link is not None
+        await self._throttle.forget(code_check)
+        existing = await self._links.for_patient_ref(hospital_id, data.patient_ref)
+        if (
+            existing is not None
+            and existing.patient_id != link.patient_id
+            and existing.revoked_at is None
+        ):
+            await self._audit.append(
+                self._hospital_event("link.completed", hospital_id, link.patient_id, context)
+                .with_resources("Consent", str(link.id))
+                .refused("patient-ref-taken")
+            )
+            raise PatientRefTaken(
+                "Another patient is already linked under this patientRef.",
+                errors=[FieldProblem("data.patientRef", "already linked to another patient")],
+            )
+        # The code is the patient's consent to this hospital: its data-source consent
+        # is what the policy checks before the hospital may complete the link.
+        try:
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                HospitalActor(hospital_id),
+                "link.completed",
+                link.patient_id,
+                now=now,
+                consent=await self._consents.relied_on(link.consent_id),
+                context=context,
+                # Committed with the stored reply, like every answer to a delivery.
+                commit_refusal=False,
+            )
+        except AccessRefused:
+            raise LinkCodeUsed(
+                "The code was already used or the patient withdrew it.",
+                errors=[FieldProblem("data.code", "revoked")],
+            ) from None
+        await self._links.complete(permit, link.id, data.patient_ref, now)
+        await self._audit.append(permit.event("Consent", str(link.id), str(link.consent_id)))
+        # Pushes that arrived before the link are applied now, in this transaction, oldest first.
+        consent = await self._consents.remove_end(permit, link.consent_id)
+        results = []
+        for parked in await self._deliveries.take_parked(hospital_id, data.patient_ref):
+            results.append(
+                await self._records.ingest_delivery(
+                    HospitalActor(hospital_id),
+                    link.patient_id,
+                    RecordSource(kind="hospital", hospital_id=hospital_id),
+                    await asyncio.to_thread(parse_bundle, parked.bundle),
+                    context=msgspec.structs.replace(
+                        context, request_id=context.request_id or parked.delivery_id
+                    ),
+                    consent=consent,
+                )
+            )
+        return LinkCompleted(parked_applied=len(results), results=tuple(results))
+
+    async def _push(
+        self,
+        hospital_id: UUID,
+        delivery_id: str,
+        data: RecordsPushData,
+        now: datetime,
+        context: RequestContext,
+    ) -> IngestResult | PushParked:
+        # InvalidFhir names the bad entry; nothing is stored. Validation is pure Python
+        # (about 40 ms per 1,000 entries): run it in a thread so that a 20 MiB bundle
+        # does not stall every other request on the event loop.
+        entries = await asyncio.to_thread(parse_bundle, data.bundle)
+        link = await self._links.for_patient_ref(hospital_id, data.patient_ref)
+        if link is None:
+            await self._deliveries.park(
+                hospital_id, data.patient_ref, delivery_id, data.bundle, now
+            )
+            return PushParked()
+        # Held until this delivery commits: a revocation in flight either finished
+        # before (and this push is refused) or waits until the push is stored.
+        consent = await self._consents.hold(link.consent_id)
+        try:
+            return await self._records.ingest_delivery(
+                HospitalActor(hospital_id),
+                link.patient_id,
+                RecordSource(kind="hospital", hospital_id=hospital_id),
+                entries,
+                context=context,
+                consent=consent,
+            )
+        except AccessRefused:
+            # The policy has recorded the refusal in the patient's audit chain.
+            raise LinkRevoked(
+                "The patient has revoked this link; records for this patientRef are no longer accepted."
+            ) from None

@@ -1,0 +1,214 @@
+"""Use cases on a patient's record: read, list, add, export. Each runs in one
+unit of work that holds the access decision's audit row, allowed or refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID, uuid4
+
+from domain.access import (
+    Action,
+    Actor,
+    Permit,
+    authorize_audited,
+)
+from domain.audit.events import RequestContext
+from domain.consents.consent import Consent
+from domain.errors import FieldProblem, InvalidInput, NotFound
+from domain.fhir.bundle import ParsedEntry
+from domain.fhir.catalogue import SUPPORTING_TYPES
+from domain.fhir.validation import validate_resource
+from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
+from domain.records.imaging import ImagingStudyView, study_views
+from domain.records.ingest import ingest
+from domain.records.record import (
+    IngestResult,
+    RecordSummary,
+    RecordVersion,
+    StoredRecord,
+    TimelineQuery,
+)
+from domain.records.self_reported import tag_self_reported
+from domain.records.sources import SELF, RecordSource
+
+
+class PatientRecords:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        records: RecordStore,
+        audit: AuditLog,
+        clock: Clock,
+    ):
+        self._unit_of_work = unit_of_work
+        self._records = records
+        self._audit = audit
+        self._clock = clock
+
+    @asynccontextmanager
+    async def _permitted(
+        self,
+        actor: Actor,
+        action: Action,
+        patient_id: UUID,
+        context: RequestContext,
+        consent: Consent | None,
+    ) -> AsyncIterator[tuple[UnitOfWork, Permit]]:
+        async with self._unit_of_work() as uow:
+            permit = await authorize_audited(
+                uow,
+                self._audit,
+                actor,
+                action,
+                patient_id,
+                now=self._clock.now(),
+                consent=consent,
+                context=context,
+            )
+            yield uow, permit
+
+    async def _refuse_missing(self, uow: UnitOfWork, permit: Permit, record_id: UUID) -> NotFound:
+        await self._audit.append(permit.refusal("not-found", None, str(record_id)))
+        await uow.commit()
+        return NotFound("No record with this id.")
+
+    async def read(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        record_id: UUID,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
+    ) -> tuple[StoredRecord, list[RecordVersion]]:
+        async with self._permitted(actor, "record.read", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
+            record = await self._records.get(permit, record_id)
+            if record is None:
+                raise await self._refuse_missing(uow, permit, record_id)
+            # A first version has no history: skip the round trip.
+            history = await self._records.history(permit, record_id) if record.version > 1 else []
+            await self._audit.append(permit.event(record.fields.resource_type, str(record.id)))
+            await uow.commit()
+            return record, history
+
+    async def timeline(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        query: TimelineQuery,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
+    ) -> list[RecordSummary]:
+        async with self._permitted(actor, "record.list", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
+            items = await self._records.timeline(permit, query)
+            await self._audit.append(permit.event(None, *(str(item.id) for item in items)))
+            await uow.commit()
+            return items
+
+    async def add_self_reported(
+        self, actor: Actor, patient_id: UUID, resource: dict[str, Any], *, context: RequestContext
+    ) -> StoredRecord:
+        """A record the patient entered (a home blood-pressure reading, say),
+        tagged as self-reported so nobody mistakes it for a hospital's."""
+        resource_type = resource.get("resourceType")
+        if isinstance(resource_type, str) and resource_type in SUPPORTING_TYPES | {"Patient"}:
+            raise InvalidInput(
+                f"{resource.get('resourceType')} is not a record a patient can add; "
+                "send a clinical resource such as an Observation.",
+                errors=[FieldProblem("resourceType", "not a clinical record type")],
+            )
+        # Validated before it is tagged: the tagging reads `meta`, so a malformed
+        # `meta` must be refused (422 naming it) before anything walks it.
+        resource = {**resource, "id": str(uuid4())}
+        fields = validate_resource(resource)
+        entry = ParsedEntry(
+            index=0,
+            full_url=None,
+            resource=tag_self_reported(resource),
+            fields=fields,
+            is_supporting=False,
+        )
+        async with self._permitted(actor, "record.create", patient_id, context, None) as (
+            uow,
+            permit,
+        ):
+            result = await ingest(permit, SELF, [entry], records=self._records, audit=self._audit)
+            record = await self._records.get(permit, result.record_ids[0])
+            await uow.commit()
+        assert record is not None
+        return record
+
+    async def ingest_delivery(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        source: RecordSource,
+        entries: list[ParsedEntry],
+        *,
+        context: RequestContext,
+        consent: Consent | None,
+    ) -> IngestResult:
+        """A whole delivery (one bundle) for one patient, all or nothing."""
+        async with self._permitted(actor, "record.ingest", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
+            result = await ingest(permit, source, entries, records=self._records, audit=self._audit)
+            await uow.commit()
+            return result
+
+    async def imaging(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
+        content_url: Callable[[UUID], str] | None = None,
+    ) -> list[ImagingStudyView]:
+        async with self._permitted(actor, "imaging.list", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
+            rows = await self._records.of_types(permit, ["ImagingStudy", "Endpoint"])
+            uploaded = {
+                r.record_id: content_url(r.record_id)
+                for r in rows
+                if content_url is not None
+                and r.resource_type == "ImagingStudy"
+                and r.source.kind == "self"
+            }
+            views = study_views(rows, content_url=uploaded)
+            await self._audit.append(
+                permit.event("ImagingStudy", *(str(v.record_id) for v in views))
+            )
+            await uow.commit()
+            return views
+
+    @asynccontextmanager
+    async def export(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        context: RequestContext,
+        consent: Consent | None = None,
+    ) -> AsyncIterator[AsyncIterator[tuple[UUID, bytes]]]:
+        """Opens an export: the audit row is written first, in the transaction the
+        rows are then read from, so the export and its record commit together."""
+        async with self._permitted(actor, "export.created", patient_id, context, consent) as (
+            uow,
+            permit,
+        ):
+            await self._audit.append(permit.event("Bundle"))
+            yield self._records.export_resources(permit)
+            await uow.commit()

@@ -1,0 +1,132 @@
+"""Every store over a patient's rows takes a Permit, never a bare patient id.
+
+The walk covers every Protocol in domain/ports.py (a new port must be placed in
+one of the lists below, on purpose) and every adapter class in infra/."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Protocol
+
+import domain.ports as ports
+from tests.architecture.imports import ROOT
+
+# Stores whose rows belong to one patient: every method takes a Permit...
+PATIENT_DATA_STORES = {
+    "RecordStore",
+    "ConsentStore",
+    "LinkStore",
+    "UploadStore",
+    "AuditLog",
+    "AccountEraser",
+}
+# ...except these, each for a reason no Permit can cover.
+WITHOUT_PERMIT = {
+    ("AuditLog", "append"): "writes the event the policy produced, which names its patient",
+    ("ConsentStore", "relied_on"): "the consent an actor presents, read so the policy can check it",
+    ("LinkStore", "by_code"): "how a hospital finds the patient behind a code in the first place",
+    ("LinkStore", "for_patient_ref"): "how a push finds the patient behind the hospital's MRN",
+    ("UploadStore", "expired_pending"): "the sweeper's scan for abandoned uploads across patients",
+    ("UploadStore", "delete_pending"): "the sweeper deletes an abandoned upload it found",
+}
+# Ports that hold no patient's health data. Those that name a patient id do so
+# because they establish who the patient is (sign-in, tokens): no Permit exists yet.
+OTHER_PORTS = {
+    "UnitOfWork": "transactions",
+    "UnitOfWorkFactory": "transactions",
+    "Clock": "time",
+    "AccountStore": "sign-in: finds the account behind an email or a token's subject",
+    "PasswordHasher": "password hashing",
+    "LoginThrottle": "counts failed sign-ins by hashed keys",
+    "AccessTokens": "issues the token that later identifies the patient",
+    "RefreshTokenStore": "refresh-token families of a signed-in patient",
+    "FileEraser": "deletes a prefix of object storage",
+    "BlobStore": "object storage by key; keys are checked by the use cases",
+    "DicomReader": "reads a file's header",
+    "HospitalStore": "hospitals and their secrets",
+    "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
+    "DeliveryIngest": "a use case (it authorizes itself), not a store",
+}
+IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
+
+
+def _protocols() -> dict[str, type]:
+    return {
+        name: value
+        for name, value in vars(ports).items()
+        if inspect.isclass(value)
+        and value.__module__ == ports.__name__
+        and Protocol in value.__mro__
+    }
+
+
+def _methods(cls: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in vars(cls).items()
+        if callable(member) and not name.startswith("_")
+    }
+
+
+def _annotation(parameter: inspect.Parameter) -> str:
+    annotation = parameter.annotation
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+
+
+def test_every_port_is_placed_on_purpose():
+    unplaced = set(_protocols()) - PATIENT_DATA_STORES - set(OTHER_PORTS)
+    assert unplaced == set(), "put each new port in PATIENT_DATA_STORES or OTHER_PORTS"
+    assert PATIENT_DATA_STORES <= set(_protocols())
+
+
+def test_every_method_of_a_patient_data_store_takes_a_permit():
+    offenders = []
+    for name in sorted(PATIENT_DATA_STORES):
+        for method, signature in _methods(_protocols()[name]).items():
+            takes_permit = any(_annotation(p) == "Permit" for p in signature.parameters.values())
+            if not takes_permit and (name, method) not in WITHOUT_PERMIT:
+                offenders.append(f"{name}.{method}")
+    assert offenders == []
+
+
+def test_the_exemptions_name_methods_that_exist():
+    protocols = _protocols()
+    stale = [
+        f"{store}.{method}"
+        for store, method in WITHOUT_PERMIT
+        if method not in _methods(protocols[store])
+    ]
+    assert stale == []
+
+
+def test_no_port_outside_sign_in_accepts_a_bare_patient_id():
+    offenders = []
+    for name, cls in _protocols().items():
+        if name in IDENTITY_PORTS or name == "DeliveryIngest":
+            continue
+        for method, signature in _methods(cls).items():
+            if "patient_id" in signature.parameters:
+                offenders.append(f"{name}.{method}")
+    assert offenders == []
+
+
+def test_no_adapter_outside_sign_in_accepts_a_bare_patient_id():
+    """The adapters in infra/ too: a method added there without its port is caught."""
+    allowed_files = {"infra/pg/accounts.py", "infra/access_tokens.py", "infra/pg/refresh_tokens.py"}
+    offenders = []
+    for path in (ROOT / "infra").rglob("*.py"):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in allowed_files:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and not (
+                    item.name.startswith("_")
+                ):
+                    names = [a.arg for a in item.args.args + item.args.kwonlyargs]
+                    if "patient_id" in names:
+                        offenders.append(f"{relative}:{node.name}.{item.name}")
+    assert offenders == []
