@@ -100,6 +100,14 @@ class Services:
         return PgThrottle(self.database)
 
     @cached_property
+    def webhook_flood_guard(self):  # -> infra.flood_guard.FloodGuard
+        from infra.flood_guard import FloodGuard
+
+        return FloodGuard(
+            self.settings.webhook_address_requests, self.settings.webhook_window_seconds
+        )
+
+    @cached_property
     def account_alerts(self):  # -> domain.ports.AccountAlerts
         from infra.account_alerts import LoggedAccountAlerts
 

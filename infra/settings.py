@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_deliveries_per_window: int = 600
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
+    # Webhook requests per client address per webhook window, counted before the
+    # sender is authenticated (per API process).
+    webhook_address_requests: int = 1200
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = 100 * 1024 * 1024
 
@@ -156,6 +159,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
+        webhook_address_requests=_positive_int(env, "PHR_WEBHOOK_ADDRESS_LIMIT", 1200),
         upload_max_bytes=_upload_max_bytes(env),
     )
 

@@ -1,9 +1,10 @@
 """Hospital deliveries (Standard Webhooks): `patient.linked` completes a link,
 `records.push` delivers a FHIR R4 Bundle for a linked (or soon linked) patient.
 
-The signature covers the exact bytes received, so the body is read raw, verified,
-and only then decoded. Unknown hospital and bad signature get one and the same
-401. A redelivery (same webhook-id, same body) gets the stored reply."""
+Before a byte of the body is read: a per-address limit, the hospital (unknown:
+404) and the signature headers. The signature covers the exact bytes received, so
+the body is hashed as it streams in (under the size limit), verified, and only then
+measured and decoded. A redelivery (same webhook-id, same body) gets the stored reply."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from litestar import Request, Response, post
 from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
+    NotFoundException,
     PermissionDeniedException,
     TooManyRequestsException,
     ValidationException,
@@ -27,6 +29,7 @@ from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
 from domain.errors import DomainError
 from domain.hospitals.deliveries import DeliveryOutcome, LinkCompleted, PushParked, StoredReply
 from domain.hospitals.webhook_events import WebhookEvent
+from domain.json_depth import check_json_depth
 from domain.records.record import IngestResult
 
 MAX_WEBHOOK_BODY = 20 * 1024 * 1024
@@ -95,7 +98,7 @@ def _decode(body: bytes) -> WebhookEvent:
     operation_id="receiveHospitalWebhook",
     summary="A hospital's signed delivery: patient.linked or records.push",
     description=(
-        "Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes) and "
+        "An unknown hospital id is 404 before the body is read. Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes) and "
         "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). Body "
         "`{type, data}`: `patient.linked` `{code, patientRef}` or `records.push` "
         "`{patientRef, bundle}`. A push for a patientRef not linked yet is validated and "
@@ -107,6 +110,7 @@ def _decode(body: bytes) -> WebhookEvent:
     raises=[
         ValidationException,
         NotAuthorizedException,
+        NotFoundException,
         PermissionDeniedException,
         ClientException,
         TooManyRequestsException,
@@ -122,10 +126,21 @@ async def receive_webhook(
         UUID, Parameter(description="the hospital's id, as given by the operator")
     ],
 ) -> Response[bytes]:
-    body = await request.body()  # 413 before reading when Content-Length is over the limit
+    # Nothing of the body is read until the sender has passed the per-address
+    # limit, the hospital is known (404) and the signature headers are sound.
+    services.webhook_flood_guard.hit(context.client_address)
     headers = {name: value for name in _SIGNATURE_HEADERS if (value := request.headers.get(name))}
     webhooks = services.hospital_webhooks
-    delivery = await webhooks.authenticate(hospital_id, headers, body)
+    check = await webhooks.begin(hospital_id, headers)
+    # The signature is computed as the body streams in; the stream stops at the
+    # size limit (413, before reading when Content-Length says so).
+    chunks = []
+    async for chunk in request.stream():
+        check.update(chunk)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    delivery = await webhooks.admit(hospital_id, check)
+    check_json_depth(body)
     event = _decode(body)
     reply = await webhooks.deliver(
         hospital_id, delivery, body, event, context=context, render=_Replies(request)

@@ -14,7 +14,7 @@ import msgspec
 
 from domain.access import AccessRefused, HospitalActor, authorize_audited
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
-from domain.errors import FieldProblem, InvalidInput, RateLimited
+from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
 from domain.fhir.bundle import parse_bundle
 from domain.hospitals.deliveries import (
     CODE_FAILURE_WINDOW,
@@ -42,7 +42,7 @@ from domain.hospitals.webhook_events import (
     RecordsPushData,
     RecordsPushEvent,
 )
-from domain.hospitals.webhook_signature import SignedDelivery, verify_webhook
+from domain.hospitals.webhook_signature import SignatureCheck, SignedDelivery
 from domain.ports import (
     AuditLog,
     Clock,
@@ -58,6 +58,11 @@ from domain.records.record import IngestResult
 from domain.records.sources import RecordSource
 from domain.throttle import ThrottleKey
 from domain.throttle import subject as throttle_subject
+
+
+class UnknownHospital(NotFound):
+    kind = "unknown-hospital"
+    title = "No such hospital"
 
 
 class HospitalWebhooks:
@@ -89,15 +94,22 @@ class HospitalWebhooks:
         self._limits = limits
         self._throttle = throttle
 
-    async def authenticate(
-        self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
-    ) -> SignedDelivery:
-        """Verifies the signature with the hospital's live secrets, then counts the
-        delivery against its rate limit (after verifying, so nobody else can spend
-        a hospital's allowance)."""
+    async def begin(self, hospital_id: UUID, headers: Mapping[str, str]) -> SignatureCheck:
+        """Before any body byte is read: the hospital must exist (with a live
+        secret; otherwise 404) and the signature headers must be well-formed and
+        timely. The returned check is fed the body as it streams in."""
         now = self._clock.now()
         secrets_ = await self._hospitals.live_secrets(hospital_id, now)
-        delivery = verify_webhook([s.key for s in secrets_], headers, body, now)
+        if not secrets_:
+            raise UnknownHospital("No hospital with this id receives deliveries.")
+        return SignatureCheck([s.key for s in secrets_], headers, now)
+
+    async def admit(self, hospital_id: UUID, check: SignatureCheck) -> SignedDelivery:
+        """Completes the signature check, then counts the delivery against the
+        hospital's rate limit (after verifying, so nobody else can spend a
+        hospital's allowance)."""
+        delivery = check.finish()
+        now = self._clock.now()
         limits = self._limits
         window = window_start(now, limits.window_seconds)
         if not await self._deliveries.admit(hospital_id, window, limits.deliveries_per_window):
@@ -111,6 +123,14 @@ class HospitalWebhooks:
                 window_seconds=limits.window_seconds,
             )
         return delivery
+
+    async def authenticate(
+        self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
+    ) -> SignedDelivery:
+        """`begin`, the whole body, `admit`: for callers that hold the body already."""
+        check = await self.begin(hospital_id, headers)
+        check.update(body)
+        return await self.admit(hospital_id, check)
 
     async def deliver(
         self,
