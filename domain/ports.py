@@ -297,6 +297,15 @@ class BlobStore(Protocol):
         """Removes the object; deleting a missing object is not an error."""
         ...
 
+    async def finalize(self, key: str, final_key: str) -> None:
+        """Moves an uploaded object from `key` (which upload URLs can write) to
+        `final_key` (which none can), so what is checked afterwards is what is
+        kept. The local store also refuses every later write to `key`; on S3 the
+        copy is kept and the object at `key` deleted (a later PUT through a
+        still-valid URL makes an object nothing reads). Raises NotFound if there
+        is no object at `key`."""
+        ...
+
     async def delete_prefix(self, prefix: str) -> None:
         """Removes every object under `prefix` (which ends with "/"), e.g.
         `patients/<id>/` when an account is erased."""
@@ -318,8 +327,10 @@ class UploadStore(Protocol):
         ...
 
     async def mark_completed(
-        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime
-    ) -> None: ...
+        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime, final_key: str
+    ) -> None:
+        """Completed, with the object now at `final_key` (see BlobStore.finalize)."""
+        ...
 
     async def for_record(self, permit: Permit, record_id: UUID) -> tuple[Upload, str] | None:
         """The completed upload behind a record, with the record's resource type,

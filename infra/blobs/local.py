@@ -213,6 +213,11 @@ class LocalBlobStore:
         path = self._path(key)
         await asyncio.to_thread(self._delete, path)
 
+    async def finalize(self, key: str, final_key: str) -> None:
+        validate_key(key)
+        validate_key(final_key)
+        await asyncio.to_thread(self._finalize, self._path(key), self._path(final_key))
+
     async def delete_prefix(self, prefix: str) -> None:
         validate_prefix(prefix)
         folder = self._path(prefix[:-1])
@@ -228,6 +233,8 @@ class LocalBlobStore:
         validate_key(key)
         validate_content_type(content_type)
         path = self._path(key)
+        if self._sealed_path(path).exists():
+            raise _completed()
         try:
             await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -275,6 +282,21 @@ class LocalBlobStore:
     def _meta_path(path: Path) -> Path:
         return path.with_name(f".{path.name}.meta")
 
+    @staticmethod
+    def _sealed_path(path: Path) -> Path:
+        # Left where a completed upload was: no write to that key is taken again.
+        return path.with_name(f".{path.name}.sealed")
+
+    def _finalize(self, path: Path, final: Path) -> None:
+        self._sealed_path(path).touch()
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound("No such object.") from None
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self._meta_path(path), self._meta_path(final))
+
     def _stat(self, key: str) -> LocalFile | None:
         path = self._path(key)
         try:
@@ -301,6 +323,8 @@ class LocalBlobStore:
             raise NotFound("No such object.") from None
 
     def _commit(self, path: Path, temporary: Path, content_type: str) -> None:
+        if self._sealed_path(path).exists():
+            raise _completed()
         meta_temporary = path.parent / f".meta-{secrets.token_hex(8)}"
         try:
             meta_temporary.write_bytes(msgspec.json.encode(_Meta(content_type=content_type)))
@@ -323,6 +347,10 @@ class LocalBlobStore:
     def _delete_tree(self, folder: Path) -> None:
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder)
+
+
+def _completed() -> BlobUrlRefused:
+    return BlobUrlRefused("This upload is complete; its file can no longer be written.")
 
 
 def _flush(handle) -> None:  # type: ignore[no-untyped-def]
