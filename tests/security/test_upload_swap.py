@@ -23,7 +23,7 @@ SWAPPED = PDF.replace(bytes(range(256)), bytes(reversed(range(256))), 1)
 
 
 async def test_put_through_the_same_url_after_complete__never_replaces_the_checked_file(
-    stack: Stack,
+    stack: Stack,  # noqa: F811
 ):
     assert len(SWAPPED) == len(PDF) and SWAPPED != PDF
     patient = await register_patient(stack.client)
@@ -45,7 +45,10 @@ async def test_put_through_the_same_url_after_complete__never_replaces_the_check
     assert (await download(stack, patient, record_id)).content == PDF
 
 
-async def test_complete__leaves_no_object_under_the_upload_url_key(stack: Stack, settings):
+async def test_complete__leaves_no_object_under_the_upload_url_key(
+    stack: Stack,  # noqa: F811
+    settings,
+):
     from infra.blobs.factory import open_blob_store
     from infra.settings import load_settings
 
