@@ -192,9 +192,37 @@ class AccountEraser(Protocol):
         """Deletes the account and everything that hangs off it; False if absent."""
         ...
 
+    async def patient_refs(self, permit: Permit) -> list[tuple[UUID, str]]:
+        """(hospital id, patientRef) of every link the patient ever completed."""
+        ...
+
+    async def bury_patient_refs(
+        self, permit: Permit, refs: list[tuple[UUID, str, bytes]], at: datetime
+    ) -> None:
+        """For each (hospital id, patientRef, tombstone digest): records the
+        tombstone and deletes the pushes parked for that patientRef."""
+        ...
+
+    async def schedule_file_sweep(self, permit: Permit, prefix: str, after: datetime) -> None:
+        """Remembers to empty `prefix` once more after `after`."""
+        ...
+
+    async def due_file_sweeps(self, now: datetime, limit: int) -> list[str]:
+        """Prefixes whose second sweep is due, across erased accounts (there is
+        no patient left to hold a permit for)."""
+        ...
+
+    async def file_sweep_done(self, prefix: str) -> None: ...
+
 
 class FileEraser(Protocol):
     async def delete_prefix(self, prefix: str) -> None: ...
+
+    async def seal_prefix(self, prefix: str) -> None:
+        """From now on no write under `prefix` is taken where the store can refuse
+        one (phr's own disk store); S3 cannot refuse a presigned PUT, which is
+        why erasure also schedules a second sweep."""
+        ...
 
 
 # --- records and consents ------------------------------------------------------
@@ -311,6 +339,10 @@ class BlobStore(Protocol):
         `patients/<id>/` when an account is erased."""
         ...
 
+    async def seal_prefix(self, prefix: str) -> None:
+        """See FileEraser.seal_prefix."""
+        ...
+
 
 class DicomReader(Protocol):
     async def read_header(self, data: bytes) -> DicomHeader:
@@ -412,6 +444,14 @@ class WebhookDeliveryStore(Protocol):
         bundle: dict[str, Any],
         at: datetime,
     ) -> None: ...
+
+    async def erased(self, hospital_id: UUID, ref_digest: bytes) -> bool:
+        """Whether the patient behind this patientRef erased their account."""
+        ...
+
+    async def lift_erasure(self, hospital_id: UUID, ref_digest: bytes) -> None:
+        """A new link under the patientRef: the tombstone no longer applies."""
+        ...
 
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""

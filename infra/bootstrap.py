@@ -59,7 +59,12 @@ class Services:
     @cached_property
     def account_erasure(self) -> AccountErasure:
         return AccountErasure(
-            self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock
+            self.unit_of_work,
+            PgAccountEraser(self.database),
+            self.blobs,
+            self.audit,
+            self.clock,
+            self.secret_box.derive(b"erased-ref"),
         )
 
     @cached_property
@@ -217,6 +222,7 @@ class Services:
                 code_failures_per_hour=settings.link_code_failures_per_hour,
             ),
             self.throttle,
+            self.secret_box.derive(b"erased-ref"),
         )
 
     # Patient uploads: presigned PUT to the blob store, checked and registered

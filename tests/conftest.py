@@ -141,11 +141,18 @@ class Patient:
 
 
 async def register_patient(
-    client, *, email: str | None = None, password: str | None = None
+    client,
+    *,
+    email: str | None = None,
+    password: str | None = None,
+    display_name: str | None = None,
 ) -> Patient:
     email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
     password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
-    response = await client.post("/v1/auth/register", json={"email": email, "password": password})
+    fields = {"email": email, "password": password}
+    if display_name is not None:
+        fields["displayName"] = display_name
+    response = await client.post("/v1/auth/register", json=fields)
     assert response.status_code == 201, response.text
     response = await client.post("/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text

@@ -93,17 +93,24 @@ def _decode(body: bytes) -> WebhookEvent:
         raise ValidationException("The body is malformed JSON.") from None
 
 
+class PatientErasedResponse(ClientException):
+    """Documents the 410 answer (the patient erased their account) in OpenAPI."""
+
+    status_code = 410
+
+
 @post(
     "/v1/hospitals/{hospital_id:uuid}/webhook",
     operation_id="receiveHospitalWebhook",
     summary="A hospital's signed delivery: patient.linked or records.push",
     description=(
-        "An unknown hospital id is 404 before the body is read. Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes) and "
-        "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). Body "
+        "An unknown hospital id is 404 before the body is read. Standard Webhooks: "
+        "`webhook-id`, `webhook-timestamp` (within 5 minutes) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`). Body "
         "`{type, data}`: `patient.linked` `{code, patientRef}` or `records.push` "
         "`{patientRef, bundle}`. A push for a patientRef not linked yet is validated and "
         "parked (202), then applied when the link completes. A push for a revoked link "
-        "is refused with 403. The same webhook-id with the same body gets the first reply; "
+        "is refused with 403; a push for the patientRef of a patient who erased their "
+        "account, with 410 (never stored). The same webhook-id with the same body gets the first reply; "
         "with another body, 409. Bodies are limited to 20 MiB."
     ),
     tags=["webhooks"],
@@ -114,6 +121,7 @@ def _decode(body: bytes) -> WebhookEvent:
         PermissionDeniedException,
         ClientException,
         TooManyRequestsException,
+        PatientErasedResponse,
     ],
     request_max_body_size=MAX_WEBHOOK_BODY,
     status_code=200,

@@ -29,6 +29,7 @@ from domain.accounts.passwords import PasswordPolicy, normalise_password
 from domain.accounts.tokens import AccessClaims, TokenPair, new_refresh_token, refresh_token_hash
 from domain.audit.events import AuditEvent, RequestContext
 from domain.blobs import patient_files_prefix
+from domain.erasure_traces import erased_ref_digest
 from domain.errors import (
     AuthenticationFailed,
     InvalidCredentials,
@@ -52,6 +53,10 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.throttle import KeyCount, ThrottleKey
+from domain.uploads.upload import UPLOAD_URL_LIFETIME
+
+# After the last upload URL issued before an erasure has expired.
+FILE_SWEEP_MARGIN = timedelta(minutes=1)
 
 log = logging.getLogger("phr.auth")
 
@@ -373,12 +378,14 @@ class AccountErasure:
         files: FileEraser,
         audit: AuditLog,
         clock: Clock,
+        ref_key: bytes,
     ):
         self._unit_of_work = unit_of_work
         self._accounts = accounts
         self._files = files
         self._audit = audit
         self._clock = clock
+        self._ref_key = ref_key
 
     async def erase(self, patient: PatientActor, *, context: RequestContext) -> None:
         async with self._unit_of_work() as uow:
@@ -392,10 +399,35 @@ class AccountErasure:
                 context=context,
             )
             await self._audit.append(permit.event("Patient", str(permit.patient_id)))
+            now = self._clock.now()
+            # Hospitals that keep pushing for this patient get 410 from now on;
+            # what they parked before is deleted with the rest.
+            refs = await self._accounts.patient_refs(permit)
+            await self._accounts.bury_patient_refs(
+                permit,
+                [(h, ref, erased_ref_digest(self._ref_key, h, ref)) for h, ref in refs],
+                now,
+            )
+            prefix = patient_files_prefix(patient.patient_id)
+            # An upload URL handed out before now may still put a file back.
+            await self._accounts.schedule_file_sweep(
+                permit, prefix, now + UPLOAD_URL_LIFETIME + FILE_SWEEP_MARGIN
+            )
             if not await self._accounts.erase(permit):
                 raise NotFound("No such account.")
             await uow.commit()
         # Object storage is not part of the transaction: files go once the rows
         # are gone, so a failure here leaves orphaned files, never a record
-        # pointing at a missing file.
-        await self._files.delete_prefix(patient_files_prefix(patient.patient_id))
+        # pointing at a missing file (and the scheduled sweep tries again).
+        await self._files.seal_prefix(prefix)
+        await self._files.delete_prefix(prefix)
+
+    async def sweep_erased_files(self, *, limit: int = 100) -> int:
+        """Empties, once more, the file prefixes of accounts erased longer ago than
+        an upload URL lives: whatever such a URL put back goes. Returns how many."""
+        swept = 0
+        for prefix in await self._accounts.due_file_sweeps(self._clock.now(), limit):
+            await self._files.delete_prefix(prefix)
+            await self._accounts.file_sweep_done(prefix)
+            swept += 1
+        return swept

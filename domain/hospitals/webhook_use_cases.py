@@ -14,6 +14,7 @@ import msgspec
 
 from domain.access import AccessRefused, HospitalActor, authorize_audited
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
+from domain.erasure_traces import PatientRefErased, erased_ref_digest
 from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
 from domain.fhir.bundle import parse_bundle
 from domain.hospitals.deliveries import (
@@ -81,6 +82,7 @@ class HospitalWebhooks:
         code_key: bytes,
         limits: WebhookLimits,
         throttle: Throttle,
+        ref_key: bytes,
     ):
         self._unit_of_work = unit_of_work
         self._hospitals = hospitals
@@ -93,6 +95,7 @@ class HospitalWebhooks:
         self._code_key = code_key
         self._limits = limits
         self._throttle = throttle
+        self._ref_key = ref_key
 
     async def begin(self, hospital_id: UUID, headers: Mapping[str, str]) -> SignatureCheck:
         """Before any body byte is read: the hospital must exist (with a live
@@ -284,6 +287,11 @@ class HospitalWebhooks:
                 errors=[FieldProblem("data.code", "revoked")],
             ) from None
         await self._links.complete(permit, link.id, data.patient_ref, now)
+        # A patient linking under an erased patientRef with a fresh code is a new
+        # consent: the hospital may send for it again.
+        await self._deliveries.lift_erasure(
+            hospital_id, erased_ref_digest(self._ref_key, hospital_id, data.patient_ref)
+        )
         await self._audit.append(permit.event("Consent", str(link.id), str(link.consent_id)))
         # Pushes that arrived before the link are applied now, in this transaction, oldest first.
         consent = await self._consents.remove_end(permit, link.consent_id)
@@ -314,6 +322,13 @@ class HospitalWebhooks:
         # InvalidFhir names the bad entry; nothing is stored. Validation is pure Python
         # (about 40 ms per 1,000 entries): run it in a thread so that a 20 MiB bundle
         # does not stall every other request on the event loop.
+        digest = erased_ref_digest(self._ref_key, hospital_id, data.patient_ref)
+        if await self._deliveries.erased(hospital_id, digest):
+            # Never stored, never parked: the patient erased their account.
+            raise PatientRefErased(
+                "The patient behind this patientRef has erased their account; "
+                "stop sending records for it."
+            )
         entries = await asyncio.to_thread(parse_bundle, data.bundle)
         link = await self._links.for_patient_ref(hospital_id, data.patient_ref)
         if link is None:

@@ -208,6 +208,11 @@ class S3BlobStore:
             raise
         await self.delete(key)
 
+    async def seal_prefix(self, prefix: str) -> None:
+        # A presigned PUT cannot be revoked; erasure's second sweep removes what
+        # one puts back.
+        validate_prefix(prefix)
+
     async def delete_prefix(self, prefix: str) -> None:
         validate_prefix(prefix)
         paginator = self._client.get_paginator("list_objects_v2")

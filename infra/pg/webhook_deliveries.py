@@ -94,6 +94,23 @@ class PgWebhookDeliveryStore:
         async with self._database.transaction() as conn:
             await conn.execute(self._PARK, hospital_id, patient_ref, delivery_id, bundle, at)
 
+    _ERASED = """
+        SELECT EXISTS (
+            SELECT 1 FROM erased_patient_ref WHERE hospital_id = $1 AND ref_digest = $2)
+    """
+
+    async def erased(self, hospital_id: UUID, ref_digest: bytes) -> bool:
+        async with self._database.transaction() as conn:
+            return bool(await conn.fetchval(self._ERASED, hospital_id, ref_digest))
+
+    async def lift_erasure(self, hospital_id: UUID, ref_digest: bytes) -> None:
+        async with self._database.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM erased_patient_ref WHERE hospital_id = $1 AND ref_digest = $2",
+                hospital_id,
+                ref_digest,
+            )
+
     _TAKE = """
         DELETE FROM webhook_parked_push WHERE hospital_id = $1 AND patient_ref = $2
         RETURNING id, delivery_id, bundle
