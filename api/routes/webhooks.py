@@ -43,15 +43,18 @@ class LinkCompletedOut(msgspec.Struct, rename="camel"):
     parked_applied: int
 
 
-class PushParkedOut(msgspec.Struct, rename="camel"):
+class PushParkedOut(msgspec.Struct, rename="camel", omit_defaults=True):
     status: str
+    # Elements FHIR R4 does not define, kept as received: named so the sender can fix them.
+    unknown_elements: list[str] = []
 
 
-class IngestOut(msgspec.Struct, rename="camel"):
+class IngestOut(msgspec.Struct, rename="camel", omit_defaults=True):
     created: int
     updated: int
     unchanged: int
     stale: int
+    unknown_elements: list[str] = []
 
 
 class _Replies:
@@ -67,9 +70,16 @@ class _Replies:
             case LinkCompleted(parked_applied=n):
                 body = LinkCompletedOut(status="linked", parked_applied=n)
             case PushParked():
-                body, status = PushParkedOut(status="parked"), 202
+                body = PushParkedOut(status="parked", unknown_elements=[*outcome.unknown_elements])
+                status = 202
             case IngestResult():
-                body = IngestOut(outcome.created, outcome.updated, outcome.unchanged, outcome.stale)
+                body = IngestOut(
+                    outcome.created,
+                    outcome.updated,
+                    outcome.unchanged,
+                    outcome.stale,
+                    unknown_elements=[*outcome.unknown_elements],
+                )
         return StoredReply(status, "application/json", msgspec.json.encode(body))
 
     def refusal(self, error: DomainError) -> StoredReply:

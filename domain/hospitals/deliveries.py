@@ -53,7 +53,7 @@ class LinkCompleted(msgspec.Struct, frozen=True):
 
 
 class PushParked(msgspec.Struct, frozen=True):
-    pass
+    unknown_elements: tuple[str, ...] = ()
 
 
 DeliveryOutcome = LinkCompleted | IngestResult | PushParked

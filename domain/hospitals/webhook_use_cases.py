@@ -17,6 +17,7 @@ from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
 from domain.erasure_traces import PatientRefErased, erased_ref_digest
 from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
 from domain.fhir.bundle import parse_bundle
+from domain.fhir.elements import unknown_elements
 from domain.hospitals.deliveries import (
     CODE_FAILURE_WINDOW,
     STORED_REFUSALS,
@@ -330,17 +331,25 @@ class HospitalWebhooks:
                 "stop sending records for it."
             )
         entries = await asyncio.to_thread(parse_bundle, data.bundle)
+        # The rule for hospital pushes: an entry with elements FHIR R4 does not
+        # define is kept as received (all or nothing stays the delivery's rule),
+        # and every such path is named in the reply, never silently kept.
+        unknown = tuple(
+            f"bundle.entry[{entry.index}].resource.{path}"
+            for entry in entries
+            for path in unknown_elements(entry.resource)
+        )
         link = await self._links.for_patient_ref(hospital_id, data.patient_ref)
         if link is None:
             await self._deliveries.park(
                 hospital_id, data.patient_ref, delivery_id, data.bundle, now
             )
-            return PushParked()
+            return PushParked(unknown_elements=unknown)
         # Held until this delivery commits: a revocation in flight either finished
         # before (and this push is refused) or waits until the push is stored.
         consent = await self._consents.hold(link.consent_id)
         try:
-            return await self._records.ingest_delivery(
+            result = await self._records.ingest_delivery(
                 HospitalActor(hospital_id),
                 link.patient_id,
                 RecordSource(kind="hospital", hospital_id=hospital_id),
@@ -353,3 +362,4 @@ class HospitalWebhooks:
             raise LinkRevoked(
                 "The patient has revoked this link; records for this patientRef are no longer accepted."
             ) from None
+        return msgspec.structs.replace(result, unknown_elements=unknown)
