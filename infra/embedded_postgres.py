@@ -452,7 +452,12 @@ class EmbeddedPostgres:
         return folder
 
     def _pg_ctl_start(self, account: ServerAccount | None, socket_dir: Path) -> None:
-        options = f"-k {shlex.quote(str(socket_dir))} -h '' -p {PORT}"
+        # An error's DETAIL carries the row's values (a duplicate key names the
+        # email) and the failing statement follows it: neither goes to the log.
+        options = (
+            f"-k {shlex.quote(str(socket_dir))} -h '' -p {PORT}"
+            " -c log_error_verbosity=terse -c log_min_error_statement=panic"
+        )
         try:
             self._run(
                 account,

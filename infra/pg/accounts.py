@@ -20,28 +20,24 @@ class PgAccountStore:
         INSERT INTO patient (id, email, display_name, password_hash, created_at,
                              password_changed_at)
         VALUES ($1, $2, $3, $4, $5, $5)
+        ON CONFLICT DO NOTHING
         RETURNING id, email, display_name, created_at
     """
 
     async def add(self, account: NewAccount) -> Account:
+        # ON CONFLICT, not a caught unique violation: PostgreSQL logs a violation
+        # with the duplicate key's value (the email) in its DETAIL.
         async with self._database.transaction() as conn:
-            try:
-                # A savepoint, so a duplicate leaves the caller's transaction usable.
-                async with conn.transaction():
-                    row = await conn.fetchrow(
-                        self._INSERT,
-                        account.id,
-                        account.email,
-                        account.display_name,
-                        account.password_hash,
-                        account.created_at,
-                    )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "patient_email_key":
-                    raise EmailAlreadyRegistered(
-                        "An account with this email address already exists."
-                    ) from None
-                raise
+            row = await conn.fetchrow(
+                self._INSERT,
+                account.id,
+                account.email,
+                account.display_name,
+                account.password_hash,
+                account.created_at,
+            )
+        if row is None:
+            raise EmailAlreadyRegistered("An account with this email address already exists.")
         return _account(row)
 
     _CREDENTIALS = """
