@@ -24,7 +24,12 @@ class PgThrottle:
     def __init__(self, database: Database):
         self._database = database
 
-    _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('phr.throttle:' || $1, 0))"
+    # One statement; the names come sorted and unnest yields them in order.
+    _LOCK = """
+        SELECT pg_advisory_xact_lock(hashtextextended('phr.throttle:' || name, 0))
+        FROM unnest($1::text[]) WITH ORDINALITY AS k(name, i)
+        ORDER BY i
+    """
     # Per key: attempts inside its window, the latest, and the limit-th most recent
     # one (while there is one, the key is at its limit until that one leaves).
     _COUNT = """
@@ -57,8 +62,7 @@ class PgThrottle:
         self, keys: Sequence[ThrottleKey], *, now: datetime, gate: Gate | None = None
     ) -> ThrottleTicket:
         async with self._database.transaction() as conn:
-            for name in sorted({f"{k.scope}:{k.subject}" for k in keys}):
-                await conn.execute(self._LOCK, name)
+            await conn.execute(self._LOCK, sorted({f"{k.scope}:{k.subject}" for k in keys}))
             rows = await conn.fetch(
                 self._COUNT,
                 [k.scope for k in keys],
