@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from api.allow_header import allow_header_middleware
 from api.current_patient import provide_current_patient
 from api.deps import request_context
 from api.problems import exception_handlers
@@ -56,7 +57,7 @@ def create_app(
             "context": Provide(request_context, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, allow_header_middleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,
         openapi_config=openapi_config(),

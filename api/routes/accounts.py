@@ -28,6 +28,12 @@ Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LENGTH)]
 OpaqueToken = Annotated[str, msgspec.Meta(max_length=512)]
 
 
+class EmailTakenResponse(ClientException):
+    """Documents the 409 answer (the email already has an account) in OpenAPI."""
+
+    status_code = 409
+
+
 class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     email: Email
     password: Annotated[
@@ -107,6 +113,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     raises=[
         ValidationException,
         ClientException,
+        EmailTakenResponse,
         TooManyRequestsException,
         ServiceUnavailableException,
     ],
