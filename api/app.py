@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -15,13 +16,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api.allow_header import allow_header_middleware
 from api.current_patient import provide_current_patient
-from api.deps import request_context
+from api.deps import USE_CASES, request_context
 from api.problems import exception_handlers
 from api.request_body import BoundedRequest
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.ports import Clock
-from infra.bootstrap import Services, close_services, open_services
+from infra.bootstrap import close_services, open_services
 from infra.settings import Settings, load_settings
 
 API_VERSION = "1.0.0"
@@ -40,19 +41,18 @@ def create_app(
             raise RuntimeError("no database: set DATABASE_URL or start through `phr serve`")
         services = await open_services(settings, database_dsn, clock=clock)
         app.state.services = services
+        # For request_context: whose Forwarded / X-Forwarded-For is believed.
+        app.state.trusted_proxies = settings.trusted_proxies
         try:
             yield
         finally:
             await close_services(services)
 
-    async def provide_services(state: State) -> Services:
-        return state.services
-
     return Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
         dependencies={
-            "services": Provide(provide_services),
+            **{name: _from_services(attribute) for name, attribute in USE_CASES.items()},
             "patient": Provide(provide_current_patient),
             "context": Provide(request_context, sync_to_thread=False),
         },
@@ -65,6 +65,15 @@ def create_app(
         # Logging is ours (JSON lines with request ids), configured by the entry point.
         logging_config=None,
     )
+
+
+def _from_services(attribute: str) -> Provide:
+    """One use case (or the clock) from the services the lifespan opened."""
+
+    def provide(state: State) -> Any:
+        return getattr(state.services, attribute)
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -13,8 +13,8 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
+from api.deps import AuthenticationDep
 from domain.errors import AuthenticationFailed
-from infra.bootstrap import Services
 
 
 class AuthenticatedPatient(msgspec.Struct, frozen=True):
@@ -23,13 +23,13 @@ class AuthenticatedPatient(msgspec.Struct, frozen=True):
 
 
 async def provide_current_patient(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    request: Request[Any, Any, Any], authentication: AuthenticationDep
 ) -> AuthenticatedPatient:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
-    claims = await services.auth.authenticate(token.strip())
+    claims = await authentication.authenticate(token.strip())
     return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
 
 

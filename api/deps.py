@@ -1,4 +1,6 @@
-"""Typed dependencies that handlers declare."""
+"""Typed dependencies that handlers declare: the request's context and, one each,
+the use cases the handlers call. `api/app.py` provides them from the composition
+root; nothing else in `api/` reaches into `infra/`."""
 
 from __future__ import annotations
 
@@ -8,17 +10,23 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from api.client_address import client_address
+from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.events import RequestContext
-from infra.bootstrap import Services
-
-ServicesDep = NamedDependency[Services]
+from domain.audit.use_cases import AuditHistory
+from domain.consents.use_cases import PatientConsents
+from domain.flood_guard import FloodGuard
+from domain.hospitals.link_use_cases import PatientLinks
+from domain.hospitals.webhook_use_cases import HospitalWebhooks
+from domain.ports import Clock
+from domain.records.use_cases import PatientRecords
+from domain.uploads.use_cases import PatientUploads
 
 
 def request_context(request: Request[Any, Any, Any]) -> RequestContext:
     """Where the request came from, for audit rows."""
     peer = request.client.host if request.client else None
-    services = getattr(request.app.state, "services", None)
-    trusted = services.settings.trusted_proxies if services is not None else ()
+    # PHR_TRUSTED_PROXIES, put in the app's state by create_app.
+    trusted = getattr(request.app.state, "trusted_proxies", ())
     client = client_address(peer, request.headers.items(), trusted)
     user_agent = request.headers.get("user-agent")
     return RequestContext(
@@ -29,3 +37,29 @@ def request_context(request: Request[Any, Any, Any]) -> RequestContext:
 
 
 RequestContextDep = NamedDependency[RequestContext]
+ClockDep = NamedDependency[Clock]
+AuthenticationDep = NamedDependency[Authentication]
+AccountErasureDep = NamedDependency[AccountErasure]
+AuditHistoryDep = NamedDependency[AuditHistory]
+PatientConsentsDep = NamedDependency[PatientConsents]
+PatientLinksDep = NamedDependency[PatientLinks]
+PatientRecordsDep = NamedDependency[PatientRecords]
+PatientUploadsDep = NamedDependency[PatientUploads]
+HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
+WebhookFloodGuardDep = NamedDependency[FloodGuard]
+
+# Dependency name -> the composition root's attribute that provides it.
+USE_CASES = {
+    "clock": "clock",
+    "authentication": "authentication",
+    "account_erasure": "account_erasure",
+    "audit_history": "audit_history",
+    "patient_consents": "patient_consents",
+    "patient_links": "patient_links",
+    "patient_records": "patient_records",
+    "patient_uploads": "patient_uploads",
+    "hospital_webhooks": "hospital_webhooks",
+    "webhook_flood_guard": "webhook_flood_guard",
+    "readiness": "readiness_problem",
+    "local_files": "local_files",
+}

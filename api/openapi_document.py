@@ -36,6 +36,18 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
 }
+_BINARY = {"type": "string", "format": "binary"}
+# Responses whose body is a file, declared as binary so that generated clients
+# hand back the bytes instead of dropping the response. The QR image is also
+# offered as application/octet-stream (Accept decides) for generators that read
+# only that type as bytes.
+BINARY_RESPONSES: dict[str, dict[str, Any]] = {
+    "getLinkQr": {
+        "image/png": {"schema": _BINARY},
+        "application/octet-stream": {"schema": _BINARY},
+    },
+    "getLocalBlob": {"application/octet-stream": {"schema": _BINARY}},
+}
 _INVALID = {
     "description": "The request is well-formed but a value is invalid; `errors` names each field",
     "content": _PROBLEM_CONTENT,
@@ -52,6 +64,9 @@ def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
             if raw_body is not None:
                 operation["requestBody"] = raw_body
             responses = operation["responses"]
+            binary = BINARY_RESPONSES.get(operation.get("operationId", ""))
+            if binary is not None:
+                responses["200"]["content"] = binary
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = _PROBLEM_CONTENT

@@ -20,7 +20,8 @@ from domain.errors import InvalidBlobKey, InvalidInput, PresignExpiryTooLong
 MAX_PUT_EXPIRY = timedelta(minutes=15)
 MAX_GET_EXPIRY = timedelta(minutes=5)
 
-# The largest single upload the service accepts (a DICOM CD series can be big).
+# The ceiling of any upload limit: what the blob stores accept at all, and the
+# most PHR_UPLOAD_MAX_BYTES may be raised to (a DICOM CD series can be big).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 MAX_KEY_LENGTH = 512

@@ -3,6 +3,7 @@ api layer maps every one of them, in one place, to an RFC 9457 problem."""
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import msgspec
@@ -13,6 +14,18 @@ class FieldProblem(msgspec.Struct, frozen=True):
 
     field: str
     message: str
+
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def split_validation_error(text: str) -> tuple[str, str]:
+    """(message, path) of a msgspec ValidationError's text, e.g. ("Expected `str`,
+    got `int`", "data.code") for "Expected `str`, got `int` - at `$.data.code`".
+    The path is "" when the error is about the whole value."""
+    match = _MSGSPEC_ERROR.match(text)
+    assert match is not None  # the pattern matches any string
+    return match["message"], (match["path"] or "").lstrip(".")
 
 
 class DomainError(Exception):
@@ -140,7 +153,7 @@ class RefreshTokenRefused(AuthenticationFailed):
     title = "The refresh token is not valid"
 
 
-# --- patient uploads (domain/uploads.py) ---------------------------------------------
+# --- patient uploads (domain/uploads/) ------------------------------------------------
 
 
 class UnsupportedUploadType(InvalidInput):

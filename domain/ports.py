@@ -2,32 +2,30 @@
 Protocol here, and `infra/` implements it. Stores over a patient's rows take a
 `Permit` (minted only by `domain.access`), never a bare patient id; the few
 methods that cannot (look-ups that find the patient in the first place, the
-sweeper's scans) say why, and tests/unit/test_ports.py holds them to it."""
+sweeper's scans) say why, and tests/architecture/test_ports.py holds them to it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
-from domain.access import HospitalActor, Permit
+from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
-from domain.audit.events import AuditEvent, RecordedAuditEvent, RequestContext
+from domain.audit.events import AuditEvent, RecordedAuditEvent
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
-from domain.fhir.bundle import ParsedEntry
-from domain.hospitals.deliveries import ParkedPush, StoredReply
+from domain.hospitals.deliveries import ParkedPush
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
 from domain.records.imaging import ImagingRecord
 from domain.records.record import (
     CurrentVersion,
     IncomingRecord,
-    IngestResult,
     RecordSummary,
     RecordVersion,
     StoredRecord,
@@ -60,6 +58,7 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+@runtime_checkable  # handlers declare the clock as a dependency; Litestar checks its type
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -149,8 +148,22 @@ class AccountAlerts(Protocol):
 class AccessTokens(Protocol):
     async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
 
+    async def jwks(self, now: datetime) -> list[dict[str, str]]:
+        """The public keys that verify tokens now, as JWKs."""
+        ...
+
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         """Raises AuthenticationFailed for anything but a valid token."""
+        ...
+
+
+class SigningKeyStore(Protocol):
+    async def rotate(self, now: datetime) -> tuple[str, str | None]:
+        """Makes a new current key; returns (new kid, retired kid or None)."""
+        ...
+
+    async def revoke(self, kid: str, now: datetime) -> bool:
+        """Tokens signed with `kid` stop verifying; False if no such unrevoked key."""
         ...
 
 
@@ -426,15 +439,15 @@ class WebhookDeliveryStore(Protocol):
 
     async def claim(
         self, hospital_id: UUID, delivery_id: str, body_digest: bytes, at: datetime
-    ) -> tuple[bytes, StoredReply | None] | None:
+    ) -> tuple[bytes, bytes | None] | None:
         """Claims the id inside the caller's transaction; None when it is new. For
         a known id: the digest of its body and the reply given (concurrent
         redeliveries wait for the first one's transaction)."""
         ...
 
-    async def record_reply(
-        self, hospital_id: UUID, delivery_id: str, reply: StoredReply
-    ) -> None: ...
+    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: bytes) -> None:
+        """Keeps the answer given (opaque bytes: the api's rendering)."""
+        ...
 
     async def park(
         self,
@@ -456,18 +469,3 @@ class WebhookDeliveryStore(Protocol):
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""
         ...
-
-
-class DeliveryIngest(Protocol):
-    """PatientRecords.ingest_delivery, joining the webhook's unit of work."""
-
-    async def ingest_delivery(
-        self,
-        actor: HospitalActor,
-        patient_id: UUID,
-        source: RecordSource,
-        entries: list[ParsedEntry],
-        *,
-        context: RequestContext,
-        consent: Consent | None,
-    ) -> IngestResult: ...

@@ -1,33 +1,52 @@
-"""The composition root: builds the real adapters behind the domain's ports.
-Production (`phr serve`) and the tests wire the service through this one place."""
+"""The composition root: builds the real adapters behind the domain's ports and
+the use cases on top of them. `phr serve`, the operator commands and the tests
+all wire the service through this one place."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from uuid import UUID
 
 from domain.accounts.login_throttle import SignInPolicy
 from domain.accounts.passwords import PasswordPolicy
+from domain.accounts.signing_key_use_cases import SigningKeyRotation
 from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.use_cases import AuditHistory
 from domain.clock import SystemClock
 from domain.consents.use_cases import PatientConsents
+from domain.flood_guard import FloodGuard
+from domain.hospitals.deliveries import WebhookLimits
+from domain.hospitals.link_use_cases import PatientLinks
+from domain.hospitals.operator_use_cases import Hospitals
+from domain.hospitals.webhook_use_cases import HospitalWebhooks
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
+from domain.uploads.upload import UploadRules
+from domain.uploads.use_cases import PatientUploads
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
+from infra.account_alerts import LoggedAccountAlerts
 from infra.blobs.factory import OpenBlobStore, open_blob_store
+from infra.blobs.local import LocalBlobStore
 from infra.common_passwords import common_passwords
+from infra.dicom_header import PydicomHeaderReader
 from infra.password_hasher import ThreadPoolPasswordHasher
 from infra.pg.accounts import PgAccountStore
 from infra.pg.audit import PgAuditLog
 from infra.pg.consents import PgConsentStore
 from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
+from infra.pg.hospitals import PgHospitalStore
+from infra.pg.links import PgLinkStore
+from infra.pg.migration_runner import pending
 from infra.pg.records import PgRecordStore
 from infra.pg.refresh_tokens import PgRefreshTokenStore
 from infra.pg.signing_keys import PgSigningKeys
 from infra.pg.throttle import PgThrottle
 from infra.pg.unit_of_work import PgUnitOfWork
+from infra.pg.uploads import PgUploadStore
+from infra.pg.webhook_deliveries import PgWebhookDeliveryStore
+from infra.secret_box import SecretBox, load_secret_box
 from infra.settings import Settings
 
 
@@ -37,13 +56,37 @@ class Services:
     database: Database
     clock: Clock
     audit: PgAuditLog
-    blobs: OpenBlobStore
+    # None for operator commands, which touch no files.
+    opened_blobs: OpenBlobStore | None
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.database)
 
-    # Stores and use cases that need nothing but the pool, the clock and the
-    # audit log are built on first use.
+    @property
+    def blobs(self) -> OpenBlobStore:
+        if self.opened_blobs is None:
+            raise RuntimeError("opened without a blob store (with_blobs=False)")
+        return self.opened_blobs
+
+    @property
+    def local_files(self) -> LocalBlobStore | None:
+        """The local store, whose signed URLs phr serves itself; None with S3."""
+        return self.opened_blobs if isinstance(self.opened_blobs, LocalBlobStore) else None
+
+    async def pending_migrations(self) -> list[str]:
+        async with self.database.pool.acquire(timeout=2) as conn:
+            return await pending(conn)
+
+    async def readiness_problem(self) -> str | None:
+        """Why the service cannot serve yet, or None when it can."""
+        try:
+            missing = await self.pending_migrations()
+        except Exception:
+            return "database is not reachable"
+        return f"{len(missing)} migration(s) not applied" if missing else None
+
+    # --- stores ---------------------------------------------------------------
+
     @cached_property
     def records(self) -> PgRecordStore:
         return PgRecordStore(self.database, self.clock)
@@ -52,9 +95,77 @@ class Services:
     def consents(self) -> PgConsentStore:
         return PgConsentStore(self.database)
 
+    # Hospital webhook secrets and link codes are sealed with a key kept outside
+    # the database (PHR_SECRETS_KEY, else <data dir>/keys/secrets.key).
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        return load_secret_box(self.settings.data_dir, self.settings.secrets_key)
+
+    @cached_property
+    def hospital_store(self) -> PgHospitalStore:
+        return PgHospitalStore(self.database, self.secret_box)
+
+    @cached_property
+    def link_store(self) -> PgLinkStore:
+        return PgLinkStore(self.database, self.secret_box)
+
+    @cached_property
+    def signing_keys(self) -> PgSigningKeys:
+        return PgSigningKeys(
+            self.database,
+            self.secret_box,
+            verify_retired_for=verify_retired_for(self.settings.access_token_ttl_seconds),
+        )
+
+    # One throttle for every guessable thing (sign-in, registration, refresh, codes).
+    @cached_property
+    def throttle(self) -> PgThrottle:
+        return PgThrottle(self.database)
+
+    @cached_property
+    def webhook_flood_guard(self) -> FloodGuard:
+        return FloodGuard(
+            self.settings.webhook_address_requests, self.settings.webhook_window_seconds
+        )
+
+    @cached_property
+    def account_alerts(self) -> LoggedAccountAlerts:
+        return LoggedAccountAlerts()
+
+    # The hasher's pool is shut down in close_services.
+    @cached_property
+    def password_hasher(self) -> ThreadPoolPasswordHasher:
+        return ThreadPoolPasswordHasher(
+            workers=self.settings.password_hash_workers,
+            queue_limit=self.settings.password_hash_queue,
+        )
+
+    @cached_property
+    def access_tokens(self) -> JwtAccessTokens:
+        return JwtAccessTokens(
+            self.signing_keys,
+            issuer=self.settings.public_url,
+            ttl_seconds=self.settings.access_token_ttl_seconds,
+        )
+
+    def _content_url(self, record_id: UUID) -> str:
+        return f"{self.settings.public_url}/v1/records/{record_id}/content"
+
+    # --- use cases: what the api and the operator commands call ----------------
+
     @cached_property
     def patient_records(self) -> PatientRecords:
-        return PatientRecords(self.unit_of_work, self.records, self.audit, self.clock)
+        return PatientRecords(
+            self.unit_of_work, self.records, self.audit, self.clock, content_url=self._content_url
+        )
+
+    @cached_property
+    def patient_consents(self) -> PatientConsents:
+        return PatientConsents(self.unit_of_work, self.consents, self.audit, self.clock)
+
+    @cached_property
+    def audit_history(self) -> AuditHistory:
+        return AuditHistory(self.unit_of_work, self.audit, self.clock)
 
     @cached_property
     def account_erasure(self) -> AccountErasure:
@@ -68,58 +179,7 @@ class Services:
         )
 
     @cached_property
-    def audit_history(self) -> AuditHistory:
-        return AuditHistory(self.unit_of_work, self.audit, self.clock)
-
-    @cached_property
-    def patient_consents(self) -> PatientConsents:
-        return PatientConsents(self.unit_of_work, self.consents, self.audit, self.clock)
-
-    # Accounts and tokens. The hasher's pool is shut down in close_services.
-    @cached_property
-    def password_hasher(self) -> ThreadPoolPasswordHasher:
-        return ThreadPoolPasswordHasher(
-            workers=self.settings.password_hash_workers,
-            queue_limit=self.settings.password_hash_queue,
-        )
-
-    @cached_property
-    def signing_keys(self) -> PgSigningKeys:
-        return PgSigningKeys(
-            self.database,
-            self.secret_box,
-            verify_retired_for=verify_retired_for(self.settings.access_token_ttl_seconds),
-        )
-
-    @cached_property
-    def access_tokens(self) -> JwtAccessTokens:
-        return JwtAccessTokens(
-            self.signing_keys,
-            issuer=self.settings.public_url,
-            ttl_seconds=self.settings.access_token_ttl_seconds,
-        )
-
-    # One throttle for every guessable thing (sign-in, registration, refresh, codes).
-    @cached_property
-    def throttle(self) -> PgThrottle:
-        return PgThrottle(self.database)
-
-    @cached_property
-    def webhook_flood_guard(self):  # -> infra.flood_guard.FloodGuard
-        from infra.flood_guard import FloodGuard
-
-        return FloodGuard(
-            self.settings.webhook_address_requests, self.settings.webhook_window_seconds
-        )
-
-    @cached_property
-    def account_alerts(self):  # -> domain.ports.AccountAlerts
-        from infra.account_alerts import LoggedAccountAlerts
-
-        return LoggedAccountAlerts()
-
-    @cached_property
-    def auth(self) -> Authentication:
+    def authentication(self) -> Authentication:
         settings = self.settings
         return Authentication(
             accounts=PgAccountStore(self.database),
@@ -144,44 +204,16 @@ class Services:
             refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
         )
 
-    # Hospitals, links and webhooks. Secrets are sealed with a key kept outside the
-    # database (PHR_SECRETS_KEY, else <data dir>/keys/secrets.key).
     @cached_property
-    def secret_box(self):  # -> infra.secret_box.SecretBox
-        import os
-
-        from infra.secret_box import load_secret_box
-
-        return load_secret_box(self.settings.data_dir, os.environ.get("PHR_SECRETS_KEY"))
+    def signing_key_rotation(self) -> SigningKeyRotation:
+        return SigningKeyRotation(self.unit_of_work, self.signing_keys, self.audit, self.clock)
 
     @cached_property
-    def hospital_store(self):  # -> infra.pg.hospitals.PgHospitalStore
-        from infra.pg.hospitals import PgHospitalStore
-
-        return PgHospitalStore(self.database, self.secret_box)
-
-    @cached_property
-    def link_store(self):  # -> infra.pg.links.PgLinkStore
-        from infra.pg.links import PgLinkStore
-
-        return PgLinkStore(self.database, self.secret_box)
-
-    @cached_property
-    def webhook_deliveries(self):  # -> infra.pg.webhook_deliveries.PgWebhookDeliveryStore
-        from infra.pg.webhook_deliveries import PgWebhookDeliveryStore
-
-        return PgWebhookDeliveryStore(self.database)
-
-    @cached_property
-    def hospitals(self):  # -> domain.hospitals.Hospitals
-        from domain.hospitals.operator_use_cases import Hospitals
-
+    def hospitals(self) -> Hospitals:
         return Hospitals(self.unit_of_work, self.hospital_store, self.audit, self.clock)
 
     @cached_property
-    def patient_links(self):  # -> domain.hospitals.PatientLinks
-        from domain.hospitals.link_use_cases import PatientLinks
-
+    def patient_links(self) -> PatientLinks:
         return PatientLinks(
             self.unit_of_work,
             self.hospital_store,
@@ -193,26 +225,15 @@ class Services:
         )
 
     @cached_property
-    def hospital_webhooks(self):  # -> domain.hospitals.HospitalWebhooks
-        from domain.hospitals.deliveries import WebhookLimits
-        from domain.hospitals.webhook_use_cases import HospitalWebhooks
-        from domain.records.use_cases import PatientRecords
-        from infra.pg.joined_unit_of_work import PgJoinedUnitOfWork
-
-        database = self.database
+    def hospital_webhooks(self) -> HospitalWebhooks:
         settings = self.settings
-        # The webhook's ingest joins the delivery's transaction as a savepoint, so
-        # the records, their audit rows and the stored reply commit together.
-        records = PatientRecords(
-            lambda: PgJoinedUnitOfWork(database), self.records, self.audit, self.clock
-        )
         return HospitalWebhooks(
             self.unit_of_work,
             self.hospital_store,
             self.link_store,
-            self.webhook_deliveries,
+            PgWebhookDeliveryStore(self.database),
             self.consents,
-            records,
+            self.records,
             self.audit,
             self.clock,
             self.secret_box.derive(b"link-code"),
@@ -228,13 +249,7 @@ class Services:
     # Patient uploads: presigned PUT to the blob store, checked and registered
     # as records on completion.
     @cached_property
-    def patient_uploads(self):  # -> domain.uploads.PatientUploads
-        from domain.uploads.upload import UploadRules
-        from domain.uploads.use_cases import PatientUploads
-        from infra.dicom_header import PydicomHeaderReader
-        from infra.pg.uploads import PgUploadStore
-
-        public = self.settings.public_url
+    def patient_uploads(self) -> PatientUploads:
         return PatientUploads(
             unit_of_work=self.unit_of_work,
             uploads=PgUploadStore(self.database),
@@ -244,16 +259,25 @@ class Services:
             audit=self.audit,
             clock=self.clock,
             rules=UploadRules(max_bytes=self.settings.upload_max_bytes),
-            content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
+            content_url=self._content_url,
         )
 
 
-async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = None) -> Services:
-    database = Database(dsn)
+async def open_services(
+    settings: Settings,
+    dsn: str,
+    *,
+    clock: Clock | None = None,
+    pool_size: int = 10,
+    with_blobs: bool = True,
+) -> Services:
+    """Opens the pool (and the blob store unless `with_blobs` is False, as for
+    operator commands); close with `close_services`."""
+    database = Database(dsn, min_size=min(2, pool_size), max_size=pool_size)
     await database.open()
     clock = clock or SystemClock()
     try:
-        blobs = await open_blob_store(settings, clock)
+        blobs = await open_blob_store(settings, clock) if with_blobs else None
     except BaseException:
         await database.close()
         raise
@@ -262,7 +286,7 @@ async def open_services(settings: Settings, dsn: str, *, clock: Clock | None = N
         database=database,
         clock=clock,
         audit=PgAuditLog(database, clock),
-        blobs=blobs,
+        opened_blobs=blobs,
     )
 
 
@@ -270,6 +294,7 @@ async def close_services(services: Services) -> None:
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     try:
-        await services.blobs.close()
+        if services.opened_blobs is not None:
+            await services.opened_blobs.close()
     finally:
         await services.database.close()

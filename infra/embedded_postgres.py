@@ -175,10 +175,6 @@ class EmbeddedPostgres:
         return self._pgdata
 
     @property
-    def log_file(self) -> Path:
-        return self._log_file
-
-    @property
     def started_here(self) -> bool:
         """Whether this object started the server (and so `stop()` stops it)."""
         return self._started_here

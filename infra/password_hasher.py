@@ -74,10 +74,6 @@ class ThreadPoolPasswordHasher:
     def workers(self) -> int:
         return self._workers
 
-    @property
-    def parameters(self) -> argon2.PasswordHasher:
-        return self._hasher
-
     async def _run(self, fn, *args):
         if self._admitted.locked():
             raise Overloaded(

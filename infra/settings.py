@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,9 +11,19 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.blobs import MAX_UPLOAD_BYTES
+from domain.uploads.upload import DEFAULT_MAX_UPLOAD_BYTES
+
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
+
+
+class SecretText(str):
+    """A secret setting: its value never shows in a repr or a log line."""
+
+    def __repr__(self) -> str:
+        return "SecretText('***')"
 
 
 class S3Settings(msgspec.Struct, frozen=True):
@@ -57,7 +69,10 @@ class Settings(msgspec.Struct, frozen=True):
     # sender is authenticated (per API process).
     webhook_address_requests: int = 1200
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
-    upload_max_bytes: int = 100 * 1024 * 1024
+    upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # Base64 key that seals hospital webhook secrets and link codes at rest; None:
+    # the key file <data_dir>/keys/secrets.key, made on first use.
+    secrets_key: SecretText | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -161,13 +176,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         webhook_address_requests=_positive_int(env, "PHR_WEBHOOK_ADDRESS_LIMIT", 1200),
         upload_max_bytes=_upload_max_bytes(env),
+        secrets_key=_secrets_key(env),
     )
 
 
-def _upload_max_bytes(env: Mapping[str, str]) -> int:
-    from domain.blobs import MAX_UPLOAD_BYTES
+def _secrets_key(env: Mapping[str, str]) -> SecretText | None:
+    raw = env.get("PHR_SECRETS_KEY") or None
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("PHR_SECRETS_KEY must be base64") from None
+    if len(key) != 32:
+        raise SettingsError("PHR_SECRETS_KEY must be the base64 of 32 random bytes")
+    return SecretText(raw)
 
-    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+
+def _upload_max_bytes(env: Mapping[str, str]) -> int:
+    value = _positive_int(env, "PHR_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,31 +57,32 @@ def admin_dsn() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def database_dsn(admin_dsn: str) -> Iterator[str]:
-    """A database of this run's own, migrated, dropped at the end: runs never collide."""
-    name = f"phr_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def scratch_database(admin_dsn: str, prefix: str = "phr_test") -> Iterator[str]:
+    """A migrated database of its own on the test server, dropped afterwards: the
+    one way tests make a database."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
 
-    async def create() -> None:
+    async def admin(sql: str) -> None:
         conn = await asyncpg.connect(admin_dsn)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        await migrate(with_database(admin_dsn, name))
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
+        asyncio.run(migrate(with_database(admin_dsn, name)))
         yield with_database(admin_dsn, name)
     finally:
-        asyncio.run(drop())
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_dsn(admin_dsn: str) -> Iterator[str]:
+    """A database of this run's own: runs never collide."""
+    with scratch_database(admin_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -90,16 +92,28 @@ def data_dir(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def settings(database_dsn: str, data_dir: Path) -> Settings:
+TEST_PUBLIC_URL = "http://testserver.local"
+
+
+def settings_for(
+    database_dsn: str, data_dir: Path, overrides: dict[str, str] | None = None
+) -> Settings:
+    """The settings every test app runs with, `overrides` (environment names) on top."""
     return load_settings(
         {
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
+            "PHR_PUBLIC_URL": TEST_PUBLIC_URL,
             **UNTHROTTLED_REGISTRATION,
+            "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+            **(overrides or {}),
         }
     )
+
+
+@pytest.fixture
+def settings(database_dsn: str, data_dir: Path) -> Settings:
+    return settings_for(database_dsn, data_dir)
 
 
 @pytest.fixture
@@ -162,6 +176,14 @@ async def register_patient(
     )
     assert response.status_code == 200, response.text
     return Patient(email, password, tokens, response.json())
+
+
+async def audit_history(client, patient: Patient) -> list[dict]:
+    """The patient's own history as GET /v1/audit shows it, oldest first (each look
+    at it is itself recorded, after the look)."""
+    response = await client.get("/v1/audit?limit=200", headers=patient.headers)
+    assert response.status_code == 200, response.text
+    return list(reversed(response.json()["items"]))
 
 
 @pytest.fixture

@@ -1,17 +1,16 @@
 """A hospital as the tests see it: added through the operator CLI's function,
-signing its deliveries with the independent `standardwebhooks` package."""
+signing its deliveries as tests/webhook_signing.py does (the independent
+`standardwebhooks` package)."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from standardwebhooks.webhooks import Webhook
 
 from api.cli.hospitals import add_hospital
 from domain.ports import Clock
+from tests.webhook_signing import signed_headers
 
 
 class Hospital:
@@ -33,15 +32,8 @@ class Hospital:
         at: datetime | None = None,
         secret: str | None = None,
     ) -> dict[str, str]:
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        at = at or (self.clock.now() if self.clock else datetime.now(UTC))
-        signature = Webhook(secret or self.secret).sign(msg_id, at, body.decode())
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature,
-            "content-type": "application/json",
-        }
+        at = at or (self.clock.now() if self.clock else None)
+        return signed_headers(secret or self.secret, body, msg_id=msg_id, at=at)
 
     async def send_raw(self, body: bytes, **sign: Any):
         return await self.client.post(self.url, content=body, headers=self.sign(body, **sign))

@@ -1,11 +1,18 @@
-"""The database an operator command talks to."""
+"""The database an operator command talks to, and the services it calls:
+the composition root's, opened small (one connection, no blob store)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+from domain.ports import Clock
+from infra.bootstrap import Services, close_services, open_services
 from infra.settings import Settings
+
+
+class PendingMigrations(Exception):
+    pass
 
 
 @contextlib.contextmanager
@@ -25,3 +32,23 @@ def database_dsn(settings: Settings) -> Iterator[str]:
         yield dsn
     finally:
         server.stop()
+
+
+@contextlib.asynccontextmanager
+async def operator_services(
+    dsn: str, settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[Services]:
+    """Operator commands do not migrate: with migrations pending they stop and say
+    to run `phr migrate` (or start `phr serve`), so a command never changes the
+    schema under a running server."""
+    services = await open_services(settings, dsn, clock=clock, pool_size=1, with_blobs=False)
+    try:
+        missing = await services.pending_migrations()
+        if missing:
+            raise PendingMigrations(
+                f"the database has pending migrations ({', '.join(missing)}); "
+                "run `phr migrate` (or start `phr serve`) first"
+            )
+        yield services
+    finally:
+        await close_services(services)

@@ -4,77 +4,38 @@ They talk to the same database as `phr serve` (the embedded server already
 running on the data folder is reused, never started twice). They do not migrate:
 if migrations are pending they stop and say to run `phr migrate` (or start
 `phr serve`), so an operator command never changes the schema under a running
-server. The secrets key is the server's: PHR_SECRETS_KEY, else
-<PHR_DATA_DIR>/keys/secrets.key."""
+server. The secrets key is the server's (Settings: PHR_SECRETS_KEY, else
+<PHR_DATA_DIR>/keys/secrets.key)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from api.cli.database import database_dsn
-from domain.clock import SystemClock
+from api.cli.database import PendingMigrations, database_dsn, operator_services
 from domain.errors import DomainError
-from domain.hospitals.operator_use_cases import Hospitals
 from domain.ports import Clock
-from infra.pg.audit import PgAuditLog
-from infra.pg.database import Database
-from infra.pg.hospitals import PgHospitalStore
-from infra.pg.migration_runner import pending
-from infra.pg.unit_of_work import PgUnitOfWork
-from infra.secret_box import load_secret_box
 from infra.settings import Settings
-
-
-class PendingMigrations(Exception):
-    pass
-
-
-@asynccontextmanager
-async def _hospitals(dsn: str, settings: Settings, clock: Clock | None) -> AsyncIterator[Hospitals]:
-    database = Database(dsn, min_size=1, max_size=1)
-    await database.open()
-    try:
-        async with database.pool.acquire() as conn:
-            missing = await pending(conn)
-        if missing:
-            raise PendingMigrations(
-                f"the database has pending migrations ({', '.join(missing)}); "
-                "run `phr migrate` (or start `phr serve`) first"
-            )
-        clock = clock or SystemClock()
-        box = load_secret_box(settings.data_dir, os.environ.get("PHR_SECRETS_KEY"))
-        yield Hospitals(
-            lambda: PgUnitOfWork(database),
-            PgHospitalStore(database, box),
-            PgAuditLog(database, clock),
-            clock,
-        )
-    finally:
-        await database.close()
 
 
 async def add_hospital(
     dsn: str, settings: Settings, name: str, *, clock: Clock | None = None
 ) -> dict[str, Any]:
-    async with _hospitals(dsn, settings, clock) as hospitals:
-        hospital, secret = await hospitals.add(name)
+    async with operator_services(dsn, settings, clock) as services:
+        hospital, secret = await services.hospitals.add(name)
     return {"id": str(hospital.id), "name": hospital.name, "webhookSecret": secret}
 
 
 async def rotate_hospital_secret(
     dsn: str, settings: Settings, hospital_id: UUID, grace: timedelta, *, clock: Clock | None = None
 ) -> dict[str, Any]:
-    async with _hospitals(dsn, settings, clock) as hospitals:
-        secret, until = await hospitals.rotate_secret(UUID(str(hospital_id)), grace)
+    async with operator_services(dsn, settings, clock) as services:
+        secret, until = await services.hospitals.rotate_secret(UUID(str(hospital_id)), grace)
     return {
         "id": str(hospital_id),
         "webhookSecret": secret,

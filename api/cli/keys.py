@@ -1,53 +1,33 @@
-"""`phr keys rotate`: make a new current signing key for access tokens (tokens
-signed with the previous key keep verifying until they expire). `phr keys revoke
-KID`: tokens signed with that key stop verifying at once (a leaked key)."""
+"""`phr keys rotate`: make a new current signing key for access tokens. Tokens
+signed with the previous key keep verifying until they expire. `phr keys revoke
+KID`: tokens signed with that key stop verifying at once (a leaked key). The rotation is
+the domain's use case and leaves an audit row."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
 
-from api.cli.database import database_dsn
-from domain.clock import SystemClock
+from api.cli.database import PendingMigrations, database_dsn, operator_services
 from domain.ports import Clock
-from infra.access_tokens import verify_retired_for
-from infra.pg.database import Database
-from infra.pg.signing_keys import PgSigningKeys
-from infra.secret_box import load_secret_box
 from infra.settings import Settings
-
-
-@asynccontextmanager
-async def _signing_keys(dsn: str, settings: Settings) -> AsyncIterator[PgSigningKeys]:
-    database = Database(dsn, min_size=1, max_size=1)
-    await database.open()
-    try:
-        yield PgSigningKeys(
-            database,
-            load_secret_box(settings.data_dir, os.environ.get("PHR_SECRETS_KEY")),
-            verify_retired_for=verify_retired_for(settings.access_token_ttl_seconds),
-        )
-    finally:
-        await database.close()
 
 
 async def rotate_signing_key(
     dsn: str, settings: Settings, *, clock: Clock | None = None
 ) -> dict[str, str | None]:
-    async with _signing_keys(dsn, settings) as keys:
-        kid, retired = await keys.rotate((clock or SystemClock()).now())
-    return {"kid": kid, "retiredKid": retired}
+    async with operator_services(dsn, settings, clock) as services:
+        rotated = await services.signing_key_rotation.rotate()
+    return {"kid": rotated.kid, "retiredKid": rotated.retired_kid}
 
 
 async def revoke_signing_key(
     dsn: str, settings: Settings, kid: str, *, clock: Clock | None = None
 ) -> dict[str, str | bool]:
-    async with _signing_keys(dsn, settings) as keys:
-        revoked = await keys.revoke(kid, (clock or SystemClock()).now())
+    async with operator_services(dsn, settings, clock) as services:
+        revoked = await services.signing_key_rotation.revoke(kid)
     return {"kid": kid, "revoked": revoked}
 
 
@@ -59,8 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
     def run(settings: Settings, args: argparse.Namespace) -> int:
-        with database_dsn(settings) as dsn:
-            result = asyncio.run(rotate_signing_key(dsn, settings))
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(rotate_signing_key(dsn, settings))
+        except PendingMigrations as exc:
+            print(f"phr: {exc}", file=sys.stderr)
+            return 1
         print(json.dumps(result))
         return 0
 
@@ -72,8 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     revoke.add_argument("kid", help="the key's id (the `kid` of tokens it signed)")
 
     def run_revoke(settings: Settings, args: argparse.Namespace) -> int:
-        with database_dsn(settings) as dsn:
-            result = asyncio.run(revoke_signing_key(dsn, settings, args.kid))
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(revoke_signing_key(dsn, settings, args.kid))
+        except PendingMigrations as exc:
+            print(f"phr: {exc}", file=sys.stderr)
+            return 1
         print(json.dumps(result))
         return 0 if result["revoked"] else 1
 

@@ -18,7 +18,7 @@ from litestar.exceptions import (
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import AuthenticationDep, RequestContextDep
 from domain.accounts.account import Account
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
 from domain.accounts.tokens import TokenPair
@@ -119,11 +119,11 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     ],
 )
 async def register(
-    data: JSONBody[RegisterRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[RegisterRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> Profile:
     """422 names the field that is not acceptable (e.g. a common password); 409 when
     the email (ignoring case) already has an account."""
-    account = await services.auth.register(
+    account = await authentication.register(
         email=data.email,
         password=data.password,
         display_name=data.display_name,
@@ -146,11 +146,11 @@ async def register(
     ],
 )
 async def login(
-    data: JSONBody[LoginRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[LoginRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> Response[Tokens]:
     """An unknown email and a wrong password give the same 401. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
-    pair = await services.auth.login(email=data.email, password=data.password, context=context)
+    pair = await authentication.login(email=data.email, password=data.password, context=context)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 
@@ -163,11 +163,11 @@ async def login(
     raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def refresh(
-    data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> Response[Tokens]:
     """The presented token is spent. Presenting a spent token again revokes every
     token descended from the same sign-in."""
-    pair = await services.auth.refresh(refresh_token=data.refresh_token, context=context)
+    pair = await authentication.refresh(refresh_token=data.refresh_token, context=context)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 
@@ -180,9 +180,9 @@ async def refresh(
     raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def logout(
-    data: JSONBody[RefreshRequest], services: ServicesDep, context: RequestContextDep
+    data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep
 ) -> None:
-    await services.auth.logout(refresh_token=data.refresh_token, context=context)
+    await authentication.logout(refresh_token=data.refresh_token, context=context)
 
 
 @get(
@@ -191,8 +191,8 @@ async def logout(
     summary="Public keys that verify access tokens (RFC 7517)",
     tags=["auth"],
 )
-async def jwks(services: ServicesDep) -> Response[JwkSet]:
-    keys = await services.access_tokens.jwks(services.clock.now())
+async def jwks(authentication: AuthenticationDep) -> Response[JwkSet]:
+    keys = await authentication.public_keys()
     return Response(
         JwkSet(keys=[Jwk(**key) for key in keys]),
         headers={"Cache-Control": "public, max-age=60"},

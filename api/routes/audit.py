@@ -11,7 +11,7 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import QueryParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import AuditHistoryDep, RequestContextDep
 from domain.access import PatientActor
 
 
@@ -58,7 +58,7 @@ class AuditVerification(msgspec.Struct, rename="camel"):
     security=[{"bearer": []}],
 )
 async def list_audit(
-    services: ServicesDep,
+    audit_history: AuditHistoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     cursor: Annotated[
@@ -67,7 +67,7 @@ async def list_audit(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=200)] = 50,
 ) -> AuditPage:
-    page = await services.audit_history.page(
+    page = await audit_history.page(
         PatientActor(patient.patient_id),
         before_id=int(cursor) if cursor else None,
         limit=limit,
@@ -105,9 +105,9 @@ async def list_audit(
     security=[{"bearer": []}],
 )
 async def verify_audit(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    audit_history: AuditHistoryDep, patient: CurrentPatient, context: RequestContextDep
 ) -> AuditVerification:
-    check = await services.audit_history.verify(PatientActor(patient.patient_id), context=context)
+    check = await audit_history.verify(PatientActor(patient.patient_id), context=context)
     broken = check.first_break
     return AuditVerification(
         valid=broken is None,

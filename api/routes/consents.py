@@ -12,7 +12,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, PatientConsentsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.consents.consent import Consent
 
@@ -58,12 +58,13 @@ def consent_out(consent: Consent, now: datetime) -> ConsentOut:
     security=[{"bearer": []}],
 )
 async def list_consents(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    clock: ClockDep,
+    patient_consents: PatientConsentsDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> list[ConsentOut]:
-    consents = await services.patient_consents.list(
-        PatientActor(patient.patient_id), context=context
-    )
-    now = services.clock.now()
+    consents = await patient_consents.list(PatientActor(patient.patient_id), context=context)
+    now = clock.now()
     return [consent_out(c, now) for c in consents]
 
 
@@ -77,11 +78,9 @@ async def list_consents(
     status_code=204,
 )
 async def revoke_consent(
-    services: ServicesDep,
+    patient_consents: PatientConsentsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     consent_id: Annotated[UUID, PathParameter(description="the consent's id")],
 ) -> None:
-    await services.patient_consents.revoke(
-        PatientActor(patient.patient_id), consent_id, context=context
-    )
+    await patient_consents.revoke(PatientActor(patient.patient_id), consent_id, context=context)

@@ -6,7 +6,7 @@ from litestar import delete
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import AccountErasureDep, RequestContextDep
 from domain.access import PatientActor
 
 
@@ -20,6 +20,6 @@ from domain.access import PatientActor
     status_code=204,
 )
 async def erase_account(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    account_erasure: AccountErasureDep, patient: CurrentPatient, context: RequestContextDep
 ) -> None:
-    await services.account_erasure.erase(PatientActor(patient.patient_id), context=context)
+    await account_erasure.erase(PatientActor(patient.patient_id), context=context)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
 
-from api.deps import ServicesDep
-from infra.pg.migration_runner import pending
+# Why the service cannot serve yet (the database does not answer, migrations are
+# pending), or None; provided by the wiring.
+Readiness = NamedDependency[Callable[[], Awaitable[str | None]]]
 
 
 class Health(msgspec.Struct):
@@ -24,16 +28,8 @@ async def healthz() -> Health:
     tags=["ops"],
     raises=[ServiceUnavailableException],
 )
-async def readyz(services: ServicesDep) -> Response[Health]:
-    try:
-        async with services.database.pool.acquire(timeout=2) as conn:
-            missing = await pending(conn)
-    except Exception as exc:
-        raise ServiceUnavailableException(
-            "database is not reachable", headers={"Retry-After": "5"}
-        ) from exc
-    if missing:
-        raise ServiceUnavailableException(
-            f"{len(missing)} migration(s) not applied", headers={"Retry-After": "5"}
-        )
+async def readyz(readiness: Readiness) -> Response[Health]:
+    problem = await readiness()
+    if problem is not None:
+        raise ServiceUnavailableException(problem, headers={"Retry-After": "5"})
     return Response(Health(status="ready"))

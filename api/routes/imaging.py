@@ -10,7 +10,7 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import PatientRecordsDep, RequestContextDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.records.imaging import ImagingStudyView
@@ -59,13 +59,11 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
     security=[{"bearer": []}],
 )
 async def list_imaging(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    patient_records: PatientRecordsDep, patient: CurrentPatient, context: RequestContextDep
 ) -> list[ImagingStudyOut]:
-    public = services.settings.public_url
-    views = await services.patient_records.imaging(
+    views = await patient_records.imaging(
         PatientActor(patient.patient_id),
         patient.patient_id,
         context=context,
-        content_url=lambda record_id: f"{public}/v1/records/{record_id}/content",
     )
     return [study_out(view) for view in views]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 import qrcode
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
@@ -22,7 +22,7 @@ from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, PatientLinksDep, RequestContextDep
 from domain.access import PatientActor
 from domain.hospitals.link_codes import format_link_code
 from domain.hospitals.links import Link
@@ -63,6 +63,8 @@ def link_out(link: Link, now: datetime) -> LinkOut:
 
 
 _LINK_ID = Parameter(description="the link's id")
+# The same PNG bytes either way: some client generators read only octet-stream as bytes.
+QR_MEDIA_TYPES = ["image/png", "application/octet-stream"]
 
 
 @post(
@@ -77,12 +79,13 @@ _LINK_ID = Parameter(description="the link's id")
     status_code=201,
 )
 async def create_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: Annotated[LinkCreate, Body(description="the hospital to link")],
 ) -> LinkCreated:
-    link, code = await services.patient_links.create(
+    link, code = await patient_links.create(
         PatientActor(patient.patient_id), data.hospital_id, context=context
     )
     return LinkCreated(
@@ -90,7 +93,7 @@ async def create_link(
         hospital_id=link.hospital_id,
         code=format_link_code(code),
         expires_at=link.expires_at,
-        status=link.status_at(services.clock.now()),
+        status=link.status_at(clock.now()),
     )
 
 
@@ -103,10 +106,13 @@ async def create_link(
     security=[{"bearer": []}],
 )
 async def list_links(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> list[LinkOut]:
-    links = await services.patient_links.list(PatientActor(patient.patient_id), context=context)
-    now = services.clock.now()
+    links = await patient_links.list(PatientActor(patient.patient_id), context=context)
+    now = clock.now()
     return [link_out(link, now) for link in links]
 
 
@@ -119,15 +125,14 @@ async def list_links(
     security=[{"bearer": []}],
 )
 async def get_link(
-    services: ServicesDep,
+    clock: ClockDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
-    link = await services.patient_links.get(
-        PatientActor(patient.patient_id), link_id, context=context
-    )
-    return link_out(link, services.clock.now())
+    link = await patient_links.get(PatientActor(patient.patient_id), link_id, context=context)
+    return link_out(link, clock.now())
 
 
 def render_code_png(text: str) -> bytes:
@@ -154,17 +159,17 @@ def render_code_png(text: str) -> bytes:
     media_type="image/png",
 )
 async def get_link_qr(
-    services: ServicesDep,
+    request: Request[Any, Any, Any],
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> Response[bytes]:
-    code = await services.patient_links.code(
-        PatientActor(patient.patient_id), link_id, context=context
-    )
+    code = await patient_links.code(PatientActor(patient.patient_id), link_id, context=context)
     # Pure-Python QR rendering takes milliseconds of CPU: keep it off the event loop.
     png = await asyncio.to_thread(render_code_png, format_link_code(code))
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+    media_type = request.accept.best_match(QR_MEDIA_TYPES, default=QR_MEDIA_TYPES[0])
+    return Response(png, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
 @delete(
@@ -177,9 +182,9 @@ async def get_link_qr(
     status_code=204,
 )
 async def revoke_link(
-    services: ServicesDep,
+    patient_links: PatientLinksDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> None:
-    await services.patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)
+    await patient_links.revoke(PatientActor(patient.patient_id), link_id, context=context)

@@ -8,10 +8,12 @@ When S3 is configured these routes answer 404: the URLs handed out point at S3."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from litestar import Request, get, put
+from litestar.di import NamedDependency
 from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
@@ -21,11 +23,8 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import Parameter
 from litestar.response import File
 
-from api.deps import ServicesDep
-from domain.blobs import MAX_UPLOAD_BYTES
+from domain.blobs import MAX_UPLOAD_BYTES, BlobInfo
 from domain.errors import BlobSizeMismatch, BlobUrlRefused
-from infra.blobs.local import LocalBlobStore
-from infra.bootstrap import Services
 
 ExpiryParam = Annotated[
     int | None, Parameter(description="Expiry of the URL, Unix seconds (signed).")
@@ -36,11 +35,42 @@ SignatureParam = Annotated[
 KeyParam = Annotated[str, Parameter(description="The object key, e.g. patients/<id>/uploads/<id>.")]
 
 
-def _local_store(services: Services) -> LocalBlobStore:
-    store = services.blobs
-    if not isinstance(store, LocalBlobStore):
+class LocalFile(Protocol):
+    path: Path
+    info: BlobInfo
+
+
+@runtime_checkable  # Litestar checks a dependency's type
+class SignedLocalFiles(Protocol):
+    """The local blob store as these routes use it (infra.blobs.local)."""
+
+    def verify(
+        self,
+        method: Literal["PUT", "GET"],
+        key: str,
+        *,
+        exp: int | None,
+        sig: str | None,
+        content_type: str | None = None,
+        size: int | None = None,
+        filename: str | None = None,
+    ) -> None: ...
+
+    async def write(
+        self, key: str, *, content_type: str, size: int, chunks: AsyncIterator[bytes]
+    ) -> BlobInfo: ...
+
+    async def local_file(self, key: str) -> LocalFile | None: ...
+
+
+# The local store when phr keeps files on its own disk; None when they are in S3.
+LocalFilesDep = NamedDependency[SignedLocalFiles | None]
+
+
+def _local_store(local_files: SignedLocalFiles | None) -> SignedLocalFiles:
+    if local_files is None:
         raise NotFoundException("Files are stored in S3; this service does not serve them.")
-    return store
+    return local_files
 
 
 def _key(raw: str) -> str:
@@ -83,14 +113,14 @@ async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
 )
 async def put_local_blob(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    local_files: LocalFilesDep,
     key: KeyParam,
     exp: ExpiryParam = None,
     sig: SignatureParam = None,
     ct: Annotated[str | None, Parameter(description="The signed Content-Type.")] = None,
     size: Annotated[int | None, Parameter(description="The signed size in bytes.")] = None,
 ) -> None:
-    store = _local_store(services)
+    store = _local_store(local_files)
     key = _key(key)
     store.verify("PUT", key, exp=exp, sig=sig, content_type=ct, size=size)
     if ct is None or size is None:
@@ -116,7 +146,7 @@ async def put_local_blob(
     security=[],
 )
 async def get_local_blob(
-    services: ServicesDep,
+    local_files: LocalFilesDep,
     key: KeyParam,
     exp: ExpiryParam = None,
     sig: SignatureParam = None,
@@ -125,7 +155,7 @@ async def get_local_blob(
     ] = None,
     fn: Annotated[str | None, Parameter(description="The download file name (signed).")] = None,
 ) -> File:
-    store = _local_store(services)
+    store = _local_store(local_files)
     key = _key(key)
     store.verify("GET", key, exp=exp, sig=sig, content_type=ct, filename=fn)
     found = await store.local_file(key)

@@ -6,7 +6,7 @@ from litestar import get
 from litestar.exceptions import NotAuthorizedException
 
 from api.current_patient import CurrentPatient
-from api.deps import ServicesDep
+from api.deps import AuthenticationDep
 from api.routes.accounts import Profile
 
 
@@ -18,5 +18,5 @@ from api.routes.accounts import Profile
     security=[{"bearer": []}],
     raises=[NotAuthorizedException],
 )
-async def get_me(patient: CurrentPatient, services: ServicesDep) -> Profile:
-    return Profile.of(await services.auth.profile(patient.patient_id))
+async def get_me(patient: CurrentPatient, authentication: AuthenticationDep) -> Profile:
+    return Profile.of(await authentication.profile(patient.patient_id))

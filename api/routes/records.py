@@ -22,7 +22,7 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import ClockDep, PatientRecordsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.fhir import json_codec
@@ -225,7 +225,7 @@ _RAISES = [NotAuthorizedException, ValidationException]
     security=[{"bearer": []}],
 )
 async def list_records(
-    services: ServicesDep,
+    patient_records: PatientRecordsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     types: Annotated[
@@ -297,7 +297,7 @@ async def list_records(
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    items = await services.patient_records.timeline(
+    items = await patient_records.timeline(
         PatientActor(patient.patient_id), patient.patient_id, query, context=context
     )
     page = items[:limit]
@@ -314,12 +314,12 @@ async def list_records(
     security=[{"bearer": []}],
 )
 async def get_record(
-    services: ServicesDep,
+    patient_records: PatientRecordsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
-    record, history = await services.patient_records.read(
+    record, history = await patient_records.read(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )
     return fhir_response(record_out(record, history))
@@ -336,7 +336,7 @@ async def get_record(
 )
 async def create_record(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    patient_records: PatientRecordsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> Response[RecordOut]:
@@ -352,7 +352,7 @@ async def create_record(
             "The body must be a FHIR resource (a JSON object).",
             errors=[FieldProblem("body", "expected a JSON object with a resourceType")],
         )
-    record = await services.patient_records.add_self_reported(
+    record = await patient_records.add_self_reported(
         PatientActor(patient.patient_id), patient.patient_id, resource, context=context
     )
     return fhir_response(record_out(record, []), status_code=201)
@@ -371,17 +371,20 @@ _EXPORT_CHUNK = 64 * 1024
     media_type=FHIR_JSON,
 )
 async def export_records(
-    services: ServicesDep, patient: CurrentPatient, context: RequestContextDep
+    clock: ClockDep,
+    patient_records: PatientRecordsDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> Stream:
     stack = AsyncExitStack()
     # The export's audit row is written here, before the first byte, in the
     # transaction the rows will be read from.
     rows = await stack.enter_async_context(
-        services.patient_records.export(
+        patient_records.export(
             PatientActor(patient.patient_id), patient.patient_id, context=context
         )
     )
-    timestamp = services.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    timestamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def body() -> Any:
         try:

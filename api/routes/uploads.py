@@ -19,7 +19,7 @@ from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 
 from api.current_patient import CurrentPatient
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import PatientUploadsDep, RequestContextDep
 from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor
 from domain.uploads.upload import ALLOWED_CONTENT_TYPES, DEFAULT_MAX_UPLOAD_BYTES
@@ -97,12 +97,12 @@ _UPLOAD_ID = Annotated[UUID, PathParameter(description="the upload's id")]
     security=[{"bearer": []}],
 )
 async def create_upload(
-    services: ServicesDep,
+    patient_uploads: PatientUploadsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: Annotated[UploadRequest, Body(description="the file to upload: name, type, size")],
 ) -> UploadOut:
-    started = await services.patient_uploads.start(
+    started = await patient_uploads.start(
         PatientActor(patient.patient_id),
         patient.patient_id,
         filename=data.filename,
@@ -140,12 +140,12 @@ async def create_upload(
     security=[{"bearer": []}],
 )
 async def complete_upload(
-    services: ServicesDep,
+    patient_uploads: PatientUploadsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     upload_id: _UPLOAD_ID,
 ) -> Response[RecordOut]:
-    done = await services.patient_uploads.complete(
+    done = await patient_uploads.complete(
         PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
     )
     return fhir_response(record_out(done.record, []), status_code=201 if done.created else 200)
@@ -163,12 +163,12 @@ async def complete_upload(
     security=[{"bearer": []}],
 )
 async def get_record_content(
-    services: ServicesDep,
+    patient_uploads: PatientUploadsDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Redirect:
-    request = await services.patient_uploads.content(
+    request = await patient_uploads.content(
         PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
     )
     return Redirect(

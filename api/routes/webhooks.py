@@ -24,18 +24,23 @@ from litestar.exceptions import (
 )
 from litestar.params import Parameter
 
-from api.deps import RequestContextDep, ServicesDep
+from api.deps import HospitalWebhooksDep, RequestContextDep, WebhookFloodGuardDep
 from api.problems import PROBLEM_MEDIA_TYPE, domain_error_handler
-from domain.errors import DomainError
-from domain.hospitals.deliveries import DeliveryOutcome, LinkCompleted, PushParked, StoredReply
-from domain.hospitals.webhook_events import WebhookEvent
+from domain.errors import DomainError, split_validation_error
+from domain.hospitals.deliveries import (
+    STORED_REFUSALS,
+    DeliveryOutcome,
+    LinkCompleted,
+    LinkRequest,
+    PushParked,
+    PushRequest,
+)
 from domain.json_depth import check_json_depth
 from domain.records.record import IngestResult
 
 MAX_WEBHOOK_BODY = 20 * 1024 * 1024
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 # Decimals as Decimal, so a bundle's numbers are stored digit for digit.
-_decoder = msgspec.json.Decoder(WebhookEvent, float_hook=Decimal)
 
 
 class LinkCompletedOut(msgspec.Struct, rename="camel"):
@@ -57,36 +62,85 @@ class IngestOut(msgspec.Struct, rename="camel", omit_defaults=True):
     unknown_elements: list[str] = []
 
 
-class _Replies:
-    """How outcomes and refusals are answered; the bytes are stored for redeliveries."""
+# The body, as hospitals send it: {type, data}, a tagged union on `type`.
+PatientRef = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+CodeText = Annotated[str, msgspec.Meta(max_length=32)]
 
-    def __init__(self, request: Request[Any, Any, Any]):
-        self._request = request
 
-    def success(self, outcome: DeliveryOutcome) -> StoredReply:
-        body: Any
-        status = 200
-        match outcome:
-            case LinkCompleted(parked_applied=n):
-                body = LinkCompletedOut(status="linked", parked_applied=n)
-            case PushParked():
-                body = PushParkedOut(status="parked", unknown_elements=[*outcome.unknown_elements])
-                status = 202
-            case IngestResult():
-                body = IngestOut(
-                    outcome.created,
-                    outcome.updated,
-                    outcome.unchanged,
-                    outcome.stale,
-                    unknown_elements=[*outcome.unknown_elements],
-                )
-        return StoredReply(status, "application/json", msgspec.json.encode(body))
+class PatientLinkedData(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    code: CodeText
+    patient_ref: PatientRef
 
-    def refusal(self, error: DomainError) -> StoredReply:
-        response = domain_error_handler(self._request, error)
-        return StoredReply(
-            response.status_code, PROBLEM_MEDIA_TYPE, msgspec.json.encode(response.content)
-        )
+
+class RecordsPushData(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    patient_ref: PatientRef
+    bundle: dict[str, Any]
+
+
+class PatientLinkedEvent(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="patient.linked"
+):
+    data: PatientLinkedData
+
+
+class RecordsPushEvent(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="records.push"
+):
+    data: RecordsPushData
+
+
+WebhookEvent = PatientLinkedEvent | RecordsPushEvent
+
+
+class _KeptReply(msgspec.Struct, frozen=True):
+    """The answer to a delivery as kept for redeliveries (opaque to the domain)."""
+
+    status: int
+    media_type: str
+    body: bytes
+
+
+def _request_of(event: WebhookEvent) -> LinkRequest | PushRequest:
+    match event:
+        case PatientLinkedEvent(data=data):
+            return LinkRequest(code=data.code, patient_ref=data.patient_ref)
+        case RecordsPushEvent(data=data):
+            return PushRequest(patient_ref=data.patient_ref, bundle=data.bundle)
+
+
+def _success(outcome: DeliveryOutcome) -> _KeptReply:
+    body: Any
+    status = 200
+    match outcome:
+        case LinkCompleted(parked_applied=n):
+            body = LinkCompletedOut(status="linked", parked_applied=n)
+        case PushParked():
+            body = PushParkedOut(status="parked", unknown_elements=[*outcome.unknown_elements])
+            status = 202
+        case IngestResult():
+            body = IngestOut(
+                outcome.created,
+                outcome.updated,
+                outcome.unchanged,
+                outcome.stale,
+                unknown_elements=[*outcome.unknown_elements],
+            )
+    return _KeptReply(status, "application/json", msgspec.json.encode(body))
+
+
+def _refusal(request: Request[Any, Any, Any], error: DomainError) -> _KeptReply:
+    response = domain_error_handler(request, error)
+    return _KeptReply(
+        response.status_code, PROBLEM_MEDIA_TYPE, msgspec.json.encode(response.content)
+    )
+
+
+def _response(kept: _KeptReply) -> Response[bytes]:
+    return Response(kept.body, status_code=kept.status, media_type=kept.media_type)
+
+
+_decoder = msgspec.json.Decoder(WebhookEvent, float_hook=Decimal)
+_kept_decoder = msgspec.json.Decoder(_KeptReply)
 
 
 def _decode(body: bytes) -> WebhookEvent:
@@ -94,7 +148,7 @@ def _decode(body: bytes) -> WebhookEvent:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "body"
+        field = split_validation_error(message)[1] or "body"
         raise ValidationException(
             "The delivery does not have the expected shape.",
             extra=[{"key": field, "message": message}],
@@ -138,7 +192,8 @@ class PatientErasedResponse(ClientException):
 )
 async def receive_webhook(
     request: Request[Any, Any, Any],
-    services: ServicesDep,
+    hospital_webhooks: HospitalWebhooksDep,
+    webhook_flood_guard: WebhookFloodGuardDep,
     context: RequestContextDep,
     hospital_id: Annotated[
         UUID, Parameter(description="the hospital's id, as given by the operator")
@@ -146,10 +201,9 @@ async def receive_webhook(
 ) -> Response[bytes]:
     # Nothing of the body is read until the sender has passed the per-address
     # limit, the hospital is known (404) and the signature headers are sound.
-    services.webhook_flood_guard.hit(context.client_address)
+    webhook_flood_guard.hit(context.client_address)
     headers = {name: value for name in _SIGNATURE_HEADERS if (value := request.headers.get(name))}
-    webhooks = services.hospital_webhooks
-    check = await webhooks.begin(hospital_id, headers)
+    check = await hospital_webhooks.begin(hospital_id, headers)
     # The signature is computed as the body streams in; the stream stops at the
     # size limit (413, before reading when Content-Length says so).
     chunks = []
@@ -157,10 +211,18 @@ async def receive_webhook(
         check.update(chunk)
         chunks.append(chunk)
     body = b"".join(chunks)
-    delivery = await webhooks.admit(hospital_id, check)
+    delivery = await hospital_webhooks.admit(hospital_id, check)
     check_json_depth(body)
-    event = _decode(body)
-    reply = await webhooks.deliver(
-        hospital_id, delivery, body, event, context=context, render=_Replies(request)
-    )
-    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+    # Decoded and validated before the delivery's transaction opens.
+    prepared = await hospital_webhooks.prepare(_request_of(_decode(body)))
+    async with hospital_webhooks.delivery(
+        hospital_id, delivery, body, prepared, context=context
+    ) as claimed:
+        if claimed.replay is not None:
+            return _response(_kept_decoder.decode(claimed.replay))
+        try:
+            kept = _success(await claimed.run())
+        except STORED_REFUSALS as refusal:
+            kept = _refusal(request, refusal)
+        await claimed.keep(msgspec.json.encode(kept))
+    return _response(kept)

@@ -329,6 +329,10 @@ class Authentication:
             raise AuthenticationFailed("The access token is not valid.")
         return claims
 
+    async def public_keys(self) -> list[dict[str, str]]:
+        """The JWKs that verify access tokens now (for resource servers)."""
+        return await self._access_tokens.jwks(self._clock.now())
+
     async def profile(self, patient_id: UUID) -> Account:
         account = await self._accounts.get(patient_id)
         if account is None:

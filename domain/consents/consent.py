@@ -21,9 +21,6 @@ class ConsentScope(msgspec.Struct, frozen=True, rename="camel"):
 
     resource_types: tuple[str, ...] = ()
 
-    def covers(self, resource_type: str) -> bool:
-        return not self.resource_types or resource_type in self.resource_types
-
 
 class Consent(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
@@ -43,6 +40,3 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
         if self.period_end is not None and now >= self.period_end:
             return "expired"
         return "active"
-
-    def is_active(self, now: datetime) -> bool:
-        return self.status_at(now) == "active" and now >= self.period_start

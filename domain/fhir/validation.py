@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import FieldProblem, InvalidInput
+from domain.errors import FieldProblem, InvalidInput, split_validation_error
 from domain.fhir import datatypes as t
 from domain.fhir import resources as r
 from domain.fhir.catalogue import ALLOWED_TYPES, R4_RESOURCE_TYPES, RESOURCE_ID
@@ -159,7 +159,6 @@ def _choice_problems(resource: dict, choices: dict[str, bool]) -> list[tuple[str
     return found
 
 
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
 _EXPECTED = re.compile(r"Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`")
 _ENUM = re.compile(r"Invalid enum value (?P<value>.+)")
@@ -176,9 +175,7 @@ _TYPE_WORDS = {
 
 def _explain(error: str, shape: type) -> tuple[str, str]:
     """Turn a msgspec ValidationError message into (field path, sentence)."""
-    match = _MSGSPEC_PATH.match(error)
-    assert match is not None  # the pattern matches any string
-    message, path = match["msg"], (match["path"] or "").lstrip(".")
+    message, path = split_validation_error(error)
     if missing := _MISSING.fullmatch(message):
         field = f"{path}.{missing['name']}" if path else missing["name"]
         return field, f"field '{field}' is required"

@@ -1,14 +1,17 @@
-"""Rules for a hospital's deliveries: rate limits, what a delivery yields, and
-the reply stored to answer a redelivery the same way."""
+"""Rules for a hospital's deliveries: rate limits, what a delivery asks for (a
+link, a push), what it yields, and which refusals are its answer. The reply itself
+is the api's rendering, kept as opaque bytes to answer a redelivery the same way."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from domain.errors import Conflict, DomainError, Forbidden, InvalidInput
+from domain.errors import Conflict, Forbidden, InvalidInput
+from domain.fhir.bundle import ParsedEntry
+from domain.fhir.validation import EntryProblem
 from domain.records.record import IngestResult
 
 
@@ -34,12 +37,39 @@ def window_start(now: datetime, seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
-class StoredReply(msgspec.Struct, frozen=True):
-    """What a delivery was answered, kept to answer a redelivery the same way."""
+class LinkRequest(msgspec.Struct, frozen=True):
+    """`patient.linked`: the code the patient showed, and the hospital's MRN."""
 
-    status: int
-    media_type: str
-    body: bytes
+    code: str
+    patient_ref: str
+
+
+class PushRequest(msgspec.Struct, frozen=True):
+    """`records.push`: a FHIR Bundle for the patient behind an MRN."""
+
+    patient_ref: str
+    bundle: dict[str, Any]
+
+
+class ValidatedPush(msgspec.Struct, frozen=True):
+    """A push whose bundle validated, before any transaction opened."""
+
+    patient_ref: str
+    bundle: dict[str, Any]
+    entries: list[ParsedEntry]
+    # Elements FHIR R4 does not define (kept as received, named in the reply).
+    unknown_elements: tuple[str, ...] = ()
+
+
+class InvalidPush(msgspec.Struct, frozen=True):
+    """A push whose bundle did not validate: refused, and the refusal is kept as
+    the answer to this webhook-id like any other."""
+
+    patient_ref: str
+    problems: tuple[EntryProblem, ...]
+
+
+PreparedDelivery = LinkRequest | ValidatedPush | InvalidPush
 
 
 class ParkedPush(msgspec.Struct, frozen=True):
@@ -57,14 +87,6 @@ class PushParked(msgspec.Struct, frozen=True):
 
 
 DeliveryOutcome = LinkCompleted | IngestResult | PushParked
-
-
-class ReplyRenderer(Protocol):
-    """The api layer's rendering of an outcome or a refusal, stored for redeliveries."""
-
-    def success(self, outcome: DeliveryOutcome) -> StoredReply: ...
-
-    def refusal(self, error: DomainError) -> StoredReply: ...
 
 
 # Refusals that are answers about the delivery itself: stored, so a redelivery

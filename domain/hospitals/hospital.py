@@ -19,9 +19,6 @@ class WebhookSecret(msgspec.Struct, frozen=True, kw_only=True):
     # None while it is the current secret; set when a rotation retires it.
     retires_at: datetime | None
 
-    def is_live(self, now: datetime) -> bool:
-        return self.retires_at is None or now < self.retires_at
-
 
 class Hospital(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID

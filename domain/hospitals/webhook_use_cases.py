@@ -1,32 +1,45 @@
 """A hospital's signed deliveries: `patient.linked` completes a link,
 `records.push` delivers records for a linked patient (or parks them until the
-link completes)."""
+link completes).
+
+The work flows one way. Before a byte of the body is read, the hospital must be
+known and the signature headers sound (`begin`); the signature is computed as the
+body streams in and then checked (`admit`). The api then decodes
+the body and has the bundle validated (`prepare`) before any transaction opens;
+then, in one transaction (`delivery`), the webhook-id is claimed, the delivery
+runs and returns a typed outcome (or raises its refusal), and the api's rendering
+of that answer is kept for redeliveries (`ClaimedDelivery.keep`)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
 
-from domain.access import AccessRefused, HospitalActor, authorize_audited
+from domain.access import AccessRefused, Action, HospitalActor, Permit, authorize_audited
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
+from domain.consents.consent import Consent
 from domain.erasure_traces import PatientRefErased, erased_ref_digest
 from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
-from domain.fhir.bundle import parse_bundle
+from domain.fhir.bundle import ParsedEntry, parse_bundle
 from domain.fhir.elements import unknown_elements
+from domain.fhir.validation import InvalidFhir
 from domain.hospitals.deliveries import (
     CODE_FAILURE_WINDOW,
-    STORED_REFUSALS,
     DeliveryIdReused,
     DeliveryOutcome,
+    InvalidPush,
     LinkCompleted,
+    LinkRequest,
+    PreparedDelivery,
     PushParked,
-    ReplyRenderer,
-    StoredReply,
+    PushRequest,
+    ValidatedPush,
     WebhookLimits,
     window_start,
 )
@@ -38,24 +51,19 @@ from domain.hospitals.links import (
     LinkRevoked,
     PatientRefTaken,
 )
-from domain.hospitals.webhook_events import (
-    PatientLinkedData,
-    PatientLinkedEvent,
-    RecordsPushData,
-    RecordsPushEvent,
-)
 from domain.hospitals.webhook_signature import SignatureCheck, SignedDelivery
 from domain.ports import (
     AuditLog,
     Clock,
     ConsentStore,
-    DeliveryIngest,
     HospitalStore,
     LinkStore,
+    RecordStore,
     Throttle,
     UnitOfWork,
     WebhookDeliveryStore,
 )
+from domain.records.ingest import ingest
 from domain.records.record import IngestResult
 from domain.records.sources import RecordSource
 from domain.throttle import ThrottleKey
@@ -65,6 +73,54 @@ from domain.throttle import subject as throttle_subject
 class UnknownHospital(NotFound):
     kind = "unknown-hospital"
     title = "No such hospital"
+
+
+class ClaimedDelivery:
+    """One delivery whose webhook-id is claimed, inside its transaction."""
+
+    def __init__(
+        self,
+        webhooks: HospitalWebhooks,
+        uow: UnitOfWork,
+        hospital_id: UUID,
+        delivery: SignedDelivery,
+        prepared: PreparedDelivery,
+        context: RequestContext,
+        replay: bytes | None,
+    ):
+        self._webhooks = webhooks
+        self._uow = uow
+        self._hospital_id = hospital_id
+        self._delivery = delivery
+        self._prepared = prepared
+        self._context = context
+        # The answer kept from an earlier delivery of this webhook-id and body.
+        self.replay = replay
+
+    async def run(self) -> DeliveryOutcome:
+        """What the delivery does; its refusals are raised (audited first)."""
+        webhooks, now = self._webhooks, self._webhooks._clock.now()
+        match self._prepared:
+            case LinkRequest():
+                return await webhooks._link(
+                    self._uow, self._hospital_id, self._prepared, now, self._context
+                )
+            case ValidatedPush():
+                return await webhooks._push(
+                    self._uow,
+                    self._hospital_id,
+                    self._delivery.id,
+                    self._prepared,
+                    now,
+                    self._context,
+                )
+            case InvalidPush(problems=problems):
+                raise InvalidFhir(list(problems))
+
+    async def keep(self, reply: bytes) -> None:
+        """Stores the answer (the api's rendering) and commits the delivery with it."""
+        await self._webhooks._deliveries.record_reply(self._hospital_id, self._delivery.id, reply)
+        await self._uow.commit()
 
 
 class HospitalWebhooks:
@@ -77,7 +133,7 @@ class HospitalWebhooks:
         links: LinkStore,
         deliveries: WebhookDeliveryStore,
         consents: ConsentStore,
-        records: DeliveryIngest,
+        records: RecordStore,
         audit: AuditLog,
         clock: Clock,
         code_key: bytes,
@@ -108,6 +164,14 @@ class HospitalWebhooks:
             raise UnknownHospital("No hospital with this id receives deliveries.")
         return SignatureCheck([s.key for s in secrets_], headers, now)
 
+    async def authenticate(
+        self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
+    ) -> SignedDelivery:
+        """`begin`, the whole body, `admit`: for callers that hold the body already."""
+        check = await self.begin(hospital_id, headers)
+        check.update(body)
+        return await self.admit(hospital_id, check)
+
     async def admit(self, hospital_id: UUID, check: SignatureCheck) -> SignedDelivery:
         """Completes the signature check, then counts the delivery against the
         hospital's rate limit (after verifying, so nobody else can spend a
@@ -128,59 +192,96 @@ class HospitalWebhooks:
             )
         return delivery
 
-    async def authenticate(
-        self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
-    ) -> SignedDelivery:
-        """`begin`, the whole body, `admit`: for callers that hold the body already."""
-        check = await self.begin(hospital_id, headers)
-        check.update(body)
-        return await self.admit(hospital_id, check)
+    async def prepare(self, request: LinkRequest | PushRequest) -> PreparedDelivery:
+        """What needs no database, done before the delivery's transaction opens.
+        Validating a bundle is pure Python (about 40 ms per 1,000 entries): it runs
+        in a thread, so a 20 MiB push stalls neither the event loop nor a connection."""
+        if isinstance(request, LinkRequest):
+            return request
+        try:
+            entries = await asyncio.to_thread(parse_bundle, request.bundle)
+        except InvalidFhir as invalid:
+            return InvalidPush(request.patient_ref, tuple(invalid.problems))
+        # The rule for hospital pushes: an entry with elements FHIR R4 does not
+        # define is kept as received (all or nothing stays the delivery's rule),
+        # and every such path is named in the reply, never silently kept.
+        unknown = tuple(
+            f"bundle.entry[{entry.index}].resource.{path}"
+            for entry in entries
+            for path in unknown_elements(entry.resource)
+        )
+        return ValidatedPush(request.patient_ref, request.bundle, entries, unknown)
 
-    async def deliver(
+    @asynccontextmanager
+    async def delivery(
         self,
         hospital_id: UUID,
         delivery: SignedDelivery,
         body: bytes,
-        event: PatientLinkedEvent | RecordsPushEvent,
+        prepared: PreparedDelivery,
         *,
         context: RequestContext,
-        render: ReplyRenderer,
-    ) -> StoredReply:
-        """Processes one authenticated delivery exactly once per webhook-id.
-
-        The claim of the id, everything the delivery does (link, records, parked
-        pushes, audit) and the reply given are one transaction: a redelivery
-        waits for it and then gets the stored reply; nothing is stored twice."""
+    ) -> AsyncIterator[ClaimedDelivery]:
+        """Claims the webhook-id for one authenticated delivery, in the transaction
+        that then runs it and keeps its answer: a redelivery waits for it and gets
+        the kept answer (`replay`); nothing is stored twice. Leaving without
+        `keep` rolls everything back (a rate limit, a failure: the hospital retries)."""
         digest = hashlib.sha256(body).digest()
-        now = self._clock.now()
         async with self._unit_of_work() as uow:
-            known = await self._deliveries.claim(hospital_id, delivery.id, digest, now)
+            known = await self._deliveries.claim(
+                hospital_id, delivery.id, digest, self._clock.now()
+            )
+            replay = None
             if known is not None:
-                known_digest, reply = known
+                known_digest, replay = known
                 if known_digest != digest:
                     raise DeliveryIdReused(
                         "A delivery with this webhook-id and a different body was already received; "
                         "use a new webhook-id for new content."
                     )
-                if reply is not None:
-                    return reply
-            try:
-                if isinstance(event, PatientLinkedEvent):
-                    outcome: DeliveryOutcome = await self._link(
-                        uow, hospital_id, event.data, now, context
-                    )
-                else:
-                    outcome = await self._push(hospital_id, delivery.id, event.data, now, context)
-                reply = render.success(outcome)
-            except STORED_REFUSALS as refusal:
-                reply = render.refusal(refusal)
-            await self._deliveries.record_reply(hospital_id, delivery.id, reply)
-            await uow.commit()
-            return reply
+            yield ClaimedDelivery(self, uow, hospital_id, delivery, prepared, context, replay)
+
+    async def _authorize(
+        self,
+        uow: UnitOfWork,
+        hospital_id: UUID,
+        action: Action,
+        patient_id: UUID,
+        consent: Consent | None,
+        context: RequestContext,
+    ) -> Permit:
+        # A refusal's row is committed with the answer the api keeps for it.
+        return await authorize_audited(
+            uow,
+            self._audit,
+            HospitalActor(hospital_id),
+            action,
+            patient_id,
+            now=self._clock.now(),
+            consent=consent,
+            context=context,
+            commit_refusal=False,
+        )
+
+    async def _ingest(
+        self,
+        uow: UnitOfWork,
+        hospital_id: UUID,
+        patient_id: UUID,
+        entries: list[ParsedEntry],
+        consent: Consent | None,
+        context: RequestContext,
+    ) -> IngestResult:
+        permit = await self._authorize(
+            uow, hospital_id, "record.ingest", patient_id, consent, context
+        )
+        source = RecordSource(kind="hospital", hospital_id=hospital_id)
+        return await ingest(permit, source, entries, records=self._records, audit=self._audit)
 
     def _hospital_event(
         self, action: str, hospital_id: UUID, patient_id: UUID | None, context: RequestContext
     ) -> AuditEvent:
+        """For refusals before the policy can be asked: no link, so no patient yet."""
         return AuditEvent(
             action=action,
             outcome="success",
@@ -196,7 +297,7 @@ class HospitalWebhooks:
         self,
         uow: UnitOfWork,
         hospital_id: UUID,
-        data: PatientLinkedData,
+        data: LinkRequest,
         now: datetime,
         context: RequestContext,
     ) -> LinkCompleted:
@@ -270,17 +371,13 @@ class HospitalWebhooks:
         # The code is the patient's consent to this hospital: its data-source consent
         # is what the policy checks before the hospital may complete the link.
         try:
-            permit = await authorize_audited(
+            permit = await self._authorize(
                 uow,
-                self._audit,
-                HospitalActor(hospital_id),
+                hospital_id,
                 "link.completed",
                 link.patient_id,
-                now=now,
-                consent=await self._consents.relied_on(link.consent_id),
-                context=context,
-                # Committed with the stored reply, like every answer to a delivery.
-                commit_refusal=False,
+                await self._consents.relied_on(link.consent_id),
+                context,
             )
         except AccessRefused:
             raise LinkCodeUsed(
@@ -298,68 +395,55 @@ class HospitalWebhooks:
         consent = await self._consents.remove_end(permit, link.consent_id)
         results = []
         for parked in await self._deliveries.take_parked(hospital_id, data.patient_ref):
+            # Validated when it arrived; parsed again for its entries (it was parked
+            # as received). A rare path: the transaction holds it.
+            entries = await asyncio.to_thread(parse_bundle, parked.bundle)
+            parked_context = msgspec.structs.replace(
+                context, request_id=context.request_id or parked.delivery_id
+            )
             results.append(
-                await self._records.ingest_delivery(
-                    HospitalActor(hospital_id),
-                    link.patient_id,
-                    RecordSource(kind="hospital", hospital_id=hospital_id),
-                    await asyncio.to_thread(parse_bundle, parked.bundle),
-                    context=msgspec.structs.replace(
-                        context, request_id=context.request_id or parked.delivery_id
-                    ),
-                    consent=consent,
+                await self._ingest(
+                    uow, hospital_id, link.patient_id, entries, consent, parked_context
                 )
             )
         return LinkCompleted(parked_applied=len(results), results=tuple(results))
 
     async def _push(
         self,
+        uow: UnitOfWork,
         hospital_id: UUID,
         delivery_id: str,
-        data: RecordsPushData,
+        push: ValidatedPush,
         now: datetime,
         context: RequestContext,
     ) -> IngestResult | PushParked:
-        # InvalidFhir names the bad entry; nothing is stored. Validation is pure Python
-        # (about 40 ms per 1,000 entries): run it in a thread so that a 20 MiB bundle
-        # does not stall every other request on the event loop.
-        digest = erased_ref_digest(self._ref_key, hospital_id, data.patient_ref)
+        digest = erased_ref_digest(self._ref_key, hospital_id, push.patient_ref)
         if await self._deliveries.erased(hospital_id, digest):
             # Never stored, never parked: the patient erased their account.
             raise PatientRefErased(
                 "The patient behind this patientRef has erased their account; "
                 "stop sending records for it."
             )
-        entries = await asyncio.to_thread(parse_bundle, data.bundle)
-        # The rule for hospital pushes: an entry with elements FHIR R4 does not
-        # define is kept as received (all or nothing stays the delivery's rule),
-        # and every such path is named in the reply, never silently kept.
-        unknown = tuple(
-            f"bundle.entry[{entry.index}].resource.{path}"
-            for entry in entries
-            for path in unknown_elements(entry.resource)
-        )
-        link = await self._links.for_patient_ref(hospital_id, data.patient_ref)
+        link = await self._links.for_patient_ref(hospital_id, push.patient_ref)
         if link is None:
             await self._deliveries.park(
-                hospital_id, data.patient_ref, delivery_id, data.bundle, now
+                hospital_id, push.patient_ref, delivery_id, push.bundle, now
             )
-            return PushParked(unknown_elements=unknown)
-        # Held until this delivery commits: a revocation in flight either finished
-        # before (and this push is refused) or waits until the push is stored.
-        consent = await self._consents.hold(link.consent_id)
+            return PushParked(unknown_elements=push.unknown_elements)
         try:
-            result = await self._records.ingest_delivery(
-                HospitalActor(hospital_id),
+            result = await self._ingest(
+                uow,
+                hospital_id,
                 link.patient_id,
-                RecordSource(kind="hospital", hospital_id=hospital_id),
-                entries,
-                context=context,
-                consent=consent,
+                push.entries,
+                # Held until this delivery commits: a revocation in flight either
+                # finished before (and this push is refused) or waits for it.
+                await self._consents.hold(link.consent_id),
+                context,
             )
         except AccessRefused:
-            # The policy has recorded the refusal in the patient's audit chain.
+            # The policy's refusal is in the patient's audit chain.
             raise LinkRevoked(
                 "The patient has revoked this link; records for this patientRef are no longer accepted."
             ) from None
-        return msgspec.structs.replace(result, unknown_elements=unknown)
+        return msgspec.structs.replace(result, unknown_elements=push.unknown_elements)

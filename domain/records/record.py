@@ -39,6 +39,7 @@ class CurrentVersion(msgspec.Struct, frozen=True):
     content_hash: bytes
     source_version: str | None
     source_updated_at: datetime | None
+    received_at: datetime
 
 
 class RecordVersion(msgspec.Struct, frozen=True):
@@ -100,6 +101,12 @@ class IngestResult(msgspec.Struct, frozen=True):
     # Elements FHIR R4 does not define, kept as received and reported to the
     # sender (e.g. bundle.entry[3].resource.valueQuantiy).
     unknown_elements: tuple[str, ...] = ()
+
+
+def sort_at(fields: IndexedFields, received_at: datetime) -> datetime:
+    """Where a record stands on the timeline: when it happened, or, for a record
+    that does not say, when phr received it."""
+    return fields.effective_at or received_at
 
 
 def canonical_json(resource: dict) -> bytes:

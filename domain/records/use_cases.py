@@ -41,11 +41,15 @@ class PatientRecords:
         records: RecordStore,
         audit: AuditLog,
         clock: Clock,
+        *,
+        content_url: Callable[[UUID], str] | None = None,
     ):
+        """`content_url` is where the file behind an uploaded record is fetched."""
         self._unit_of_work = unit_of_work
         self._records = records
         self._audit = audit
         self._clock = clock
+        self._content_url = content_url
 
     @asynccontextmanager
     async def _permitted(
@@ -189,8 +193,8 @@ class PatientRecords:
         *,
         context: RequestContext,
         consent: Consent | None = None,
-        content_url: Callable[[UUID], str] | None = None,
     ) -> list[ImagingStudyView]:
+        content_url = self._content_url
         async with self._permitted(actor, "imaging.list", patient_id, context, consent) as (
             uow,
             permit,

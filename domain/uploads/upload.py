@@ -38,6 +38,8 @@ ALLOWED_CONTENT_TYPES: dict[str, UploadKind] = {
     "image/png": "photo",
     "application/dicom": "dicom",
 }
+# The largest patient upload unless PHR_UPLOAD_MAX_BYTES says otherwise
+# (at most domain.blobs.MAX_UPLOAD_BYTES).
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # A presigned PUT is a bearer credential: 15 minutes is the blob layer's cap
 # and enough for 100 MiB on a slow mobile link.

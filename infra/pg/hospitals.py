@@ -89,11 +89,3 @@ class PgHospitalStore:
             )
             for row in rows
         ]
-
-    _SEALED = "SELECT sealed FROM hospital_secret WHERE hospital_id = $1"
-
-    async def sealed_secrets(self, hospital_id: UUID) -> list[bytes]:
-        """The stored form, as a dump would show it (for tests of sealing)."""
-        async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._SEALED, hospital_id)
-        return [bytes(row["sealed"]) for row in rows]

@@ -4,7 +4,6 @@ and, for share recipients, by the permit's scope of resource types."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -20,6 +19,7 @@ from domain.records.record import (
     RecordVersion,
     StoredRecord,
     TimelineQuery,
+    sort_at,
 )
 from domain.records.sources import RecordSource
 from infra.pg.database import Database, PreEncodedJson
@@ -33,10 +33,6 @@ def _source(row: asyncpg.Record) -> RecordSource:
     return RecordSource(kind=row["source_kind"], hospital_id=row["hospital_id"])
 
 
-def _sort_at(fields: IndexedFields, received_at: datetime) -> datetime:
-    return fields.effective_at or received_at
-
-
 class PgRecordStore:
     def __init__(self, database: Database, clock: Clock):
         self._database = database
@@ -46,11 +42,11 @@ class PgRecordStore:
     # the planner scan every record of the patient per key once stats are stale.
     _CURRENT = """
         SELECT r.id, r.resource_type, r.source_resource_id, r.version, r.content_hash,
-               r.source_version, r.source_updated_at
+               r.source_version, r.source_updated_at, r.received_at
         FROM unnest($3::text[], $4::text[]) AS k (resource_type, source_resource_id)
         CROSS JOIN LATERAL (
             SELECT id, resource_type, source_resource_id, version, content_hash,
-                   source_version, source_updated_at
+                   source_version, source_updated_at, received_at
             FROM record
             WHERE patient_id = $1 AND source_key = $2
               AND resource_type = k.resource_type AND source_resource_id = k.source_resource_id
@@ -78,6 +74,7 @@ class PgRecordStore:
                 content_hash=bytes(row["content_hash"]),
                 source_version=row["source_version"],
                 source_updated_at=row["source_updated_at"],
+                received_at=row["received_at"],
             )
             for row in rows
         }
@@ -114,7 +111,7 @@ class PgRecordStore:
                 r.fields.status,
                 r.fields.value,
                 r.fields.unit,
-                r.fields.effective_at or now,
+                sort_at(r.fields, now),
                 1,
                 r.fields.version_id,
                 r.fields.last_updated,
@@ -141,15 +138,15 @@ class PgRecordStore:
         UPDATE record r SET
             category = t.category, code_system = t.code_system, code = t.code,
             display = t.display, effective_at = t.effective_at, status = t.status,
-            value = t.value, unit = t.unit, sort_at = coalesce(t.effective_at, r.received_at),
+            value = t.value, unit = t.unit, sort_at = t.sort_at,
             version = r.version + 1, source_version = t.source_version,
             source_updated_at = t.source_updated_at, content_hash = t.content_hash,
             resource = t.resource::jsonb, updated_at = $2
         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
-                    $13::timestamptz[], $14::bytea[], $15::text[])
+                    $13::timestamptz[], $14::bytea[], $15::text[], $16::timestamptz[])
              AS t (id, category, code_system, code, display, effective_at, status, value, unit,
-                   source_version, source_updated_at, content_hash, resource)
+                   source_version, source_updated_at, content_hash, resource, sort_at)
         WHERE r.patient_id = $1 AND r.id = t.id
     """
 
@@ -160,6 +157,7 @@ class PgRecordStore:
         ids = [current.record_id for current, _ in updates]
         incoming = [record for _, record in updates]
         mutable = _mutable_columns(incoming)
+        mutable.append([sort_at(record.fields, current.received_at) for current, record in updates])
         async with self._database.transaction() as conn:
             await conn.execute(self._ARCHIVE, permit.patient_id, ids, now)
             await conn.execute(self._UPDATE, permit.patient_id, now, ids, *mutable)

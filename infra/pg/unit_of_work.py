@@ -43,7 +43,3 @@ class PgUnitOfWork:
                 self._database.unbind(token)  # type: ignore[arg-type]
             finally:
                 await self._database.pool.release(conn)
-
-
-def unit_of_work_factory(database: Database):
-    return lambda: PgUnitOfWork(database)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.hospitals.deliveries import ParkedPush, StoredReply
+from domain.hospitals.deliveries import ParkedPush
 from infra.pg.database import Database
 
 
@@ -46,13 +46,13 @@ class PgWebhookDeliveryStore:
         RETURNING delivery_id
     """
     _KNOWN = """
-        SELECT body_digest, reply_status, reply_media_type, reply_body FROM webhook_delivery
+        SELECT body_digest, reply FROM webhook_delivery
         WHERE hospital_id = $1 AND delivery_id = $2
     """
 
     async def claim(
         self, hospital_id: UUID, delivery_id: str, body_digest: bytes, at: datetime
-    ) -> tuple[bytes, StoredReply | None] | None:
+    ) -> tuple[bytes, bytes | None] | None:
         async with self._database.transaction() as conn:
             if (
                 await conn.fetchval(self._CLAIM, hospital_id, delivery_id, body_digest, at)
@@ -60,23 +60,16 @@ class PgWebhookDeliveryStore:
             ):
                 return None
             row = await conn.fetchrow(self._KNOWN, hospital_id, delivery_id)
-        reply = (
-            StoredReply(row["reply_status"], row["reply_media_type"], bytes(row["reply_body"]))
-            if row["reply_status"] is not None
-            else None
-        )
-        return bytes(row["body_digest"]), reply
+        reply = row["reply"]
+        return bytes(row["body_digest"]), bytes(reply) if reply is not None else None
 
     _REPLY = """
-        UPDATE webhook_delivery SET reply_status = $3, reply_media_type = $4, reply_body = $5
-        WHERE hospital_id = $1 AND delivery_id = $2
+        UPDATE webhook_delivery SET reply = $3 WHERE hospital_id = $1 AND delivery_id = $2
     """
 
-    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: StoredReply) -> None:
+    async def record_reply(self, hospital_id: UUID, delivery_id: str, reply: bytes) -> None:
         async with self._database.transaction() as conn:
-            await conn.execute(
-                self._REPLY, hospital_id, delivery_id, reply.status, reply.media_type, reply.body
-            )
+            await conn.execute(self._REPLY, hospital_id, delivery_id, reply)
 
     _PARK = """
         INSERT INTO webhook_parked_push (hospital_id, patient_ref, delivery_id, bundle, received_at)

@@ -64,3 +64,21 @@ def test_no_domain_module_is_longer_than_about_450_lines():
         if name.startswith("domain") and (n := len(path.read_text().splitlines())) > 460
     }
     assert long == {}
+
+
+# Where the api is wired to its adapters: the app (its lifespan opens the
+# composition root), the operator command line, and the OpenAPI writer (which
+# builds the app with placeholder settings).
+API_WIRING = ("api.app", "api.openapi_document", "api.cli")
+
+
+def test_api_imports_infra_only_where_it_wires_the_app():
+    graph = import_graph()
+    offenders = {
+        name: sorted(t for t in targets if t.startswith("infra"))
+        for name, targets in graph.items()
+        if name.startswith("api")
+        and not name.startswith(API_WIRING)
+        and any(t.startswith("infra") for t in targets)
+    }
+    assert offenders == {}

@@ -9,15 +9,14 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
 from domain.fhir.bundle import parse_bundle
 from tests.e2e.service import REPO_ROOT, running_service, service_env
 from tests.hospital_support import Hospital
+from tests.webhook_signing import signed_headers
 
 SYNTHEA = (
     Path(__file__).resolve().parents[1]
@@ -77,13 +76,7 @@ async def test_operator_patient_and_hospital_end_to_end(client, settings, patien
 
     # The hospital's system, signing as any Standard Webhooks sender would.
     def signed(body: bytes, msg_id: str) -> dict[str, str]:
-        now = datetime.now(UTC)
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(created["webhookSecret"]).sign(msg_id, now, body.decode()),
-            "content-type": "application/json",
-        }
+        return signed_headers(created["webhookSecret"], body, msg_id=msg_id)
 
     linked_body = json.dumps(
         {"type": "patient.linked", "data": {"code": link["code"], "patientRef": "SYN-1"}}
@@ -209,15 +202,7 @@ def test_hospital_commands_work_beside_a_running_serve_on_the_embedded_default(s
         body = json.dumps(
             {"type": "patient.linked", "data": {"code": "0000-0000", "patientRef": "X"}}
         ).encode()
-        now = datetime.now(UTC)
-        headers = {
-            "webhook-id": "msg_beside",
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(created["webhookSecret"]).sign(
-                "msg_beside", now, body.decode()
-            ),
-            "content-type": "application/json",
-        }
+        headers = signed_headers(created["webhookSecret"], body, msg_id="msg_beside")
         # The server verifies the secret the CLI made (same database, same key file):
         # the code is wrong (422), not the signature (401).
         response = httpx.post(

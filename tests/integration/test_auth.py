@@ -16,7 +16,7 @@ import pytest
 
 from tests.app_in_loop import client_from as from_address
 from tests.app_in_loop import in_loop_app, running  # noqa: F401 - the `app` fixture
-from tests.conftest import register_patient
+from tests.conftest import audit_history, register_patient
 
 PROBLEM = "application/problem+json"
 
@@ -144,21 +144,16 @@ async def test_invalid_email_and_unknown_field_are_problems(client):
     assert_problem(response, 400)
 
 
-async def test_register_writes_account_created_audit_without_email(client, superuser_conn):
+async def test_register_writes_account_created_audit_without_email(client):
     patient = await register_patient(client)
-    rows = await superuser_conn.fetch(
-        "SELECT action, outcome, patient_id::text AS pid, actor_id, resource_ids, reason, "
-        "client_address, user_agent, request_id FROM audit_event WHERE patient_id = $1 "
-        "ORDER BY sequence",
-        uuid.UUID(patient.id),
-    )
+    rows = await audit_history(client, patient)
     assert [(r["action"], r["outcome"]) for r in rows] == [
         ("account.created", "success"),
         ("auth.login", "success"),
     ]
     for row in rows:
-        assert patient.email.lower() not in repr(dict(row)).lower()
-        assert patient.password not in repr(dict(row))
+        assert patient.email.lower() not in repr(row).lower()
+        assert patient.password not in repr(row)
 
 
 async def test_passwords_are_argon2id_at_least_owasp(client, superuser_conn):

@@ -30,8 +30,7 @@ from domain.errors import InvalidBlobKey, NotFound, PresignExpiryTooLong
 from domain.ports import BlobStore
 from infra.blobs.local import LocalBlobStore
 from infra.blobs.s3 import S3BlobStore
-from infra.settings import load_settings
-from tests.conftest import UNTHROTTLED_REGISTRATION
+from tests.conftest import settings_for
 from tests.s3_server import S3Server, presigned_refusal
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
@@ -87,15 +86,7 @@ async def open_harness(
 ) -> AsyncIterator[Harness]:
     from api.app import create_app
 
-    env = {
-        "DATABASE_URL": database_dsn,
-        "PHR_DATA_DIR": str(data_dir),
-        "PHR_PUBLIC_URL": "http://testserver.local",
-        **UNTHROTTLED_REGISTRATION,
-    }
-    if kind == "s3":
-        env |= s3_server.env()
-    app = create_app(load_settings(env))
+    app = create_app(settings_for(database_dsn, data_dir, s3_server.env() if kind == "s3" else {}))
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         store = app.state.services.blobs
         if kind == "s3":

@@ -95,6 +95,13 @@ async def test_list_shows_each_status_and_the_qr_is_a_png(client, settings, pati
     qr = await client.get(f"/v1/links/{pending['id']}/qr", headers=patient.headers)
     assert qr.status_code == 200 and qr.headers["content-type"] == "image/png"
     assert qr.content.startswith(b"\x89PNG\r\n\x1a\n") and len(qr.content) > 100
+    # The same bytes for a client that asks for octet-stream (as generated clients do).
+    raw = await client.get(
+        f"/v1/links/{pending['id']}/qr",
+        headers={**patient.headers, "Accept": "application/octet-stream"},
+    )
+    assert raw.headers["content-type"] == "application/octet-stream"
+    assert raw.content.startswith(b"\x89PNG\r\n\x1a\n")
     # A used code is gone: there is nothing left to show.
     used = await client.get(f"/v1/links/{done['id']}/qr", headers=patient.headers)
     assert used.status_code == 409 and used.headers["content-type"].startswith(PROBLEM)

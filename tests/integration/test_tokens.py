@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.testing import AsyncTestClient
 
 from tests.app_in_loop import client_from, in_loop_app  # noqa: F401 - the `app` fixture
-from tests.conftest import register_patient
+from tests.conftest import audit_history, register_patient
 
 PROBLEM = "application/problem+json"
 ISSUER = "http://testserver.local"  # PHR_PUBLIC_URL of the test settings
@@ -219,18 +219,14 @@ async def test_refresh_rotates_and_the_new_pair_works(client, patient, superuser
     }
 
 
-async def test_reuse_revokes_the_whole_family(client, patient, superuser_conn):
+async def test_reuse_revokes_the_whole_family(client, patient):
     first = patient.tokens["refreshToken"]
     second = (await refresh(client, first)).json()["refreshToken"]
     # The spent token comes back (a thief, or a confused client) ...
     assert_unauthorized(await refresh(client, first))
     # ... and the newer token of the same family is dead too.
     assert_unauthorized(await refresh(client, second))
-    reuse = await superuser_conn.fetch(
-        "SELECT outcome, reason FROM audit_event WHERE patient_id = $1 "
-        "AND action = 'auth.refresh_reuse'",
-        uuid.UUID(patient.id),
-    )
+    reuse = [r for r in await audit_history(client, patient) if r["action"] == "auth.refresh_reuse"]
     assert [(r["outcome"], r["reason"]) for r in reuse] == [("denied", "token-reused")]
     # Other sign-ins of the same patient are separate families and still work.
     login = await client.post(
@@ -264,15 +260,12 @@ async def test_parallel_refresh_with_one_token_succeeds_once(app, superuser_conn
             token = login.json()["refreshToken"]
 
 
-async def test_logout_revokes_the_family(client, patient, superuser_conn):
+async def test_logout_revokes_the_family(client, patient):
     token = patient.tokens["refreshToken"]
     response = await client.post("/v1/auth/logout", json={"refreshToken": token})
     assert response.status_code == 204
     assert_unauthorized(await refresh(client, token))
-    actions = await superuser_conn.fetch(
-        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY sequence",
-        uuid.UUID(patient.id),
-    )
+    actions = await audit_history(client, patient)  # the access token lives on
     assert ("auth.logout", "success") in [(r["action"], r["outcome"]) for r in actions]
     assert ("auth.refresh", "denied") in [(r["action"], r["outcome"]) for r in actions]
 
@@ -293,12 +286,9 @@ async def test_unknown_refresh_token_and_expired_one_are_401(client, patient, su
     assert_unauthorized(await refresh(client, patient.tokens["refreshToken"]))
 
 
-async def test_refresh_writes_audit_rows(client, patient, superuser_conn):
+async def test_refresh_writes_audit_rows(client, patient):
     await refresh(client, patient.tokens["refreshToken"])
-    rows = await superuser_conn.fetch(
-        "SELECT action, outcome FROM audit_event WHERE patient_id = $1 ORDER BY sequence",
-        uuid.UUID(patient.id),
-    )
+    rows = await audit_history(client, patient)
     assert [(r["action"], r["outcome"]) for r in rows][-1] == ("auth.refresh", "success")
 
 
@@ -356,6 +346,27 @@ async def test_rotation_keeps_old_tokens_valid(
         "/v1/auth/login", json={"email": patient.email, "password": patient.password}
     )
     assert jwt.get_unverified_header(login.json()["accessToken"])["kid"] == result["kid"]
+
+
+async def test_rotation_is_audited_as_the_operators_act(settings, database_dsn, superuser_conn):
+    from api.cli.keys import rotate_signing_key
+
+    result = await rotate_signing_key(database_dsn, settings)
+    # An operator's act on no patient's data: it is in the service's own chain,
+    # which no patient's GET /v1/audit shows.
+    row = await superuser_conn.fetchrow(
+        "SELECT actor_type, actor_id, patient_id, resource_type, resource_ids, outcome "
+        "FROM audit_event WHERE action = 'signing-key.rotated' AND $1 = ANY(resource_ids)",
+        result["kid"],
+    )
+    assert row is not None
+    assert (row["actor_type"], row["actor_id"], row["patient_id"], row["outcome"]) == (
+        "system",
+        "operator-cli",
+        None,
+        "success",
+    )
+    assert list(row["resource_ids"]) == [result["kid"], result["retiredKid"]]
 
 
 async def test_long_retired_key_no_longer_verifies(

@@ -22,12 +22,11 @@ from litestar.testing import AsyncTestClient
 from pydicom.data import get_testdata_file
 
 from domain.clock import FixedClock
-from infra.settings import load_settings
-from tests.conftest import UNTHROTTLED_REGISTRATION, Patient, register_patient
+from tests.conftest import TEST_PUBLIC_URL, Patient, register_patient, settings_for
 from tests.s3_server import S3Server, presigned_refusal
 
 PROBLEM = "application/problem+json"
-PUBLIC = "http://testserver.local"
+PUBLIC = TEST_PUBLIC_URL
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 20 + b"\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(300)
 DICOM = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # bundled in the wheel
@@ -65,16 +64,9 @@ async def open_stack(
 ) -> AsyncIterator[Stack]:
     from api.app import create_app
 
-    env = {
-        "DATABASE_URL": database_dsn,
-        "PHR_DATA_DIR": str(data_dir),
-        "PHR_PUBLIC_URL": PUBLIC,
-        **UNTHROTTLED_REGISTRATION,
-    }
-    if kind == "s3":
-        env |= s3_server.env()
+    env = s3_server.env() if kind == "s3" else {}
     env |= extra_env or {}
-    app = create_app(load_settings(env), clock=clock)
+    app = create_app(settings_for(database_dsn, data_dir, env), clock=clock)
     async with AsyncTestClient(app=app, base_url=PUBLIC) as client:
         if kind == "s3":
             async with httpx.AsyncClient(timeout=10) as http:
@@ -451,9 +443,7 @@ async def test_an_expired_upload_cannot_be_completed_and_is_swept(
 
         # The sweeper (opened in this loop, same data folder) removes the
         # expired pending upload's row and file, and nothing else.
-        settings = load_settings(
-            {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": PUBLIC}
-        )
+        settings = settings_for(database_dsn, data_dir)
         services = await open_services(settings, database_dsn, clock=clock)
         try:
             purged = await services.patient_uploads.purge_expired()

@@ -13,8 +13,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from api.cli.hospitals import rotate_hospital_secret
 from domain.clock import FixedClock
-from infra.settings import load_settings
-from tests.conftest import UNTHROTTLED_REGISTRATION, register_patient
+from tests.conftest import register_patient, settings_for
 from tests.hospital_support import Hospital, linked, new_hospital, new_link
 from tests.records_support import bundle, observation
 
@@ -27,15 +26,7 @@ async def make_client(database_dsn, data_dir):
     opened: list[AsyncTestClient] = []
 
     async def make(env: dict[str, str] | None = None, clock=None):
-        settings = load_settings(
-            {
-                "DATABASE_URL": database_dsn,
-                "PHR_DATA_DIR": str(data_dir),
-                "PHR_PUBLIC_URL": "http://testserver.local",
-                **UNTHROTTLED_REGISTRATION,
-                **(env or {}),
-            }
-        )
+        settings = settings_for(database_dsn, data_dir, env)
         client = AsyncTestClient(
             app=create_app(settings, clock=clock), base_url="http://testserver.local"
         )

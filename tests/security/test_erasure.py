@@ -23,8 +23,7 @@ import boto3
 
 from domain.clock import FixedClock
 from infra.bootstrap import close_services, open_services
-from infra.settings import load_settings
-from tests.conftest import UNTHROTTLED_REGISTRATION, register_patient
+from tests.conftest import register_patient, settings_for
 from tests.hospital_support import linked, new_hospital
 from tests.integration.test_uploads import (  # noqa: F401 - `stack` is a fixture
     PDF,
@@ -42,15 +41,10 @@ AUDIT_TABLES = {"audit_event", "audit_chain_head"}
 
 
 def store_settings(opened: Stack, settings):
-    env = {
-        "DATABASE_URL": settings.database_url,
-        "PHR_DATA_DIR": str(settings.data_dir),
-        "PHR_PUBLIC_URL": settings.public_url,
-        **UNTHROTTLED_REGISTRATION,
-    }
-    if opened.s3 is not None:
-        env |= opened.s3.env()
-    return load_settings(env)
+    """The settings of the stack under test (its blob store), for the sweeper."""
+    return settings_for(
+        settings.database_url, settings.data_dir, opened.s3.env() if opened.s3 else None
+    )
 
 
 def every_stored_key(opened: Stack, data_dir: Path) -> list[str]:

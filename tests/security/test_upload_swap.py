@@ -9,7 +9,7 @@ Both blob stores are tested."""
 
 from __future__ import annotations
 
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 from tests.integration.test_uploads import (  # noqa: F401 - `stack` is a fixture
     PDF,
     Stack,
@@ -50,19 +50,14 @@ async def test_complete__leaves_no_object_under_the_upload_url_key(
     settings,
 ):
     from infra.blobs.factory import open_blob_store
-    from infra.settings import load_settings
 
     patient = await register_patient(stack.client)
     started = await put_file(stack, patient, "report.pdf", "application/pdf", PDF)
     assert (await complete(stack, patient, started["id"])).status_code == 201
-    env = {
-        "DATABASE_URL": settings.database_url,
-        "PHR_DATA_DIR": str(settings.data_dir),
-        "PHR_PUBLIC_URL": settings.public_url,
-    }
-    if stack.s3 is not None:
-        env |= stack.s3.env()
-    store = await open_blob_store(load_settings(env), None)  # type: ignore[arg-type]
+    store_settings = settings_for(
+        settings.database_url, settings.data_dir, stack.s3.env() if stack.s3 else None
+    )
+    store = await open_blob_store(store_settings, None)  # type: ignore[arg-type]
     try:
         prefix = f"patients/{patient.id}/"
         assert await store.stat(f"{prefix}uploads/{started['id']}") is None

@@ -1,4 +1,4 @@
-"""FHIR R4 validation, indexing and Bundle parsing (domain/fhir.py), on the official
+"""FHIR R4 validation, indexing and Bundle parsing (domain/fhir/), on the official
 HL7 R4 examples, a Synthea patient bundle, the IPS example, and broken variants."""
 
 from __future__ import annotations

@@ -10,7 +10,13 @@ import pytest
 from domain.fhir.validation import validate_resource
 from domain.records.imaging import ImagingRecord, study_views
 from domain.records.ingest import is_newer, plan_ingest
-from domain.records.record import CurrentVersion, IncomingRecord, content_hash, incoming_record
+from domain.records.record import (
+    CurrentVersion,
+    IncomingRecord,
+    content_hash,
+    incoming_record,
+    sort_at,
+)
 from domain.records.sources import RecordSource
 
 
@@ -31,7 +37,12 @@ def obs(source_id: str, value: float, meta: dict | None = None) -> IncomingRecor
 
 def current(record: IncomingRecord, version: int = 1) -> CurrentVersion:
     return CurrentVersion(
-        uuid4(), version, record.content_hash, record.fields.version_id, record.fields.last_updated
+        uuid4(),
+        version,
+        record.content_hash,
+        record.fields.version_id,
+        record.fields.last_updated,
+        received_at=datetime(2024, 1, 1, tzinfo=UTC),
     )
 
 
@@ -135,3 +146,13 @@ def test_imaging_views_resolve_endpoints_from_the_same_source():
         ("dicomweb", "https://pacs.example/dicomweb"),
         ("viewer", "https://view.example/s/1"),
     ]
+
+
+def test_a_record_stands_on_the_timeline_when_it_happened_else_when_received():
+    received = datetime(2024, 6, 1, tzinfo=UTC)
+    undated = obs("hr-undated", 70)
+    assert undated.fields.effective_at is None
+    assert sort_at(undated.fields, received) == received
+    dated = {**undated.resource, "effectiveDateTime": "2023-02-03T04:05:06Z"}
+    fields = validate_resource(dated)
+    assert sort_at(fields, received) == datetime(2023, 2, 3, 4, 5, 6, tzinfo=UTC)

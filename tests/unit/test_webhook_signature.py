@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from domain.hospitals.link_codes import (
     LINK_CODE_ALPHABET,
@@ -24,6 +23,7 @@ from domain.hospitals.webhook_signature import (
     new_webhook_secret,
     verify_webhook,
 )
+from tests.webhook_signing import signed_headers
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 BODY = b'{"type":"records.push","data":{"patientRef":"MRN-1","bundle":{}}}'
@@ -32,11 +32,7 @@ BODY = b'{"type":"records.push","data":{"patientRef":"MRN-1","bundle":{}}}'
 def signed(
     secret: str, body: bytes = BODY, at: datetime = NOW, msg_id: str = "msg_1"
 ) -> dict[str, str]:
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
-    }
+    return signed_headers(secret, body, msg_id=msg_id, at=at, content_type=None)
 
 
 def key_of(secret: str) -> bytes:
