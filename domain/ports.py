@@ -6,7 +6,7 @@ sweeper's scans) say why, and tests/architecture/test_ports.py holds them to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -14,6 +14,9 @@ from uuid import UUID
 
 from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
+
+# Ports defined beside the rules they serve, re-exported so every port is found here.
+from domain.accounts.alerts import AccountAlerts  # noqa: F401
 from domain.accounts.passwords import PasswordCheck
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
 from domain.audit.events import AuditEvent, RecordedAuditEvent
@@ -32,7 +35,7 @@ from domain.records.record import (
     TimelineQuery,
 )
 from domain.records.sources import RecordSource
-from domain.throttle import Gate, ThrottleKey, ThrottleTicket
+from domain.throttle import Throttle  # noqa: F401
 from domain.uploads.upload import DicomHeader, Upload
 
 # --- transactions and time ---------------------------------------------------
@@ -114,34 +117,6 @@ class PasswordHasher(Protocol):
     async def verify(self, stored_hash: str | None, password: str) -> PasswordCheck:
         """`stored_hash=None` checks against a dummy hash, so an unknown account
         costs the same time as a wrong password."""
-        ...
-
-
-class Throttle(Protocol):
-    """One mechanism for every guessable thing (see domain.throttle)."""
-
-    async def admit(
-        self, keys: Sequence[ThrottleKey], *, now: datetime, gate: Gate | None = None
-    ) -> ThrottleTicket:
-        """Raises RateLimited when a key is at its limit (Retry-After: until its
-        oldest counted attempt leaves the window) or the gate refuses; otherwise
-        records the attempt under every recording key. Joins the caller's unit of
-        work when there is one: the count is then exact for as long as it is open."""
-        ...
-
-    async def forget(
-        self, ticket: ThrottleTicket, *, clear: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        """Removes the ticket's rows, and every attempt under the `clear` keys."""
-        ...
-
-
-class AccountAlerts(Protocol):
-    """Telling an account's owner about something they did not do themselves."""
-
-    async def sign_in_under_attack(self, patient_id: UUID, failures: int) -> None:
-        """Failed sign-ins on the account reached the alert threshold. Sent at most
-        once per throttle window; must not fail the sign-in it is raised from."""
         ...
 
 

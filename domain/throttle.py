@@ -12,8 +12,9 @@ code or address in clear."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
@@ -45,6 +46,26 @@ class ThrottleTicket(msgspec.Struct, frozen=True):
 
 # Called under the keys' locks with every key's count; raises RateLimited to refuse.
 Gate = Callable[[Mapping[tuple[str, str], KeyCount]], None]
+
+
+# The port (re-exported by domain.ports), beside the rules it counts by.
+class Throttle(Protocol):
+    """One mechanism for every guessable thing (see domain.throttle)."""
+
+    async def admit(
+        self, keys: Sequence[ThrottleKey], *, now: datetime, gate: Gate | None = None
+    ) -> ThrottleTicket:
+        """Raises RateLimited when a key is at its limit (Retry-After: until its
+        oldest counted attempt leaves the window) or the gate refuses; otherwise
+        records the attempt under every recording key. Joins the caller's unit of
+        work when there is one: the count is then exact for as long as it is open."""
+        ...
+
+    async def forget(
+        self, ticket: ThrottleTicket, *, clear: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Removes the ticket's rows, and every attempt under the `clear` keys."""
+        ...
 
 
 def subject(*parts: str) -> str:
