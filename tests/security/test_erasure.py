@@ -92,9 +92,11 @@ async def test_erased_patient_with_data_everywhere__only_pseudonymised_audit_ent
     await client.post("/v1/auth/login", json={"email": patient.email, "password": "wrong one!"})
     hospital = await new_hospital(client, settings)
     await linked(client, patient, hospital, mrn)
-    pushed = await hospital.push(mrn, bundle(observation(f"obs-{marker}", value=71.5)))
+    # Values no other test's patient has: the database is shared by the run.
+    first, second = (f"{n}.{uuid.uuid4().int % 10**6:06d}1" for n in (71, 72))
+    pushed = await hospital.push(mrn, bundle(observation(f"obs-{marker}", value=float(first))))
     assert pushed.status_code == 200, pushed.text
-    updated = await hospital.push(mrn, bundle(observation(f"obs-{marker}", value=72.5)))
+    updated = await hospital.push(mrn, bundle(observation(f"obs-{marker}", value=float(second))))
     assert updated.status_code == 200, updated.text
     own = await client.post(
         "/v1/records",
@@ -143,7 +145,7 @@ async def test_erased_patient_with_data_everywhere__only_pseudonymised_audit_ent
     finally:
         await close_services(sweeper)
 
-    secrets_ = [patient.email, mrn, marker, name, patient.password, "71.5", "72.5"]
+    secrets_ = [patient.email, mrn, marker, name, patient.password, first, second]
     for table, rows in (await every_row(superuser_conn)).items():
         for row in rows:
             for secret in secrets_:
