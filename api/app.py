@@ -43,10 +43,20 @@ def create_app(
         app.state.services = services
         # For request_context: whose Forwarded / X-Forwarded-For is believed.
         app.state.trusted_proxies = settings.trusted_proxies
+        worker = None
         try:
+            if settings.worker_enabled:
+                from infra.background_jobs import build_worker
+
+                worker = build_worker(services)
+                await worker.start()
             yield
         finally:
-            await close_services(services)
+            try:
+                if worker is not None:
+                    await worker.stop()
+            finally:
+                await close_services(services)
 
     return Litestar(
         route_handlers=route_handlers(),

@@ -17,8 +17,14 @@ from domain.consents.use_cases import PatientConsents
 from domain.flood_guard import FloodGuard
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
+from domain.medications.use_cases import PatientMedications
+from domain.notifications.devices import Devices
+from domain.notifications.inbox import Inbox
+from domain.notifications.notifier import Notifier
 from domain.ports import Clock
 from domain.records.use_cases import PatientRecords
+from domain.sharing.patient_shares import PatientShares
+from domain.sharing.recipient import ShareManifests
 from domain.uploads.use_cases import PatientUploads
 
 
@@ -47,6 +53,12 @@ PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 WebhookFloodGuardDep = NamedDependency[FloodGuard]
+PatientSharesDep = NamedDependency[PatientShares]
+ShareManifestsDep = NamedDependency[ShareManifests]
+InboxDep = NamedDependency[Inbox]
+DevicesDep = NamedDependency[Devices]
+NotifierDep = NamedDependency[Notifier]
+PatientMedicationsDep = NamedDependency[PatientMedications]
 
 # Dependency name -> the composition root's attribute that provides it.
 USE_CASES = {
@@ -60,6 +72,12 @@ USE_CASES = {
     "patient_uploads": "patient_uploads",
     "hospital_webhooks": "hospital_webhooks",
     "webhook_flood_guard": "webhook_flood_guard",
+    "inbox": "inbox",
+    "devices": "devices",
+    "notifier": "notifier",
+    "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
+    "patient_shares": "patient_shares",
+    "share_manifests": "share_manifests",
 }

@@ -47,6 +47,15 @@ BINARY_RESPONSES: dict[str, dict[str, Any]] = {
         "application/octet-stream": {"schema": _BINARY},
     },
     "getLocalBlob": {"application/octet-stream": {"schema": _BINARY}},
+    "getShareQr": {
+        "image/png": {"schema": _BINARY},
+        "image/svg+xml": {"schema": _BINARY},
+        "application/octet-stream": {"schema": _BINARY},
+    },
+    "getShlFile": {
+        "application/jose": {"schema": _BINARY},
+        "application/octet-stream": {"schema": _BINARY},
+    },
 }
 _INVALID = {
     "description": "The request is well-formed but a value is invalid; `errors` names each field",

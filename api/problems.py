@@ -22,6 +22,7 @@ from domain.errors import (
     Overloaded,
     RateLimited,
 )
+from domain.sharing.passcode import WrongPasscode
 
 log = logging.getLogger("phr.api")
 
@@ -92,8 +93,17 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         headers["RateLimit"] = f'"default";r=0;t={exc.retry_after_seconds}'
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    if isinstance(exc, AuthenticationFailed):
+    if isinstance(exc, AuthenticationFailed) and not isinstance(exc, WrongPasscode):
         headers["WWW-Authenticate"] = 'Bearer realm="phr"'
+    if isinstance(exc, WrongPasscode):
+        # RFC 9457 extension member: what the SMART Health Links spec asks for.
+        problem = msgspec.to_builtins(
+            Problem(
+                type=PROBLEM_TYPE_BASE + exc.kind, title=exc.title, status=status, detail=exc.detail
+            )
+        )
+        problem["remainingAttempts"] = exc.remaining_attempts
+        return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
     return problem_response(
         status, exc.kind, exc.title, exc.detail, errors=exc.errors, headers=headers or None
     )
@@ -160,6 +170,19 @@ def stored_value_error_handler(
     )
 
 
+def nesting_error_handler(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[Problem]:
+    # msgspec raises RecursionError (not a decode error) on JSON nested about
+    # 1,000 deep: the body is the caller's to fix.
+    return problem_response(
+        400,
+        "malformed-body",
+        "The request body is not valid JSON",
+        "The JSON body is nested too deeply.",
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The log has the trace (with the request id); the client gets nothing internal.
     log.exception("unhandled error", exc_info=exc)
@@ -175,5 +198,6 @@ exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     asyncpg.exceptions.DataError: stored_value_error_handler,
+    RecursionError: nesting_error_handler,
     Exception: internal_error_handler,
 }

@@ -66,14 +66,37 @@ Action = Literal[
     "account.erased",
     "audit.list",
     "audit.verified",
+    "share.created",
+    "share.list",
+    "share.read",
+    "share.revoked",
+    "share.qr",
+    "share.accesses",
+    "share.manifest",
+    "share.file",
+    "medication.list",
+    "notification.list",
+    "notification.read",
+    "notification.preferences",
+    "device.registered",
+    "device.list",
+    "device.removed",
+    "notification.created",
 ]
 
 # What each kind of actor may ever do; anything else is refused before any
 # consent is looked at.
-_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {"link.completed"}  # type: ignore[attr-defined]
-_SHARE_ACTIONS = frozenset({"record.read", "record.list", "imaging.list"})
+_PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {
+    "link.completed",
+    "notification.created",
+}  # type: ignore[attr-defined]
+_SHARE_ACTIONS = frozenset(
+    {"record.read", "record.list", "imaging.list", "share.manifest", "share.file"}
+)
 _HOSPITAL_ACTIONS = frozenset({"record.ingest", "link.completed"})
-_SYSTEM_ACTIONS = frozenset({"record.list", "record.read", "record.ingest"})
+_SYSTEM_ACTIONS = frozenset(
+    {"record.list", "record.read", "record.ingest", "medication.list", "notification.created"}
+)
 
 _MINT = object()
 
@@ -180,6 +203,10 @@ def authorize(
         purpose=_purpose(actor),
         context=context,
     )
+    if isinstance(actor, ShareRecipient):
+        # The patient reads "Dr. Zhang opened your share": the name the doctor
+        # gave travels with the share id (the consent is checked on the id).
+        event = msgspec.structs.replace(event, actor_id=f"{actor_id} {actor.recipient}")
     scope = ConsentScope()
     match actor:
         case PatientActor(patient_id=own):

@@ -226,6 +226,8 @@ class Services:
 
     @cached_property
     def hospital_webhooks(self) -> HospitalWebhooks:
+        from domain.notifications.results import ResultsNotifier
+
         settings = self.settings
         return HospitalWebhooks(
             self.unit_of_work,
@@ -244,7 +246,16 @@ class Services:
             ),
             self.throttle,
             self.secret_box.derive(b"erased-ref"),
+            # New final results notify in the delivery's own transaction.
+            on_ingested=ResultsNotifier(self.notifier, self.hospital_store),
         )
+
+    # Background jobs: the JobQueue port (enqueue joins the open unit of work).
+    @cached_property
+    def jobs(self):  # -> infra.pg.jobs.PgJobQueue
+        from infra.pg.jobs import PgJobQueue
+
+        return PgJobQueue(self.database)
 
     # Patient uploads: presigned PUT to the blob store, checked and registered
     # as records on completion.
@@ -260,6 +271,190 @@ class Services:
             clock=self.clock,
             rules=UploadRules(max_bytes=self.settings.upload_max_bytes),
             content_url=self._content_url,
+        )
+
+    # Sharing through SMART Health Links.
+    @cached_property
+    def share_store(self):  # -> infra.pg.shares.PgShareStore
+        from infra.pg.shares import PgShareStore
+
+        return PgShareStore(self.database, self.secret_box)
+
+    @cached_property
+    def share_content(self):  # -> domain.sharing.content.ShareContent
+        from domain.sharing.content import ShareContent
+        from infra.shl_jose import JoseContentCipher
+
+        return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
+
+    # QR codes render in a process of their own (pure Python that would hold this
+    # process's GIL); its pool is shut down in close_services.
+    @cached_property
+    def qr_renderer(self):  # -> infra.qr.ProcessQrRenderer
+        from infra.qr import ProcessQrRenderer
+
+        return ProcessQrRenderer()
+
+    @cached_property
+    def patient_shares(self):  # -> domain.sharing.patient_shares.PatientShares
+        from domain.sharing.patient_shares import PatientShares
+
+        return PatientShares(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            qr=self.qr_renderer,
+            audit=self.audit,
+            clock=self.clock,
+            public_url=self.settings.public_url,
+        )
+
+    @cached_property
+    def share_manifests(self):  # -> domain.sharing.recipient.ShareManifests
+        from domain.sharing.recipient import ShareManifests
+        from infra.pg.shares import PgShareRequestThrottle
+
+        settings = self.settings
+        return ShareManifests(
+            unit_of_work=self.unit_of_work,
+            shares=self.share_store,
+            consents=self.consents,
+            content=self.share_content,
+            files=self.blobs,  # type: ignore[arg-type]
+            hasher=self.password_hasher,
+            throttle=PgShareRequestThrottle(
+                self.database,
+                per_link=settings.share_requests_per_link,
+                per_address=settings.share_requests_per_address,
+                window_seconds=settings.share_request_window_seconds,
+            ),
+            audit=self.audit,
+            clock=self.clock,
+            public_url=settings.public_url,
+        )
+
+    # Notifications, medications and push delivery.
+    @cached_property
+    def notification_store(self):  # -> infra.pg.notifications.PgNotificationStore
+        from infra.pg.notifications import PgNotificationStore
+
+        return PgNotificationStore(self.database)
+
+    @cached_property
+    def notifier(self):  # -> domain.notifications.notifier.Notifier
+        from domain.notifications.notifier import Notifier
+
+        return Notifier(self.notification_store, self.clock)
+
+    @cached_property
+    def inbox(self):  # -> domain.notifications.inbox.Inbox
+        from domain.notifications.inbox import Inbox
+
+        return Inbox(self.unit_of_work, self.notification_store, self.audit, self.clock)
+
+    @cached_property
+    def patient_medications(self):  # -> domain.medications.use_cases.PatientMedications
+        from domain.medications.use_cases import PatientMedications
+
+        return PatientMedications(
+            self.unit_of_work,
+            self.records,
+            self.notification_store,
+            self.hospital_store,
+            self.audit,
+            self.clock,
+        )
+
+    @cached_property
+    def refill_scan(self):  # -> domain.medications.use_cases.RefillScan
+        from domain.medications.use_cases import RefillScan
+
+        return RefillScan(
+            self.unit_of_work,
+            self.notification_store,
+            self.records,
+            self.notification_store,
+            self.notifier,
+            self.audit,
+            self.clock,
+        )
+
+    @cached_property
+    def push_settings(self):  # -> infra.push.settings.PushSettings
+        from infra.push.settings import load_push_settings
+
+        return load_push_settings(self.settings.public_url)
+
+    @cached_property
+    def vapid(self):  # -> py_vapid.Vapid02, made on first use and kept in <data dir>/keys
+        from infra.push.webpush import load_vapid
+
+        return load_vapid(self.settings.data_dir)
+
+    @cached_property
+    def devices(self):  # -> domain.notifications.devices.Devices
+        from domain.notifications.devices import Devices
+        from infra.pg.notifications import PgDeviceStore
+        from infra.push.webpush import application_server_key
+
+        push = self.push_settings
+        return Devices(
+            self.unit_of_work,
+            PgDeviceStore(self.database),
+            self.audit,
+            self.clock,
+            configured=push.configured,
+            allowed_origins=push.webpush_allow,
+            web_push_key=lambda: application_server_key(self.vapid),
+        )
+
+    @cached_property
+    def push_client(self):  # -> httpx.AsyncClient, closed in close_services
+        import httpx
+
+        # No redirects: a push endpoint must not bounce phr to another address.
+        return httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+
+    @cached_property
+    def push_senders(self) -> dict:
+        from infra.push.webpush import WebPushSender
+
+        senders: dict = {
+            "webpush": WebPushSender(self.vapid, self.push_settings.vapid_subject, self.push_client)
+        }
+        if self.push_settings.apns is not None:
+            from infra.push.apns import ApnsSender
+
+            senders["apns"] = ApnsSender(self.push_settings.apns, self.clock)
+        if self.push_settings.fcm is not None:
+            from infra.push.fcm import FcmSender
+
+            senders["fcm"] = FcmSender(self.push_settings.fcm, self.push_client, self.clock)
+        return senders
+
+    @cached_property
+    def outbox(self):  # -> infra.pg.notifications.PgOutboxStore
+        from infra.pg.notifications import PgOutboxStore
+
+        return PgOutboxStore(self.database)
+
+    @cached_property
+    def push_dispatcher(self):  # -> domain.notifications.delivery.PushDispatcher
+        from domain.notifications.delivery import PushDispatcher, RetryPolicy
+
+        push = self.push_settings
+        return PushDispatcher(
+            self.outbox,
+            self.push_senders,
+            self.clock,
+            RetryPolicy(
+                max_attempts=push.max_attempts,
+                base_seconds=push.retry_base_seconds,
+                lease_seconds=push.lease_seconds,
+            ),
         )
 
 
@@ -293,6 +488,14 @@ async def open_services(
 async def close_services(services: Services) -> None:
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
+    if "qr_renderer" in services.__dict__:
+        services.qr_renderer.close()
+    for sender in services.__dict__.get("push_senders", {}).values():
+        close = getattr(sender, "close", None)
+        if close is not None:
+            await close()
+    if "push_client" in services.__dict__:
+        await services.push_client.aclose()
     try:
         if services.opened_blobs is not None:
             await services.opened_blobs.close()

@@ -70,9 +70,19 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_address_requests: int = 1200
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
+    # (deployments that run `phr worker` separately).
+    worker_enabled: bool = True
+    # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
+    worker_modules: tuple[str, ...] = ()
     # Base64 key that seals hospital webhook secrets and link codes at rest; None:
     # the key file <data_dir>/keys/secrets.key, made on first use.
     secrets_key: SecretText | None = None
+    # SMART Health Link manifests: requests admitted per link and per client
+    # address within the window.
+    share_requests_per_link: int = 30
+    share_requests_per_address: int = 120
+    share_request_window_seconds: int = 60
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -176,8 +186,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         webhook_address_requests=_positive_int(env, "PHR_WEBHOOK_ADDRESS_LIMIT", 1200),
         upload_max_bytes=_upload_max_bytes(env),
+        worker_enabled=_on_off(env, "PHR_WORKER", True),
+        worker_modules=tuple(
+            name.strip()
+            for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
+            if name.strip()
+        ),
         secrets_key=_secrets_key(env),
+        share_requests_per_link=_positive_int(env, "PHR_SHARE_REQUESTS_PER_LINK", 30),
+        share_requests_per_address=_positive_int(env, "PHR_SHARE_REQUESTS_PER_ADDRESS", 120),
+        share_request_window_seconds=_positive_int(env, "PHR_SHARE_REQUEST_WINDOW_SECONDS", 60),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"on", "true", "1", "yes"}:
+        return True
+    if raw in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _secrets_key(env: Mapping[str, str]) -> SecretText | None:

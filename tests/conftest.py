@@ -106,6 +106,8 @@ def settings_for(
             "PHR_PUBLIC_URL": TEST_PUBLIC_URL,
             **UNTHROTTLED_REGISTRATION,
             "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+            # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
+            "PHR_WORKER": "off",
             **(overrides or {}),
         }
     )

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from api.cli import hospitals, keys
+from api.cli import hospitals, keys, notifications
 from api.cli.database import database_dsn
 from api.request_log import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
@@ -59,6 +59,31 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """The background-job worker alone, for deployments that scale it apart from
+    `phr serve` (which runs one too unless PHR_WORKER=off). Stops on SIGTERM/SIGINT,
+    giving jobs in flight a grace period."""
+
+    async def run(dsn: str) -> None:
+        from infra.background_jobs import build_worker
+        from infra.bootstrap import close_services, open_services
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        services = await open_services(settings, dsn)
+        try:
+            await build_worker(services).run_until_stopped(stop)
+        finally:
+            await close_services(services)
+
+    with database_dsn(settings) as dsn:
+        _migrate(dsn)
+        asyncio.run(run(dsn))
+    return 0
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with database_dsn(settings) as dsn:
         applied = _migrate(dsn)
@@ -86,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(run=cmd_serve)
 
+    worker = sub.add_parser("worker", help="run the background-job worker alone")
+    worker.set_defaults(run=cmd_worker)
+
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(run=cmd_migrate)
 
@@ -95,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys.register(sub)
     hospitals.register(sub)
+    notifications.register(sub)
     return parser
 
 

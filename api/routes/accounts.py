@@ -18,7 +18,7 @@ from litestar.exceptions import (
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.deps import AuthenticationDep, RequestContextDep
+from api.deps import AuthenticationDep, NotifierDep, RequestContextDep
 from domain.accounts.account import Account
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
 from domain.accounts.tokens import TokenPair
@@ -146,11 +146,17 @@ async def register(
     ],
 )
 async def login(
-    data: JSONBody[LoginRequest], authentication: AuthenticationDep, context: RequestContextDep
+    data: JSONBody[LoginRequest],
+    authentication: AuthenticationDep,
+    notifier: NotifierDep,
+    context: RequestContextDep,
 ) -> Response[Tokens]:
     """An unknown email and a wrong password give the same 401. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
     pair = await authentication.login(email=data.email, password=data.password, context=context)
+    # A sign-in from a device not seen before tells the patient.
+    claims = await authentication.authenticate(pair.access_token)
+    await notifier.signed_in(claims.patient_id, context.user_agent)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 

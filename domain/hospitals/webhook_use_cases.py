@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -25,7 +25,7 @@ from domain.access import AccessRefused, Action, HospitalActor, Permit, authoriz
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
 from domain.consents.consent import Consent
 from domain.erasure_traces import PatientRefErased, erased_ref_digest
-from domain.errors import FieldProblem, InvalidInput, NotFound, RateLimited
+from domain.errors import FieldProblem, InvalidInput, RateLimited
 from domain.fhir.bundle import ParsedEntry, parse_bundle
 from domain.fhir.elements import unknown_elements
 from domain.fhir.validation import InvalidFhir
@@ -43,6 +43,7 @@ from domain.hospitals.deliveries import (
     WebhookLimits,
     window_start,
 )
+from domain.hospitals.hospital import UnknownHospital
 from domain.hospitals.link_codes import link_code_digest, normalise_link_code
 from domain.hospitals.links import (
     LinkCodeExpired,
@@ -68,11 +69,6 @@ from domain.records.record import IngestResult
 from domain.records.sources import RecordSource
 from domain.throttle import ThrottleKey
 from domain.throttle import subject as throttle_subject
-
-
-class UnknownHospital(NotFound):
-    kind = "unknown-hospital"
-    title = "No such hospital"
 
 
 class ClaimedDelivery:
@@ -123,6 +119,12 @@ class ClaimedDelivery:
         await self._uow.commit()
 
 
+# Told of every delivery stored, in its transaction (new results notify).
+IngestListener = Callable[
+    [Permit, RecordSource, list[ParsedEntry], IngestResult], Awaitable[object]
+]
+
+
 class HospitalWebhooks:
     """A hospital's signed deliveries: verify, limit, deduplicate, then link or push."""
 
@@ -140,7 +142,9 @@ class HospitalWebhooks:
         limits: WebhookLimits,
         throttle: Throttle,
         ref_key: bytes,
+        on_ingested: IngestListener | None = None,
     ):
+        self._on_ingested = on_ingested
         self._unit_of_work = unit_of_work
         self._hospitals = hospitals
         self._links = links
@@ -276,7 +280,11 @@ class HospitalWebhooks:
             uow, hospital_id, "record.ingest", patient_id, consent, context
         )
         source = RecordSource(kind="hospital", hospital_id=hospital_id)
-        return await ingest(permit, source, entries, records=self._records, audit=self._audit)
+        result = await ingest(permit, source, entries, records=self._records, audit=self._audit)
+        if self._on_ingested is not None:
+            # In the delivery's transaction: what the ingest causes commits with it.
+            await self._on_ingested(permit, source, entries, result)
+        return result
 
     def _hospital_event(
         self, action: str, hospital_id: UUID, patient_id: UUID | None, context: RequestContext

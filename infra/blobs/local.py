@@ -228,6 +228,27 @@ class LocalBlobStore:
         folder = self._path(prefix[:-1])
         await asyncio.to_thread(self._delete_tree, folder)
 
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """A whole object written by phr itself (a share's ciphertext): the same
+        temporary-file-then-rename as `write`, in one worker-thread hop."""
+        validate_key(key)
+        validate_content_type(content_type)
+        await asyncio.to_thread(self._put, self._path(key), data, content_type)
+
+    def _put(self, path: Path, data: bytes, content_type: str) -> None:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise Conflict("Another object occupies part of this key's path.") from None
+        temporary = path.parent / f".upload-{secrets.token_hex(8)}"
+        try:
+            with open(temporary, "xb") as handle:
+                handle.write(data)
+                _flush(handle)
+            self._commit(path, temporary, content_type)
+        finally:
+            temporary.unlink(missing_ok=True)
+
     async def write(
         self, key: str, *, content_type: str, size: int, chunks: AsyncIterator[bytes]
     ) -> BlobInfo:

@@ -169,6 +169,14 @@ class S3BlobStore:
                 return b""
             raise
 
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """A whole object written by phr itself (a share's ciphertext)."""
+        validate_key(key)
+        validate_content_type(content_type)
+        await self._client.put_object(
+            Bucket=self._bucket, Key=key, Body=data, ContentType=content_type
+        )
+
     async def read(self, key: str) -> bytes:
         validate_key(key)
         return await self._get(key)

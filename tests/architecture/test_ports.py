@@ -20,6 +20,9 @@ PATIENT_DATA_STORES = {
     "UploadStore",
     "AuditLog",
     "AccountEraser",
+    "ShareStore",
+    "NotificationStore",
+    "DeviceStore",
 }
 # ...except these, each for a reason no Permit can cover.
 WITHOUT_PERMIT = {
@@ -32,6 +35,12 @@ WITHOUT_PERMIT = {
     ("ConsentStore", "hold"): "relied_on, held for the transaction so a revocation waits",
     ("AccountEraser", "due_file_sweeps"): "erased accounts' file prefixes: no patient is left",
     ("AccountEraser", "file_sweep_done"): "forgets a swept prefix of an erased account",
+    ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
+    ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
+    ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
+    ("ShareStore", "organizations"): "hospital names, no patient's rows",
+    ("NotificationStore", "add"): "writes emissions whose recipients were read through permits",
+    ("NotificationStore", "recipients"): "one permit per patient (a fan-out), in a list",
 }
 # Ports that hold no patient's health data. Those that name a patient id do so
 # because they establish who the patient is (sign-in, tokens): no Permit exists yet.
@@ -49,6 +58,12 @@ OTHER_PORTS = {
     "DicomReader": "reads a file's header",
     "HospitalStore": "hospitals and their secrets",
     "WebhookDeliveryStore": "deliveries by hospital and webhook-id",
+    "RequestThrottle": "counts manifest requests per link digest and client address",
+    "ContentCipher": "encrypts bytes with a key it is given",
+    "QrRenderer": "draws a QR code of a text",
+    "OutboxStore": "the push worker's queue across patients; no health data in it",
+    "PushSender": "sends a push that carries no health detail",
+    "PrescribedPatients": "the refill scan's list of patients to look at (ids only)",
 }
 IDENTITY_PORTS = {"AccountStore", "AccessTokens", "RefreshTokenStore"}
 
@@ -58,7 +73,7 @@ def _protocols() -> dict[str, type]:
         name: value
         for name, value in vars(ports).items()
         if inspect.isclass(value)
-        and value.__module__ == ports.__name__
+        and value.__module__ in (ports.__name__, "domain.sharing.ports", "domain.accounts.ports")
         and Protocol in value.__mro__
     }
 

@@ -66,7 +66,7 @@ async def test_bad_signature_is_401_and_unknown_hospital_404(client, settings):
     unknown = await stranger.send_raw(body)
     assert forged.status_code == 401
     # Known before the body is read (tests/security/test_webhook_body.py).
-    assert unknown.status_code == 404 and problem(unknown)["type"].endswith("unknown-hospital")
+    assert unknown.status_code == 404 and problem(unknown)["type"].endswith("hospital-not-found")
 
     headers = hospital.sign(body)
     tampered = await client.post(hospital.url, content=body + b" ", headers=headers)

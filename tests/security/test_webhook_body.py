@@ -101,7 +101,7 @@ async def test_20_mib_to_an_unknown_hospital__404_with_no_body_byte_read(app):
         },
         twenty_mib(),
     )
-    assert sent.status == 404 and sent.problem()["type"].endswith("/unknown-hospital")
+    assert sent.status == 404 and sent.problem()["type"].endswith("/hospital-not-found")
     assert sent.chunks_read == 0
 
 

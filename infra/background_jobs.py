@@ -1,0 +1,73 @@
+"""Which jobs the worker runs: one place to register handlers and periodic jobs
+(see infra/worker.py for how to enqueue and what a handler may rely on)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import timedelta
+
+from domain.retention import FINISHED_JOB_TTL, PARKED_PUSH_TTL, WEBHOOK_DELIVERY_REPLAY_WINDOW
+from infra.bootstrap import Services
+from infra.pg.jobs import PgJobStore
+from infra.pg.retention import PgRetention
+from infra.worker import Worker
+
+log = logging.getLogger("phr.jobs")
+
+
+def build_worker(services: Services) -> Worker:
+    worker = Worker(services.database)
+    clock = services.clock
+    retention = PgRetention(services.database)
+
+    async def purge_expired_uploads() -> None:
+        purged = 0
+        while True:
+            batch = await services.patient_uploads.purge_expired(limit=500)
+            purged += batch
+            if batch < 500:
+                break
+        if purged:
+            log.info("purged expired uploads", extra={"purged": purged})
+
+    async def prune_webhook_deliveries() -> None:
+        pruned = await retention.prune_webhook_deliveries(
+            clock.now() - WEBHOOK_DELIVERY_REPLAY_WINDOW
+        )
+        if pruned:
+            log.info("pruned webhook delivery ids", extra={"pruned": pruned})
+
+    async def drop_parked_pushes() -> None:
+        dropped = await retention.drop_parked_pushes(clock.now() - PARKED_PUSH_TTL)
+        if dropped:
+            log.info("dropped unclaimed parked pushes", extra={"dropped": dropped})
+
+    async def prune_finished_jobs() -> None:
+        await PgJobStore(services.database).prune_finished(clock.now() - FINISHED_JOB_TTL)
+
+    worker.every("uploads.purge_expired", timedelta(minutes=10), purge_expired_uploads)
+    worker.every("webhooks.prune_deliveries", timedelta(hours=1), prune_webhook_deliveries)
+    worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)
+    worker.every("jobs.prune_finished", timedelta(hours=1), prune_finished_jobs)
+
+    # Push deliveries from the notification outbox (it keeps its own leases,
+    # backoff and dead letters), and the refill scan (idempotent by dedupe keys).
+    async def deliver_notifications() -> None:
+        while await services.push_dispatcher.run_once() > 0:
+            pass
+
+    async def refill_scan() -> None:
+        added = await services.refill_scan.run()
+        if added:
+            log.info("refill scan", extra={"added": added})
+
+    services.vapid  # noqa: B018 (the Web Push key pair is made on first start, not first push)
+    worker.every("notifications.deliver", timedelta(seconds=1), deliver_notifications)
+    worker.every("medications.refill_scan", timedelta(hours=1), refill_scan)
+
+    # Deployments (and the tests) may plant further jobs: modules named in
+    # PHR_WORKER_MODULES, each with `register_jobs(worker, services)`.
+    for module_name in services.settings.worker_modules:
+        importlib.import_module(module_name).register_jobs(worker, services)
+    return worker

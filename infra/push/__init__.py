@@ -1,0 +1,1 @@
+"""Push senders: one adapter per service behind domain's `PushSender` port."""
