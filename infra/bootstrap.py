@@ -334,6 +334,9 @@ class Services:
             audit=self.audit,
             clock=self.clock,
             public_url=settings.public_url,
+            on_accessed=lambda access, share_id, label, recipient: self.notifier.share_accessed(
+                access.patient_id, share_id, label, recipient
+            ),
         )
 
     # Notifications, medications and push delivery.

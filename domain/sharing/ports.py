@@ -115,3 +115,12 @@ class QrRenderer(Protocol):
     async def render(self, text: str, fmt: QrFormat) -> bytes:
         """A QR code (error correction M) of `text`, off the event loop."""
         ...
+
+
+class ShareAccessListener(Protocol):
+    """Told of every served look at a share, inside that access's transaction
+    (the patient's notifications: first opening, each new recipient)."""
+
+    async def __call__(
+        self, access: Permit, share_id: UUID, label: str | None, recipient: str
+    ) -> Any: ...

@@ -31,6 +31,7 @@ from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
 from domain.sharing.link import new_token, token_digest
 from domain.sharing.model import Share, ShareAccess
 from domain.sharing.passcode import WrongPasscode
+from domain.sharing.ports import ShareAccessListener
 
 # A `location` is a bearer URL for one file: short-lived (the spec allows an hour
 # at most) and good for one download.
@@ -79,8 +80,10 @@ class ShareManifests:
         audit: AuditLog,
         clock: Clock,
         public_url: str,
+        on_accessed: ShareAccessListener | None = None,
     ):
         self._unit_of_work = unit_of_work
+        self._on_accessed = on_accessed
         self._shares = shares
         self._consents = consents
         self._content = content
@@ -248,6 +251,9 @@ class ShareManifests:
                 accessed_at=self._clock.now(),
             ),
         )
+        if self._on_accessed is not None:
+            # In the access's own transaction: the patient hears of a look that happened.
+            await self._on_accessed(permit, share.id, share.label, recipient)
 
     async def file(self, ticket: str, *, context: RequestContext) -> ServedFile:
         """One use of a `location` from a manifest, before it expires."""

@@ -602,3 +602,13 @@ async def test_hostile_share_input_is_refused_without_a_500(client, patient):
     bad_cursor = await client.get("/v1/shares?cursor=not-ours", headers=patient.headers)
     assert bad_cursor.status_code == 422
     assert (await client.get("/viewer/other.js")).status_code in (400, 404)
+
+
+async def test_the_patient_hears_of_the_first_opening_and_each_new_recipient(client, patient):
+    share = await create_share(client, patient, label="For the cardiologist")
+    for doctor in ("Dr. Zhang", "Dr. Zhang", "dr. zhang ", "Dr. Li"):
+        assert (await open_share(client, share, recipient=doctor)).status_code == 200
+    inbox = (await client.get("/v1/notifications", headers=patient.headers)).json()["items"]
+    kinds = sorted(n["kind"] for n in inbox if n["kind"].startswith("share"))
+    # one "opened", one per distinct recipient (names compared without case or spaces)
+    assert kinds == ["share-opened", "share-recipient", "share-recipient"]
