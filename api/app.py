@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.allow_header import allow_header_middleware
-from api.current_patient import provide_current_patient
+from api.current_patient import provide_audited_reader, provide_current_patient
 from api.deps import USE_CASES, request_context
 from api.problems import exception_handlers
 from api.request_body import BoundedRequest
@@ -64,6 +64,7 @@ def create_app(
         dependencies={
             **{name: _from_services(attribute) for name, attribute in USE_CASES.items()},
             "patient": Provide(provide_current_patient),
+            "reader": Provide(provide_audited_reader),
             "context": Provide(request_context, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,

@@ -13,13 +13,16 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
-from api.deps import AuthenticationDep
+from api.deps import AuthenticationDep, request_context
+from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
+from domain.records.use_cases import PatientRecords
 
 
 class AuthenticatedPatient(msgspec.Struct, frozen=True):
     patient_id: UUID
     token_id: str
+    session_id: UUID | None = None
 
 
 async def provide_current_patient(
@@ -30,7 +33,39 @@ async def provide_current_patient(
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")
     claims = await authentication.authenticate(token.strip())
-    return AuthenticatedPatient(patient_id=claims.patient_id, token_id=claims.token_id)
+    return AuthenticatedPatient(
+        patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
+    )
+
+
+class AuditedReader(msgspec.Struct, frozen=True):
+    """Everything an audited read needs from the request, resolved as one
+    dependency: the records use case, the token's holder (token checked, account
+    not: the read's own statement checks it) and where the request came from."""
+
+    records: PatientRecords
+    patient: AuthenticatedPatient
+    context: RequestContext
+
+
+async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedReader:
+    # One dependency rather than three: Litestar resolves sibling dependencies in
+    # a task group, which cost about a tenth of an audited read's CPU time.
+    services = request.app.state.services
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("A bearer access token is required.")
+    claims = await services.authentication.verify_access_token(token.strip())
+    return AuditedReader(
+        records=services.patient_records,
+        patient=AuthenticatedPatient(
+            patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
+        ),
+        context=request_context(request),
+    )
 
 
 CurrentPatient = NamedDependency[AuthenticatedPatient]
+# For routes whose use case checks the account in the statement that reads.
+AuditedReaderDep = NamedDependency[AuditedReader]

@@ -10,13 +10,22 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from api.client_address import client_address
+from domain.accounts.password_changes import PasswordChanges
+from domain.accounts.profile_use_cases import ProfileChanges
+from domain.accounts.registration import Registration
+from domain.accounts.session_use_cases import Sessions
 from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.events import RequestContext
+from domain.audit.trail import AuditTrail
 from domain.audit.use_cases import AuditHistory
 from domain.consents.use_cases import PatientConsents
+from domain.dicomweb import DicomWeb
 from domain.flood_guard import FloodGuard
+from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
+from domain.imaging_catalog import ImagingCatalog
+from domain.imaging_import import ImagingImport
 from domain.medications.use_cases import PatientMedications
 from domain.notifications.devices import Devices
 from domain.notifications.inbox import Inbox
@@ -47,12 +56,21 @@ ClockDep = NamedDependency[Clock]
 AuthenticationDep = NamedDependency[Authentication]
 AccountErasureDep = NamedDependency[AccountErasure]
 AuditHistoryDep = NamedDependency[AuditHistory]
+AuditTrailDep = NamedDependency[AuditTrail]
 PatientConsentsDep = NamedDependency[PatientConsents]
 PatientLinksDep = NamedDependency[PatientLinks]
 PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 WebhookFloodGuardDep = NamedDependency[FloodGuard]
+ImagingCatalogDep = NamedDependency[ImagingCatalog]
+ImagingImportDep = NamedDependency[ImagingImport]
+DicomWebDep = NamedDependency[DicomWeb]
+RegistrationDep = NamedDependency[Registration]
+PasswordChangesDep = NamedDependency[PasswordChanges]
+ProfileChangesDep = NamedDependency[ProfileChanges]
+SessionsDep = NamedDependency[Sessions]
+HospitalDirectoryDep = NamedDependency[HospitalDirectory]
 PatientSharesDep = NamedDependency[PatientShares]
 ShareManifestsDep = NamedDependency[ShareManifests]
 InboxDep = NamedDependency[Inbox]
@@ -66,18 +84,27 @@ USE_CASES = {
     "authentication": "authentication",
     "account_erasure": "account_erasure",
     "audit_history": "audit_history",
+    "audit_trail": "audit_trail",
     "patient_consents": "patient_consents",
     "patient_links": "patient_links",
     "patient_records": "patient_records",
     "patient_uploads": "patient_uploads",
     "hospital_webhooks": "hospital_webhooks",
     "webhook_flood_guard": "webhook_flood_guard",
+    "imaging_catalog": "imaging_catalog",
+    "imaging_import": "imaging_import",
+    "dicomweb": "dicomweb",
     "inbox": "inbox",
     "devices": "devices",
     "notifier": "notifier",
     "patient_medications": "patient_medications",
     "readiness": "readiness_problem",
     "local_files": "local_files",
+    "registration": "registration",
+    "password_changes": "password_changes",
+    "profile_changes": "profile_changes",
+    "sessions": "sessions",
+    "hospital_directory": "hospital_directory",
     "patient_shares": "patient_shares",
     "share_manifests": "share_manifests",
 }

@@ -70,7 +70,7 @@ async def register_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
                 response = await client.post(
                     "/v1/auth/register", json={"email": email, "password": PASSWORD}
                 )
-                if response.status_code == 201:
+                if response.status_code == 202:
                     return
                 if response.status_code != 503:
                     raise RuntimeError(f"register: {response.status_code} {response.text[:200]}")

@@ -1,15 +1,23 @@
 """Record-store benchmarks. Prints figures with baselines measured in the same run.
 
-    python bench/records.py            # 100,000 records (DATABASE_URL or embedded)
-    PHR_BENCH_RECORDS=20000 python bench/records.py
+    python bench/records.py                        # DATABASE_URL or the embedded server
+    PHR_BENCH_PATIENTS=200 PHR_BENCH_SECONDS=20 python bench/records.py
+    PHR_BENCH_RECORDS=100000 python bench/records.py   # also the one-big-patient checks
 
-1. GET /v1/records/{id} through the full stack (token, policy, audit) against a
-   bare Litestar + asyncpg endpoint returning the same row: throughput ratio
-   (target >= 0.6x).
-2. GET /v1/records?limit=50 p50 against one asyncpg fetch of the same 50 rows plus
-   msgspec encoding (target <= 3x); the bare HTTP endpoint is printed too.
-3. First page and a deep cursor page for a patient with 100,000 records (p50 <= 10 ms).
-4. /v1/export of every record, with the server's peak memory.
+Audited reads under load, driven by wrk (the Debian package; installed when
+missing) over PHR_BENCH_PATIENTS patients (100) with 20 records each, against
+servers with 2 uvicorn workers (uvloop, httptools):
+1. the client ceiling: wrk against a static endpoint, in the same run;
+2. GET /v1/records/{id} (token, policy, account check, audit row committed) against
+   a bare Litestar + asyncpg endpoint returning the same rows (targets: >= 0.5x
+   the bare endpoint, >= 2,500 req/s, p99 <= 50 ms);
+3. GET /v1/records?limit=50 against the bare page endpoint (target: <= 2x);
+4. audit events counted after the runs: one per 2xx read (wrk stops with requests
+   in flight, so an exact count is made over a fixed number of requests after it);
+5. sealing: time from an event's insert to the first signed checkpoint holding
+   it (target p99 <= 2 s).
+With PHR_BENCH_RECORDS set, one patient with that many records: /v1/export with
+the server's peak memory, the first and a deep timeline page.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import asyncio
 import base64
 import os
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,21 +40,27 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.service import (
+    WrkResult,
+    machine_load,
     median,
     ms,
     p,
     peak_rss_kib,
+    run_wrk,
     scratch_database,
     sequential_latencies,
     throughput,
     uvicorn_server,
 )
 
-RECORDS = int(os.environ.get("PHR_BENCH_RECORDS", "100000"))
+RECORDS = int(os.environ.get("PHR_BENCH_RECORDS", "0"))
+PATIENTS = int(os.environ.get("PHR_BENCH_PATIENTS", "100"))
+SECONDS = int(os.environ.get("PHR_BENCH_SECONDS", "10"))
+RECORDS_EACH = 20
 BATCH = 1000
 
 
-async def load_records(dsn: str, patient_id: UUID) -> None:
+async def load_records(dsn: str, patient_id: UUID, count: int = RECORDS) -> None:
     from domain.access import HospitalActor, PatientActor, authorize
     from domain.audit.events import RequestContext
     from domain.consents.consent import ConsentScope
@@ -54,7 +69,10 @@ async def load_records(dsn: str, patient_id: UUID) -> None:
     from infra.bootstrap import close_services, open_services
     from infra.settings import load_settings
 
-    services = await open_services(load_settings({"DATABASE_URL": dsn}), dsn)
+    scratch = tempfile.mkdtemp(prefix="phr-bench-load-")
+    services = await open_services(
+        load_settings({"DATABASE_URL": dsn, "PHR_DATA_DIR": scratch, "PHR_WORKER": "off"}), dsn
+    )
     try:
         hospital = uuid.uuid4()
         now = datetime.now(UTC)
@@ -75,9 +93,9 @@ async def load_records(dsn: str, patient_id: UUID) -> None:
             end=None,
         )
         start = datetime(2000, 1, 1, tzinfo=UTC)
-        for batch in range(0, RECORDS, BATCH):
+        for batch in range(0, count, BATCH):
             entries = []
-            for i in range(batch, min(batch + BATCH, RECORDS)):
+            for i in range(batch, min(batch + BATCH, count)):
                 when = (start + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 entries.append(
                     {
@@ -138,7 +156,7 @@ def deep_cursor(sort_at: datetime, record_id: UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-async def main(dsn: str, base: str, pid: int) -> None:
+async def big_patient(dsn: str, base: str, pid: int) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         email, password = (
             f"bench-{uuid.uuid4().hex[:8]}@example.org",
@@ -245,9 +263,182 @@ async def main(dsn: str, base: str, pid: int) -> None:
         )
 
 
+async def make_patients(client: httpx.AsyncClient, count: int) -> list[tuple[UUID, str]]:
+    """(patient id, access token) for `count` patients registered through the API."""
+    gate = asyncio.Semaphore(4)
+
+    async def one(n: int) -> tuple[UUID, str]:
+        async with gate:
+            account = {"email": f"bench-{n}-{uuid.uuid4().hex[:6]}@example.org",
+                       "password": "a long bench passphrase 42"}  # fmt: skip
+            assert (await client.post("/v1/auth/register", json=account)).status_code == 201
+            tokens = (await client.post("/v1/auth/login", json=account)).json()
+            auth = {"Authorization": f"Bearer {tokens['accessToken']}"}
+            me = (await client.get("/v1/me", headers=auth)).json()
+            return UUID(me["id"]), tokens["accessToken"]
+
+    return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def sql(dsn: str, query: str, *args):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+def line(name: str, result: WrkResult) -> str:
+    return (
+        f"  {name:<34} {result.rps:>8,.0f} req/s  p50 {ms(result.p50):>9}  p99 {ms(result.p99):>9}"
+        f"  ({result.requests:,} requests, {result.non_2xx} not 2xx)"
+    )
+
+
+async def exact_audit_check(base: str, dsn: str, patients, records) -> None:
+    """A fixed number of reads, every response awaited: one success event per 200,
+    one refusal per 404 (every tenth asks for an id that is not there)."""
+    before = await sql(dsn, _READ_COUNTS)
+
+    gate = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def one(n: int) -> int:
+            (_, token), record_id = patients[n % len(patients)], records[n % len(records)]
+            target = uuid.uuid4() if n % 10 == 0 else record_id
+            async with gate:
+                response = await client.get(
+                    f"/v1/records/{target}", headers={"Authorization": f"Bearer {token}"}
+                )
+            return response.status_code
+
+        statuses = await asyncio.gather(*(one(n) for n in range(2000)))
+    ok, missing = statuses.count(200), statuses.count(404)
+    after = await sql(dsn, _READ_COUNTS)
+    got_ok = after[0]["success"] - before[0]["success"]
+    got_denied = after[0]["denied"] - before[0]["denied"]
+    verdict = "exact" if (got_ok, got_denied) == (ok, missing) else "MISMATCH"
+    print(
+        f"  fixed run of 2,000 reads: {ok} answered 200 -> {got_ok} success events; "
+        f"{missing} answered 404 -> {got_denied} refusal events ({verdict})"
+    )
+
+
+_READ_COUNTS = """
+    SELECT count(*) FILTER (WHERE outcome = 'success') AS success,
+           count(*) FILTER (WHERE outcome = 'denied') AS denied,
+           coalesce(max(id), 0) AS last_id
+    FROM audit_event WHERE action = 'record.read'
+"""
+
+_SEALING = """
+    SELECT count(*) AS events,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.signed_at - e.recorded_at)) AS p50,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM c.signed_at - e.recorded_at)) AS p99,
+           max(extract(epoch FROM c.signed_at - e.recorded_at)) AS worst
+    FROM audit_event e
+    JOIN audit_leaf l ON l.event_id = e.id
+    CROSS JOIN LATERAL (
+        SELECT signed_at FROM audit_checkpoint WHERE tree_size > l.leaf_index
+        ORDER BY tree_size LIMIT 1
+    ) AS c
+    WHERE e.id > $1 AND e.id <= $2
+"""
+
+
+async def audited_reads(dsn: str, base: str) -> None:
+    print(f"machine: {machine_load()} before the run")
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        started = time.perf_counter()
+        patients = await make_patients(client, PATIENTS)
+    for patient_id, _ in patients:
+        await load_records(dsn, patient_id, RECORDS_EACH)
+    await sql(dsn, "ANALYZE")
+    print(
+        f"{PATIENTS} patients with {RECORDS_EACH} records each, ready in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    rows = await sql(
+        dsn,
+        "SELECT DISTINCT ON (patient_id) patient_id, id FROM record "
+        "WHERE NOT is_supporting ORDER BY patient_id, id",
+    )
+    first_record = {row["patient_id"]: row["id"] for row in rows}
+    records = [first_record[pid] for pid, _ in patients]
+    auth = [{"Authorization": f"Bearer {token}"} for _, token in patients]
+
+    with uvicorn_server("bench.bare_record_app:create_app", dsn, workers=2) as (bare, _):
+        run_wrk(bare, [("/healthz", {})], seconds=2)  # warm up
+        ceiling = run_wrk(bare, [("/healthz", {})], seconds=SECONDS)
+        bare_record = run_wrk(
+            bare,
+            [(f"/bare/{pid}/{rid}", {}) for (pid, _), rid in zip(patients, records, strict=True)],
+            seconds=SECONDS,
+        )
+        bare_page = run_wrk(
+            bare, [(f"/bare-page/{pid}", {}) for pid, _ in patients], seconds=SECONDS
+        )
+
+    reads = [(f"/v1/records/{rid}", h) for rid, h in zip(records, auth, strict=True)]
+    run_wrk(base, reads, seconds=2)  # warm up: tokens verified once, statements prepared
+    await asyncio.sleep(1)  # the warm-up's requests left in flight finish
+    before = (await sql(dsn, _READ_COUNTS))[0]
+    full_record = run_wrk(base, reads, seconds=SECONDS)
+    await asyncio.sleep(1)  # requests wrk left in flight finish
+    after = (await sql(dsn, _READ_COUNTS))[0]
+    full_page = run_wrk(base, [("/v1/records?limit=50", h) for h in auth], seconds=SECONDS)
+
+    print(f"\nwrk, 2 threads, 32 connections, {SECONDS} s each; servers with 2 workers:")
+    print(line("client ceiling (static endpoint)", ceiling))
+    print(line("bare GET record", bare_record))
+    print(line("full GET /v1/records/{id}", full_record))
+    print(line("bare page of 50", bare_page))
+    print(line("full GET /v1/records?limit=50", full_page))
+    print(
+        f"  audited read vs bare: {full_record.rps / bare_record.rps:.2f}x "
+        f"(target >= 0.5x, stretch 0.7x); {full_record.rps:,.0f} req/s (target >= 2,500); "
+        f"p99 {ms(full_record.p99)} (target <= 50 ms)"
+    )
+    print(
+        f"  timeline page vs bare page: {bare_page.rps / full_page.rps:.2f}x the time per "
+        f"request by throughput, p50 {full_page.p50 / bare_page.p50:.2f}x (target <= 2x)"
+    )
+    print(f"  bare record endpoint at {bare_record.rps / ceiling.rps:.0%} of the client ceiling")
+
+    print("\naudit events:")
+    answered = full_record.requests - full_record.non_2xx
+    written = after["success"] - before["success"]
+    print(
+        f"  wrk run: {answered:,} 2xx responses counted by wrk, {written:,} success events "
+        f"written ({written - answered:+} = requests in flight when wrk stopped, "
+        "at most its 32 connections)"
+    )
+    await exact_audit_check(base, dsn, patients, records)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        unsealed = await sql(
+            dsn,
+            "SELECT count(*) AS n FROM audit_event e WHERE NOT EXISTS "
+            "(SELECT 1 FROM audit_leaf l WHERE l.event_id = e.id)",
+        )
+        if unsealed[0]["n"] == 0:
+            break
+        await asyncio.sleep(0.2)
+    sealing = (await sql(dsn, _SEALING, before["last_id"], after["last_id"]))[0]
+    print(
+        f"\nsealing during the full-stack run ({sealing['events']:,} events, sequencer every "
+        f"250 ms): p50 {sealing['p50']:.3f} s, p99 {sealing['p99']:.3f} s, worst "
+        f"{sealing['worst']:.3f} s (target p99 <= 2 s)"
+    )
+    print(f"machine: {machine_load()} after the run")
+
+
 if __name__ == "__main__":
     with (
         scratch_database() as dsn,
-        uvicorn_server("api.app:create_app_from_env", dsn) as (base, pid),
+        uvicorn_server("api.app:create_app_from_env", dsn, workers=2) as (base, pid),
     ):
-        asyncio.run(main(dsn, base, pid))
+        asyncio.run(audited_reads(dsn, base))
+        if RECORDS:
+            asyncio.run(big_patient(dsn, base, pid))

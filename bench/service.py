@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -15,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -62,7 +65,12 @@ def scratch_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def uvicorn_server(
-    app: str, dsn: str, *, env: dict[str, str] | None = None, factory: bool = True
+    app: str,
+    dsn: str,
+    *,
+    env: dict[str, str] | None = None,
+    factory: bool = True,
+    workers: int = 1,
 ) -> Iterator[tuple[str, int]]:
     """Runs `app` (an import string) in a uvicorn subprocess; yields (base url, pid)."""
     port = free_port()
@@ -74,7 +82,10 @@ def uvicorn_server(
         "PHR_DATA_DIR": str(data_dir),
         "PHR_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PHR_LOG_LEVEL": "WARNING",
-        # Benchmarks register their accounts from one address.
+        # Benchmarks sign in many fresh accounts from one address: no mailed codes
+        # to read, no per-address limit on registrations.
+        "PHR_EMAIL_VERIFICATION": "off",
+        "PHR_ACCOUNT_MAIL_PER_ADDRESS": "1000000",
         "PHR_REGISTRATIONS_PER_HOUR": "1000000",
         **(env or {}),
     }
@@ -93,6 +104,8 @@ def uvicorn_server(
     ]
     if factory:
         args.append("--factory")
+    if workers > 1:
+        args += ["--workers", str(workers)]
     proc = subprocess.Popen(args, env=child_env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -173,3 +186,85 @@ def peak_rss_kib(pid: int) -> tuple[int, int]:
         elif line.startswith("VmHWM:"):
             peak = int(line.split()[1])
     return current, peak
+
+
+class WrkResult(NamedTuple):
+    requests: int
+    non_2xx: int
+    rps: float
+    p50: float
+    p99: float
+
+
+def ensure_wrk() -> str:
+    """wrk, the native load generator (Debian package `wrk`), installed when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def _seconds(text: str) -> float:
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+    for unit in ("us", "ms", "s", "m"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * units[unit]
+    return float(text)
+
+
+def run_wrk(
+    base: str,
+    requests: list[tuple[str, dict[str, str]]],
+    *,
+    seconds: int = 10,
+    connections: int = 32,
+    threads: int = 2,
+) -> WrkResult:
+    """wrk against `base`, cycling through `requests` (path, headers), each thread
+    starting at another place in the list."""
+    lines = ["local reqs = {}"]
+    for index, (path, headers) in enumerate(requests, start=1):
+        header_table = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+        lines.append(f'reqs[{index}] = {{"{path}", {{{header_table}}}}}')
+    lines.append(
+        """
+local counter = 0
+local formatted = {}
+function setup(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 7919)
+end
+function init(args)
+  for i, r in ipairs(reqs) do formatted[i] = wrk.format("GET", r[1], r[2]) end
+  position = (offset or 0) % #formatted
+end
+function request()
+  position = position % #formatted + 1
+  return formatted[position]
+end
+"""
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines))
+    try:
+        out = subprocess.run(
+            [
+                ensure_wrk(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                "--latency", "-s", script.name, base,
+            ],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _seconds(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1))
+    p99 = _seconds(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))
+    return WrkResult(total, int(non_2xx.group(1)) if non_2xx else 0, rps, p50, p99)
+
+
+def machine_load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # ports name Permit in their signatures; this module needs th
 
 class PatientActor(msgspec.Struct, frozen=True, tag="patient"):
     patient_id: UUID
+    # The signed-in session the request came through, when the token names one:
+    # a read whose one statement checks liveness checks this session, not only
+    # the account, so an ended session stops reading at once.
+    session_id: UUID | None = None
 
 
 class ShareRecipient(msgspec.Struct, frozen=True, tag="share"):
@@ -56,6 +60,7 @@ Action = Literal[
     "upload.create",
     "export.created",
     "imaging.list",
+    "imaging.read",
     "consent.list",
     "consent.revoked",
     "link.created",

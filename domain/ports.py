@@ -18,17 +18,21 @@ from domain.access import Permit
 from domain.accounts.alerts import AccountAlerts  # noqa: F401
 from domain.accounts.ports import (  # noqa: F401
     AccessTokens,
+    AccountCodeStore,
     AccountEraser,
     AccountStore,
     FileEraser,
+    MailOutbox,
     PasswordHasher,
     RefreshTokenStore,
     SigningKeyStore,
 )
-from domain.audit.events import AuditEvent, RecordedAuditEvent
+from domain.audit.events import AuditEvent
+from domain.audit.ports import AuditLog, NoteSigner, TransparencyLogStore  # noqa: F401
 from domain.blobs import BlobInfo, PresignedRequest
 from domain.consents.consent import Consent, ConsentKind, ConsentScope
 from domain.hospitals.deliveries import ParkedPush
+from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
 from domain.notifications.model import (
@@ -64,7 +68,7 @@ from domain.sharing.ports import (  # noqa: F401
     ShareStore,
 )
 from domain.throttle import Throttle  # noqa: F401
-from domain.uploads.upload import DicomHeader, Upload
+from domain.uploads.upload import Upload
 
 # --- transactions and time ---------------------------------------------------
 
@@ -94,24 +98,13 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-# --- audit --------------------------------------------------------------------
+# --- hospital directory --------------------------------------------------------
 
 
-class AuditLog(Protocol):
-    """Appends inside the caller's unit of work: if the append fails, the whole
-    use case fails with it (fail closed)."""
-
-    async def append(self, event: AuditEvent) -> None: ...
-
-    async def page(
-        self, permit: Permit, before_id: int | None, limit: int
-    ) -> list[RecordedAuditEvent]:
-        """The permit's patient's history, newest first, ids below `before_id`."""
-        ...
-
-    async def chain(self, permit: Permit) -> list[RecordedAuditEvent]:
-        """The permit's patient's hash chain, in sequence order."""
-        ...
+class HospitalDirectoryStore(Protocol):
+    # Name or city contains the text, by (name, id); `linked`: the permit's patient's.
+    async def search(self, permit: Permit, query: DirectoryQuery) -> list[DirectoryEntry]: ...
+    async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]: ...
 
 
 # --- records and consents ------------------------------------------------------
@@ -131,18 +124,27 @@ class RecordStore(Protocol):
     ) -> None: ...
 
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None: ...
+    async def get_audited(
+        self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
+    ) -> tuple[StoredRecord | None, bool]:
+        """Read + audit row (`found`/`missing`) in one statement; (rows, account exists)."""
 
     async def history(self, permit: Permit, record_id: UUID) -> list[RecordVersion]: ...
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
+    async def timeline_audited(
+        self, permit: Permit, query: TimelineQuery, event: AuditEvent
+    ) -> tuple[list[RecordSummary], bool]: ...
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""
-        ...
+
+    async def of_types_audited(
+        self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
+    ) -> tuple[list[ImagingRecord], bool]: ...
 
     def export_resources(self, permit: Permit) -> AsyncIterator[tuple[UUID, bytes]]:
         """(record id, the resource's JSON exactly as stored), one by one."""
-        ...
 
 
 class ConsentStore(Protocol):
@@ -233,13 +235,6 @@ class BlobStore(Protocol):
         ...
 
 
-class DicomReader(Protocol):
-    async def read_header(self, data: bytes) -> DicomHeader:
-        """The header of a DICOM Part 10 file (or its first bytes); UnreadableDicom
-        if it is not one or lacks the study and series UIDs."""
-        ...
-
-
 class UploadStore(Protocol):
     async def add(self, permit: Permit, upload: Upload) -> None: ...
 
@@ -279,6 +274,7 @@ class HospitalStore(Protocol):
     async def rotate_secret(self, secret: WebhookSecret, retire_others_at: datetime) -> None: ...
 
     async def live_secrets(self, hospital_id: UUID, now: datetime) -> list[WebhookSecret]: ...
+    async def all(self) -> list[Hospital]: ...  # by name, for the operator
 
 
 class LinkStore(Protocol):

@@ -5,6 +5,7 @@ asks: the algorithm is pinned, the key is chosen by `kid` among our own keys onl
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -34,17 +35,26 @@ def _refused() -> AuthenticationFailed:
     return AuthenticationFailed("The access token is not valid.")
 
 
+# Tokens whose signature was checked, keyed by the whole token: a client sends the
+# same token with every request of its 15-minute life, and an Ed25519 check costs
+# more than the rest of the request's checks. Bounded; oldest-used goes first.
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class JwtAccessTokens:
     def __init__(self, keys: PgSigningKeys, *, issuer: str, ttl_seconds: int):
         self._keys = keys
         self._issuer = issuer
         self._ttl = ttl_seconds
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     @property
     def keys(self) -> PgSigningKeys:
         return self._keys
 
-    async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken:
+    async def issue(
+        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
+    ) -> IssuedAccessToken:
         key = await self._keys.current(now)
         issued_at = int(now.timestamp())
         claims = {
@@ -56,6 +66,8 @@ class JwtAccessTokens:
             "exp": issued_at + self._ttl,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         token = jwt.encode(
             claims,
             key.private_key,
@@ -67,6 +79,16 @@ class JwtAccessTokens:
     async def verify(self, token: str, now: datetime) -> AccessClaims:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise _refused()
+        cached = self._verified.get(token)
+        if cached is not None:
+            kid, claims = cached
+            # The signature stands; the key's standing and the times are checked
+            # afresh: a retired key, or an expired token, is refused all the same.
+            if await self._keys.verification_key(kid, now) is None:
+                self._verified.pop(token, None)
+                raise _refused()
+            self._verified.move_to_end(token)
+            return msgspec.structs.replace(self._checked(claims, now), kid=kid)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -104,7 +126,11 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError:
             raise _refused() from None
-        return msgspec.structs.replace(self._checked(claims, now), kid=kid)
+        checked = msgspec.structs.replace(self._checked(claims, now), kid=kid)
+        self._verified[token] = (kid, claims)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return checked
 
     def _checked(self, claims: dict[str, Any], now: datetime) -> AccessClaims:
         times = [claims.get(name) for name in ("iat", "nbf", "exp")]
@@ -120,14 +146,17 @@ class JwtAccessTokens:
         sub = claims.get("sub")
         if not isinstance(jti, str) or not jti or not isinstance(sub, str):
             raise _refused()
+        sid = claims.get("sid")
         try:
             patient_id = UUID(sub)
-        except ValueError:
+            session_id = UUID(sid) if sid is not None else None
+        except (ValueError, TypeError, AttributeError):
             raise _refused() from None
         return AccessClaims(
             patient_id=patient_id,
             token_id=jti,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            session_id=session_id,
         )
 
     async def jwks(self, now: datetime) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from domain.retention import FINISHED_JOB_TTL, PARKED_PUSH_TTL, WEBHOOK_DELIVERY_REPLAY_WINDOW
 from infra.bootstrap import Services
+from infra.imaging_jobs import register_imaging_jobs
 from infra.pg.jobs import PgJobStore
 from infra.pg.retention import PgRetention
 from infra.worker import Worker
@@ -46,10 +47,25 @@ def build_worker(services: Services) -> Worker:
     async def prune_finished_jobs() -> None:
         await PgJobStore(services.database).prune_finished(clock.now() - FINISHED_JOB_TTL)
 
+    async def seal_audit_events() -> None:
+        await services.transparency_log.seal()
+
+    # The sequencer: a single writer (one run at a time across the deployment).
+    worker.every(
+        "audit.seal",
+        timedelta(milliseconds=services.settings.audit_seal_interval_ms),
+        seal_audit_events,
+    )
     worker.every("uploads.purge_expired", timedelta(minutes=10), purge_expired_uploads)
     worker.every("webhooks.prune_deliveries", timedelta(hours=1), prune_webhook_deliveries)
     worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)
     worker.every("jobs.prune_finished", timedelta(hours=1), prune_finished_jobs)
+
+    register_imaging_jobs(worker, services)
+
+    from infra.mail.outbox import register_mail_jobs
+
+    register_mail_jobs(worker, services.secret_box, services.mailer)
 
     # Push deliveries from the notification outbox (it keeps its own leases,
     # backoff and dead letters), and the refill scan (idempotent by dedupe keys).

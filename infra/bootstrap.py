@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from uuid import UUID
 
+from domain.accounts.flow_throttle import AccountFlowLimits
 from domain.accounts.login_throttle import SignInPolicy
 from domain.accounts.passwords import PasswordPolicy
 from domain.accounts.signing_key_use_cases import SigningKeyRotation
@@ -29,7 +30,6 @@ from infra.account_alerts import LoggedAccountAlerts
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.blobs.local import LocalBlobStore
 from infra.common_passwords import common_passwords
-from infra.dicom_header import PydicomHeaderReader
 from infra.password_hasher import ThreadPoolPasswordHasher
 from infra.pg.accounts import PgAccountStore
 from infra.pg.audit import PgAuditLog
@@ -123,6 +123,18 @@ class Services:
         return PgThrottle(self.database)
 
     @cached_property
+    def sign_in_policy(self) -> SignInPolicy:
+        settings = self.settings
+        return SignInPolicy(
+            pair_failures=settings.login_account_failures,
+            address_failures=settings.login_address_failures,
+            delay_after=settings.login_account_failures,
+            window_seconds=settings.login_window_seconds,
+            registrations_per_hour=settings.registrations_per_hour,
+            refresh_failures=settings.refresh_failures,
+        )
+
+    @cached_property
     def webhook_flood_guard(self) -> FloodGuard:
         return FloodGuard(
             self.settings.webhook_address_requests, self.settings.webhook_window_seconds
@@ -186,23 +198,102 @@ class Services:
             hasher=self.password_hasher,
             policy=PasswordPolicy(common_passwords()),
             access_tokens=self.access_tokens,
-            refresh_tokens=PgRefreshTokenStore(self.database),
+            refresh_tokens=self.refresh_tokens,
             throttle=self.throttle,
-            throttle_policy=SignInPolicy(
-                pair_failures=settings.login_account_failures,
-                address_failures=settings.login_address_failures,
-                delay_after=settings.login_account_failures,
-                window_seconds=settings.login_window_seconds,
-                registrations_per_hour=settings.registrations_per_hour,
-                refresh_failures=settings.refresh_failures,
-            ),
+            throttle_policy=self.sign_in_policy,
             alerts=self.account_alerts,
             audit=self.audit,
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
             refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
+            verification_required=settings.email_verification,
         )
+
+    # Account flows: mailed codes, password changes, sessions, profile.
+    @cached_property
+    def refresh_tokens(self) -> PgRefreshTokenStore:
+        return PgRefreshTokenStore(self.database)
+
+    @cached_property
+    def mailer(self):  # -> domain.mail.Mailer
+        from infra.mail.factory import open_mailer
+
+        return open_mailer(self.settings)
+
+    @cached_property
+    def mail_outbox(self):  # -> infra.mail.outbox.JobMailOutbox
+        from infra.mail.outbox import JobMailOutbox
+
+        return JobMailOutbox(self.database, self.jobs, self.secret_box, self.mailer)
+
+    @cached_property
+    def account_ports(self):  # -> domain.accounts.flow_support.AccountPorts
+        from domain.accounts.flow_support import AccountPorts
+        from infra.pg.account_codes import PgAccountCodeStore
+
+        settings = self.settings
+        return AccountPorts(
+            accounts=PgAccountStore(self.database),
+            codes=PgAccountCodeStore(self.database),
+            code_key=self.secret_box.derive(b"account-code"),
+            hasher=self.password_hasher,
+            policy=PasswordPolicy(common_passwords()),
+            sessions=self.refresh_tokens,
+            outbox=self.mail_outbox,
+            # The one throttle of sign-in; a current-password guess counts on the
+            # sign-in keys: one budget of password guesses.
+            throttle=self.throttle,
+            limits=AccountFlowLimits(
+                mail_per_email=settings.account_mail_per_email,
+                mail_per_address=settings.account_mail_per_address,
+                mail_window_seconds=settings.account_mail_window_seconds,
+                code_failures_per_email=settings.code_failures_per_email,
+                code_failures_per_address=settings.login_address_failures,
+                code_window_seconds=settings.login_window_seconds,
+            ),
+            sign_in=self.sign_in_policy,
+            audit=self.audit,
+            unit_of_work=self.unit_of_work,
+            clock=self.clock,
+            verification_required=settings.email_verification,
+        )
+
+    @cached_property
+    def registration(self):  # -> domain.accounts.registration.Registration
+        from domain.accounts.registration import Registration
+
+        return Registration(self.account_ports)
+
+    @cached_property
+    def password_changes(self):  # -> domain.accounts.password_changes.PasswordChanges
+        from domain.accounts.password_changes import PasswordChanges
+
+        return PasswordChanges(self.account_ports)
+
+    @cached_property
+    def profile_changes(self):  # -> domain.accounts.profile_use_cases.ProfileChanges
+        from domain.accounts.profile_use_cases import ProfileChanges
+
+        return ProfileChanges(self.account_ports, self.account_erasure)
+
+    @cached_property
+    def hospital_names(self):  # -> infra.pg.hospital_directory.PgHospitalNames
+        from infra.pg.hospital_directory import PgHospitalNames
+
+        return PgHospitalNames(self.database)
+
+    @cached_property
+    def hospital_directory(self):  # -> domain.hospitals.directory_use_cases.HospitalDirectory
+        from domain.hospitals.directory_use_cases import HospitalDirectory
+
+        return HospitalDirectory(self.unit_of_work, self.hospital_names, self.audit, self.clock)
+
+    @cached_property
+    def sessions(self):  # -> domain.accounts.session_use_cases.Sessions
+        from domain.accounts.session_use_cases import Sessions
+
+        return Sessions(self.unit_of_work, self.refresh_tokens, self.audit, self.clock)
 
     @cached_property
     def signing_key_rotation(self) -> SigningKeyRotation:
@@ -250,6 +341,32 @@ class Services:
             on_ingested=ResultsNotifier(self.notifier, self.hospital_store),
         )
 
+    # The audit transparency log: its own Ed25519 key (PHR_AUDIT_LOG_KEY, else
+    # <data dir>/keys/audit-log.key), the sequencer's store, the patient's proofs.
+    @cached_property
+    def log_signer(self):  # -> infra.log_key.Ed25519NoteSigner
+        from infra.log_key import load_log_signer, log_origin
+
+        return load_log_signer(
+            log_origin(self.settings.public_url),
+            self.settings.data_dir,
+            self.settings.audit_log_key,
+        )
+
+    @cached_property
+    def transparency_log(self):  # -> infra.pg.audit_log.PgTransparencyLog
+        from infra.pg.audit_log import PgTransparencyLog
+
+        return PgTransparencyLog(self.database, self.log_signer)
+
+    @cached_property
+    def audit_trail(self):  # -> domain.audit.trail.AuditTrail
+        from domain.audit.trail import AuditTrail
+
+        return AuditTrail(
+            self.unit_of_work, self.transparency_log, self.audit, self.log_signer, self.clock
+        )
+
     # Background jobs: the JobQueue port (enqueue joins the open unit of work).
     @cached_property
     def jobs(self):  # -> infra.pg.jobs.PgJobQueue
@@ -266,11 +383,108 @@ class Services:
             uploads=PgUploadStore(self.database),
             records=self.records,
             blobs=self.blobs,
-            dicom=PydicomHeaderReader(),
+            imaging=self.imaging_import,
             audit=self.audit,
             clock=self.clock,
             rules=UploadRules(max_bytes=self.settings.upload_max_bytes),
             content_url=self._content_url,
+        )
+
+    # Imaging the patient stores: CD imports, previews, DICOMweb, viewer tokens.
+    @cached_property
+    def imaging_store(self):  # -> infra.pg.imaging.PgImagingStore
+        from infra.pg.imaging import PgImagingStore
+
+        return PgImagingStore(self.database)
+
+    @cached_property
+    def imaging_jobs(self):  # -> infra.imaging_jobs.QueuedImagingJobs
+        from infra.imaging_jobs import QueuedImagingJobs
+
+        return QueuedImagingJobs(self.jobs)
+
+    @cached_property
+    def frame_renderer(self):  # -> infra.dicom.render.PillowRenderer
+        from infra.dicom.render import PillowRenderer
+
+        return PillowRenderer()
+
+    @cached_property
+    def dicom_reader(self):  # -> infra.dicom.header.PydicomReader
+        from infra.dicom.header import PydicomReader
+
+        return PydicomReader()
+
+    @cached_property
+    def dicomweb_base(self) -> str:
+        return f"{self.settings.public_url}/v1/dicomweb"
+
+    @cached_property
+    def imaging_import(self):  # -> domain.imaging_import.ImagingImport
+        from domain.dicom_archive import ArchiveLimits
+        from domain.imaging_import import ImagingImport
+        from infra.dicom.archive import ZipArchives
+
+        settings = self.settings
+        importer = ImagingImport(
+            unit_of_work=self.unit_of_work,
+            store=self.imaging_store,
+            records=self.records,
+            blobs=self.blobs,
+            reader=self.dicom_reader,
+            archives=ZipArchives(
+                self.blobs,
+                ArchiveLimits(
+                    max_entries=settings.archive_max_entries,
+                    max_expanded_bytes=settings.archive_max_expanded_bytes,
+                    max_ratio=settings.archive_max_ratio,
+                ),
+            ),
+            renderer=self.frame_renderer,
+            jobs=self.imaging_jobs,
+            audit=self.audit,
+            clock=self.clock,
+            bulk_base=self.dicomweb_base,
+        )
+        return importer
+
+    @cached_property
+    def dicomweb(self):  # -> domain.dicomweb.DicomWeb
+        from domain.dicomweb import DicomWeb
+
+        return DicomWeb(
+            unit_of_work=self.unit_of_work,
+            store=self.imaging_store,
+            blobs=self.blobs,
+            renderer=self.frame_renderer,
+            audit=self.audit,
+            clock=self.clock,
+            viewer_tokens=self.viewer_tokens,
+            reader=self.dicom_reader,
+            base_url=self.dicomweb_base,
+        )
+
+    @cached_property
+    def imaging_catalog(self):  # -> domain.imaging_catalog.ImagingCatalog
+        from domain.imaging_catalog import ImagingCatalog, ImagingLinks
+
+        settings = self.settings
+        return ImagingCatalog(
+            unit_of_work=self.unit_of_work,
+            records=self.records,
+            store=self.imaging_store,
+            viewer_tokens=self.viewer_tokens,
+            links=ImagingLinks(settings.public_url, self.dicomweb_base, settings.dicom_viewer_url),
+            audit=self.audit,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def viewer_tokens(self):  # -> infra.viewer_tokens.ViewerTokens
+        from infra.viewer_tokens import ViewerTokens
+
+        return ViewerTokens(
+            self.secret_box.derive(b"dicomweb-viewer"), self.settings.imaging_token_ttl_seconds
         )
 
     # Sharing through SMART Health Links.
@@ -470,8 +684,13 @@ async def open_services(
     with_blobs: bool = True,
 ) -> Services:
     """Opens the pool (and the blob store unless `with_blobs` is False, as for
-    operator commands); close with `close_services`."""
-    database = Database(dsn, min_size=min(2, pool_size), max_size=pool_size)
+    operator commands); close with `close_services`. `dsn` is the owner's (it ran
+    the migrations); the pool logs in as the serving role."""
+    from infra.pg.serving_role import serving_dsn
+
+    served = await serving_dsn(dsn, settings.data_dir, settings.serving_database_url)
+    # The login role holds phr_app's rights itself: nothing to SET ROLE to or from.
+    database = Database(served, min_size=min(2, pool_size), max_size=pool_size, role=None)
     await database.open()
     clock = clock or SystemClock()
     try:
@@ -489,6 +708,8 @@ async def open_services(
 
 
 async def close_services(services: Services) -> None:
+    if "mail_outbox" in services.__dict__:
+        await services.mail_outbox.close()
     if "password_hasher" in services.__dict__:
         services.password_hasher.close()
     if "qr_renderer" in services.__dict__:

@@ -9,7 +9,8 @@ import base64
 import binascii
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from infra.secret_box import _key_file
@@ -37,6 +38,13 @@ class Ed25519NoteSigner:
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
 
 def load_log_signer(name: str, data_dir: Path, env_value: str | None) -> Ed25519NoteSigner:

@@ -14,6 +14,10 @@ import msgspec
 from domain.blobs import MAX_UPLOAD_BYTES
 from domain.uploads.upload import DEFAULT_MAX_UPLOAD_BYTES
 
+# Mail-sending account requests (register, resend, reset, email change) admitted
+# per client address per window when PHR_ACCOUNT_MAIL_PER_ADDRESS is not set.
+DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 30
+
 
 class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message names it."""
@@ -70,9 +74,42 @@ class Settings(msgspec.Struct, frozen=True):
     webhook_address_requests: int = 1200
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # Imaging: an external viewer URL template ({studyUid}, {dicomwebUrl}), the
+    # lifetime of study-scoped viewer tokens, and what a CD (zip) may hold.
+    dicom_viewer_url: str | None = None
+    imaging_token_ttl_seconds: int = 3600
+    archive_max_entries: int = 20_000
+    archive_max_expanded_bytes: int = 2 * 1024 * 1024 * 1024
+    archive_max_ratio: int = 200
+    # Account mail: SMTP when smtp_url is set, else .eml files under data_dir/mail.
+    # May hold the relay's password: never shown in a repr or a log line.
+    smtp_url: SecretText | None = None
+    smtp_from: str = "phr <no-reply@phr.invalid>"
+    # CA certificates to trust for the SMTP server (a relay with a private CA);
+    # unset: the system's.
+    smtp_ca_file: Path | None = None
+    # Off for deployments that verify addresses elsewhere: accounts are verified
+    # at registration.
+    email_verification: bool = True
+    # Requests that send account mail (register, resend, reset, email change):
+    # per email and per client address within the window.
+    account_mail_per_email: int = 5
+    account_mail_per_address: int = 30
+    account_mail_window_seconds: int = 15 * 60
+    # Wrong mailed codes per email within the login window, across codes (each
+    # code also dies after 5); per client address the login limit applies.
+    code_failures_per_email: int = 10
     # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
     # (deployments that run `phr worker` separately).
     worker_enabled: bool = True
+    # How often the sequencer seals new audit events into a signed checkpoint.
+    audit_seal_interval_ms: int = 250
+    # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
+    # in <data dir>/keys made on first use.
+    audit_log_key: SecretText | None = None
+    # The role the service logs in as (PHR_SERVING_DATABASE_URL); unset: a role phr
+    # makes itself (infra/pg/serving_role.py).
+    serving_database_url: SecretText | None = None
     # Modules whose `register_jobs(worker, services)` adds jobs (PHR_WORKER_MODULES).
     worker_modules: tuple[str, ...] = ()
     # Base64 key that seals hospital webhook secrets and link codes at rest; None:
@@ -186,7 +223,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
         webhook_address_requests=_positive_int(env, "PHR_WEBHOOK_ADDRESS_LIMIT", 1200),
         upload_max_bytes=_upload_max_bytes(env),
+        dicom_viewer_url=_viewer_template(env),
+        imaging_token_ttl_seconds=_positive_int(env, "PHR_IMAGING_TOKEN_TTL", 3600),
+        archive_max_entries=_positive_int(env, "PHR_ARCHIVE_MAX_ENTRIES", 20_000),
+        archive_max_expanded_bytes=_positive_int(
+            env, "PHR_ARCHIVE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024
+        ),
+        archive_max_ratio=_positive_int(env, "PHR_ARCHIVE_MAX_RATIO", 200),
+        smtp_url=_smtp_url(env),
+        smtp_from=_smtp_from(env),
+        smtp_ca_file=_existing_file(env, "SMTP_CA_FILE"),
+        email_verification=_on_off(env, "PHR_EMAIL_VERIFICATION", True),
+        account_mail_per_email=_positive_int(env, "PHR_ACCOUNT_MAIL_PER_EMAIL", 5),
+        account_mail_per_address=_positive_int(
+            env, "PHR_ACCOUNT_MAIL_PER_ADDRESS", DEFAULT_ACCOUNT_MAIL_PER_ADDRESS
+        ),
+        account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
+        code_failures_per_email=_positive_int(env, "PHR_CODE_FAILURES_PER_EMAIL", 10),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
+        audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
+        audit_log_key=SecretText(env["PHR_AUDIT_LOG_KEY"])
+        if env.get("PHR_AUDIT_LOG_KEY")
+        else None,
+        serving_database_url=_serving_url(env),
         worker_modules=tuple(
             name.strip()
             for name in (env.get("PHR_WORKER_MODULES") or "").split(",")
@@ -199,6 +258,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def _viewer_template(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PHR_DICOM_VIEWER_URL") or None
+    if raw is None:
+        return None
+    _url("PHR_DICOM_VIEWER_URL", raw, ("http", "https"))
+    if "{studyUid}" not in raw:
+        raise SettingsError("PHR_DICOM_VIEWER_URL must contain {studyUid}")
+    return raw
+
+
+def _serving_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PHR_SERVING_DATABASE_URL") or None
+    # It holds the serving role's password.
+    return (
+        SecretText(_url("PHR_SERVING_DATABASE_URL", raw, ("postgres", "postgresql")))
+        if raw
+        else None
+    )
+
+
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
@@ -208,6 +287,42 @@ def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"off", "false", "0", "no"}:
         return False
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _smtp_url(env: Mapping[str, str]) -> SecretText | None:
+    from infra.mail.smtp import SmtpUrlError, parse_smtp_url
+
+    raw = env.get("SMTP_URL") or None
+    if raw is None:
+        return None
+    try:
+        parse_smtp_url(raw)
+    except SmtpUrlError as exc:
+        # The URL may hold a password: name the variable, not the value.
+        raise SettingsError(f"SMTP_URL {exc}") from None
+    return SecretText(raw)
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name} must name a readable file, got {raw!r}")
+    return path
+
+
+def _smtp_from(env: Mapping[str, str]) -> str:
+    from email.utils import parseaddr
+
+    raw = env.get("SMTP_FROM") or "phr <no-reply@phr.invalid>"
+    _, address = parseaddr(raw)
+    if "@" not in address or any(ch in raw for ch in "\r\n"):
+        raise SettingsError(
+            f"SMTP_FROM must be an address like phr <no-reply@example.org>, got {raw!r}"
+        )
+    return raw
 
 
 def _secrets_key(env: Mapping[str, str]) -> SecretText | None:

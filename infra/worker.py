@@ -32,6 +32,9 @@ must be idempotent: it may run again after a crash. A handler that raises is
 retried with exponential backoff and jitter (5 s doubling, at most 1 h) up to
 `max_attempts` (10), then left failed (failed_at, last_error) for an operator.
 Handlers must finish within their lease; pass `lease=` to `register` for long ones.
+A job's transaction, once it has written something, holds back the audit
+sequencer's horizon (events committed after it started are sealed only after it
+ends): do slow outside work (SMTP, push) before the handler's first write.
 
 Periodic jobs (`every`) run once per occurrence per deployment, however many
 processes run workers: a process runs an occurrence only after moving the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -36,6 +37,19 @@ UNTHROTTLED_REGISTRATION = {"PHR_REGISTRATIONS_PER_HOUR": "1000000"}
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_client_address_for_the_whole_suite() -> Iterator[None]:
+    """Every in-process test client connects from the same address, and a run
+    registers hundreds of patients: the per-address limit on mail-sending account
+    requests would stop it. Tests of that limit set it explicitly."""
+    import infra.settings
+
+    saved = infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = 1_000_000
+    yield
+    infra.settings.DEFAULT_ACCOUNT_MAIL_PER_ADDRESS = saved
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +107,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 TEST_PUBLIC_URL = "http://testserver.local"
+# One audit log key per run, like the one database: every test's app signs
+# checkpoints of the same log with it.
+TEST_AUDIT_LOG_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture(scope="session")
+def audit_log_key() -> str:
+    return TEST_AUDIT_LOG_KEY
 
 
 def settings_for(
@@ -108,6 +130,7 @@ def settings_for(
             "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
             # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
             "PHR_WORKER": "off",
+            "PHR_AUDIT_LOG_KEY": TEST_AUDIT_LOG_KEY,
             **(overrides or {}),
         }
     )
@@ -162,14 +185,23 @@ async def register_patient(
     email: str | None = None,
     password: str | None = None,
     display_name: str | None = None,
+    mailbox=None,
 ) -> Patient:
+    """Registers, verifies the address with the code read from the mail phr sent
+    (the `.eml` folder unless a mailbox is given), and signs in."""
+    from tests.mail_support import mailbox_of
+
     email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
     password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
+    mailbox = mailbox or mailbox_of(client)
     fields = {"email": email, "password": password}
     if display_name is not None:
         fields["displayName"] = display_name
     response = await client.post("/v1/auth/register", json=fields)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    code = await mailbox.next_code(email)
+    response = await client.post("/v1/auth/verify-email", json={"email": email, "code": code})
+    assert response.status_code == 204, response.text
     response = await client.post("/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     tokens = response.json()

@@ -1,4 +1,5 @@
-"""`phr hospital add --name NAME` and `phr hospital rotate-secret ID`.
+"""`phr hospital add --name NAME [--city CITY]`, `phr hospital list` and
+`phr hospital rotate-secret ID`.
 
 They talk to the same database as `phr serve` (the embedded server already
 running on the data folder is reused, never started twice). They do not migrate:
@@ -24,11 +25,34 @@ from infra.settings import Settings
 
 
 async def add_hospital(
-    dsn: str, settings: Settings, name: str, *, clock: Clock | None = None
+    dsn: str,
+    settings: Settings,
+    name: str,
+    *,
+    city: str | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
     async with operator_services(dsn, settings, clock) as services:
-        hospital, secret = await services.hospitals.add(name)
-    return {"id": str(hospital.id), "name": hospital.name, "webhookSecret": secret}
+        hospital, secret = await services.hospitals.add(name, city)
+    added = {"id": str(hospital.id), "name": hospital.name, "webhookSecret": secret}
+    if hospital.city:
+        added["city"] = hospital.city
+    return added
+
+
+async def list_hospitals(dsn: str, settings: Settings) -> list[dict[str, Any]]:
+    """Ids, names and cities; never a secret."""
+    async with operator_services(dsn, settings, None) as services:
+        listed = await services.hospitals.list()
+    return [
+        {
+            "id": str(h.id),
+            "name": h.name,
+            "city": h.city,
+            "createdAt": h.created_at.isoformat().replace("+00:00", "Z"),
+        }
+        for h in listed
+    ]
 
 
 async def rotate_hospital_secret(
@@ -54,17 +78,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = hospital_sub.add_parser("add", help="add a hospital; prints its id and webhook secret")
     add.add_argument("--name", required=True)
+    add.add_argument("--city", default=None)
 
     def run_add(settings: Settings, args: argparse.Namespace) -> int:
         try:
             with database_dsn(settings) as dsn:
-                result = asyncio.run(add_hospital(dsn, settings, args.name))
+                result = asyncio.run(add_hospital(dsn, settings, args.name, city=args.city))
         except (PendingMigrations, DomainError) as exc:
             return _fail(str(exc))
-        print(json.dumps(result))
+        print(json.dumps(result, ensure_ascii=False))
         return 0
 
     add.set_defaults(run=run_add)
+
+    listing = hospital_sub.add_parser("list", help="every hospital: id, name, city (no secrets)")
+
+    def run_list(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(list_hospitals(dsn, settings))
+        except (PendingMigrations, DomainError) as exc:
+            return _fail(str(exc))
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+
+    listing.set_defaults(run=run_list)
 
     rotate = hospital_sub.add_parser(
         "rotate-secret", help="a new webhook secret; the old one stays valid for the grace period"

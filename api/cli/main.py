@@ -85,9 +85,21 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrates as the owner, then checks (or, where phr may, makes) the role the
+    service logs in as: no superuser, no BYPASSRLS, no table ownership."""
+    from infra.pg.serving_role import ServingRoleError, serving_dsn
+
     with database_dsn(settings) as dsn:
         applied = _migrate(dsn)
-    print(json.dumps({"applied": applied}))
+        try:
+            served = asyncio.run(serving_dsn(dsn, settings.data_dir, settings.serving_database_url))
+        except ServingRoleError as exc:
+            print(f"phr: {exc}", file=sys.stderr)
+            return 1
+    from urllib.parse import unquote, urlsplit
+
+    role = unquote(urlsplit(served).username or "")
+    print(json.dumps({"applied": applied, "servingRole": role}))
     return 0
 
 

@@ -11,27 +11,27 @@ from litestar import Response, get, post
 from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
+    PermissionDeniedException,
     ServiceUnavailableException,
     TooManyRequestsException,
     ValidationException,
 )
-from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.params import HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.deps import AuthenticationDep, NotifierDep, RequestContextDep
+from api.deps import AuthenticationDep, NotifierDep, RegistrationDep, RequestContextDep
 from domain.accounts.account import Account
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
+from domain.accounts.profile_rules import DEFAULT_TIME_ZONE, locale_from_accept_language
 from domain.accounts.tokens import TokenPair
 
 Email = Annotated[str, msgspec.Meta(max_length=320, description="The account's email address")]
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LENGTH)]
 OpaqueToken = Annotated[str, msgspec.Meta(max_length=512)]
-
-
-class EmailTakenResponse(ClientException):
-    """Documents the 409 answer (the email already has an account) in OpenAPI."""
-
-    status_code = 409
+Locale = Annotated[str, msgspec.Meta(max_length=16, description="en or zh-CN")]
+TimeZone = Annotated[
+    str, msgspec.Meta(max_length=64, description="An IANA time zone, e.g. Asia/Shanghai")
+]
 
 
 class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -44,11 +44,30 @@ class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"
         ),
     ]
     display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    locale: Locale | None = None
+    time_zone: TimeZone | None = None
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     email: Email
     password: Password
+    device_name: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=200,
+                description="How the session list names this device; else taken from User-Agent.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class Accepted(msgspec.Struct, rename="camel"):
+    """The same for every address, known or not."""
+
+    status: Literal["accepted"]
+    detail: str
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -58,7 +77,10 @@ class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel")
 class Profile(msgspec.Struct, rename="camel"):
     id: UUID
     email: str
+    email_verified: bool
     display_name: str | None
+    locale: str
+    time_zone: str
     created_at: datetime
 
     @classmethod
@@ -66,7 +88,10 @@ class Profile(msgspec.Struct, rename="camel"):
         return cls(
             id=account.id,
             email=account.email,
+            email_verified=account.email_verified,
             display_name=account.display_name,
+            locale=account.locale,
+            time_zone=account.time_zone,
             created_at=account.created_at,
         )
 
@@ -104,32 +129,50 @@ class JwkSet(msgspec.Struct):
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+REGISTRATION_ACCEPTED = Accepted(
+    status="accepted",
+    detail="If this address can be used for a new account, a code to confirm it is on its "
+    "way; if it already has an account, its owner has been told.",
+)
+
+
 @post(
     "/v1/auth/register",
     operation_id="register",
-    summary="Create a patient account",
+    summary="Create a patient account; answers the same whether or not the address is known",
     tags=["auth"],
-    status_code=HTTP_201_CREATED,
+    status_code=HTTP_202_ACCEPTED,
     raises=[
         ValidationException,
         ClientException,
-        EmailTakenResponse,
         TooManyRequestsException,
         ServiceUnavailableException,
     ],
 )
 async def register(
-    data: JSONBody[RegisterRequest], authentication: AuthenticationDep, context: RequestContextDep
-) -> Profile:
-    """422 names the field that is not acceptable (e.g. a common password); 409 when
-    the email (ignoring case) already has an account."""
-    account = await authentication.register(
+    data: JSONBody[RegisterRequest],
+    registration: RegistrationDep,
+    context: RequestContextDep,
+    accept_language: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Accept-Language",
+            description="Chooses the account's language when `locale` is not given",
+        ),
+    ] = None,
+) -> Accepted:
+    """A new address gets a verification code by mail (see verifyEmail); a known one
+    a mail saying someone tried to register with it. 422 names a field that is not
+    acceptable (e.g. a common password); 429 when an address or client asks too often."""
+    await registration.register(
         email=data.email,
         password=data.password,
         display_name=data.display_name,
+        locale=data.locale or locale_from_accept_language(accept_language),
+        time_zone=data.time_zone or DEFAULT_TIME_ZONE,
         context=context,
     )
-    return Profile.of(account)
+    return REGISTRATION_ACCEPTED
 
 
 @post(
@@ -141,6 +184,7 @@ async def register(
     raises=[
         ValidationException,
         NotAuthorizedException,
+        PermissionDeniedException,
         TooManyRequestsException,
         ServiceUnavailableException,
     ],
@@ -151,9 +195,12 @@ async def login(
     notifier: NotifierDep,
     context: RequestContextDep,
 ) -> Response[Tokens]:
-    """An unknown email and a wrong password give the same 401. Repeated failures
+    """An unknown email and a wrong password give the same 401. The right password
+    of an address not verified yet gets 403 `email-not-verified`. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
-    pair = await authentication.login(email=data.email, password=data.password, context=context)
+    pair = await authentication.login(
+        email=data.email, password=data.password, context=context, device_name=data.device_name
+    )
     # A sign-in from a device not seen before tells the patient.
     claims = await authentication.authenticate(pair.access_token)
     await notifier.signed_in(claims.patient_id, context.user_agent)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from litestar import get
-from litestar.exceptions import NotAuthorizedException
+from litestar import Response, get
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.params import PathParameter
 
 from api.current_patient import CurrentPatient
-from api.deps import PatientRecordsDep, RequestContextDep
+from api.deps import HospitalDirectoryDep, ImagingCatalogDep, RequestContextDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
+from domain.errors import NotFound
+from domain.imaging_catalog import StudyListing
 from domain.records.imaging import ImagingStudyView
 
 
@@ -20,6 +25,17 @@ class ImagingLinkOut(msgspec.Struct, rename="camel"):
     kind: str
     url: str
     name: str | None
+
+
+class SeriesPreviewOut(msgspec.Struct, rename="camel"):
+    series_uid: str
+    modality: str | None
+    body_part: str | None
+    description: str | None
+    instance_count: int
+    preview_url: str | None
+    width: int | None
+    height: int | None
 
 
 class ImagingStudyOut(msgspec.Struct, rename="camel"):
@@ -33,9 +49,11 @@ class ImagingStudyOut(msgspec.Struct, rename="camel"):
     instance_count: int | None
     source: RecordSourceOut
     links: list[ImagingLinkOut]
+    series: list[SeriesPreviewOut] = msgspec.field(default_factory=list)
+    patient_aliases: list[str] = msgspec.field(default_factory=list)
 
 
-def study_out(view: ImagingStudyView) -> ImagingStudyOut:
+def study_out(view: ImagingStudyView, names: dict[UUID, str]) -> ImagingStudyOut:
     return ImagingStudyOut(
         record_id=view.record_id,
         study_uid=view.study_uid,
@@ -45,7 +63,7 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
         description=view.description,
         series_count=view.series_count,
         instance_count=view.instance_count,
-        source=RecordSourceOut(kind=view.source.kind, hospital_id=view.source.hospital_id),
+        source=RecordSourceOut.of(view.source, names),
         links=[ImagingLinkOut(kind=link.kind, url=link.url, name=link.name) for link in view.links],
     )
 
@@ -53,17 +71,93 @@ def study_out(view: ImagingStudyView) -> ImagingStudyOut:
 @get(
     "/v1/imaging",
     operation_id="listImagingStudies",
-    summary="The patient's imaging studies with viewer / DICOMweb links and uploaded files",
+    summary="The patient's imaging studies: series with previews, DICOMweb and viewer links",
+    description="Studies the patient stores (from uploaded DICOM files and CDs) carry their "
+    "series with preview URLs and links that need no header (a study-scoped token valid for "
+    "`PHR_IMAGING_TOKEN_TTL` seconds): phr's DICOMweb base, the built-in viewer and, when "
+    "configured, an external viewer. Hospital studies carry the hospital's Endpoint links.",
     tags=["imaging"],
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
 async def list_imaging(
-    patient_records: PatientRecordsDep, patient: CurrentPatient, context: RequestContextDep
+    imaging_catalog: ImagingCatalogDep,
+    hospital_directory: HospitalDirectoryDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
 ) -> list[ImagingStudyOut]:
-    views = await patient_records.imaging(
-        PatientActor(patient.patient_id),
-        patient.patient_id,
-        context=context,
+    listings = await imaging_catalog.list(
+        PatientActor(patient.patient_id), patient.patient_id, context=context
     )
-    return [study_out(view) for view in views]
+    names = await hospital_directory.names(
+        [listing.view.source.hospital_id for listing in listings]
+    )
+    return [listing_out(listing, names) for listing in listings]
+
+
+def listing_out(listing: StudyListing, names: dict[UUID, str]) -> ImagingStudyOut:
+    out = study_out(listing.view, names)
+    out.links = [ImagingLinkOut(kind=k.kind, url=k.url, name=k.name) for k in listing.links]
+    out.patient_aliases = list(listing.patient_aliases)
+    out.series = [
+        SeriesPreviewOut(
+            series_uid=s.series_uid,
+            modality=s.modality,
+            body_part=s.body_part,
+            description=s.description,
+            instance_count=s.instance_count,
+            preview_url=s.preview_url,
+            width=s.width,
+            height=s.height,
+        )
+        for s in listing.series
+    ]
+    return out
+
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+# The viewer runs only its own script and style, talks only to this origin, and
+# cannot be framed: the token in its fragment is worth protecting.
+VIEWER_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_VIEWER_HEADERS = {
+    "Content-Security-Policy": VIEWER_CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+_ASSETS = {
+    "viewer.js": "text/javascript; charset=utf-8",
+    "viewer.css": "text/css; charset=utf-8",
+}
+
+
+@get(
+    "/imaging/viewer",
+    operation_id="imagingViewer",
+    summary="The built-in imaging viewer (HTML; reads #study=…&token=… from its fragment)",
+    tags=["imaging"],
+    media_type="text/html; charset=utf-8",
+)
+async def imaging_viewer() -> Response[bytes]:
+    data = (_STATIC / "viewer.html").read_bytes()
+    return Response(data, media_type="text/html; charset=utf-8", headers=_VIEWER_HEADERS)
+
+
+@get(
+    "/imaging/{asset:str}",
+    operation_id="imagingViewerAsset",
+    summary="The viewer's script and style sheet",
+    tags=["imaging"],
+    raises=[NotFoundException],
+)
+async def imaging_viewer_asset(
+    asset: Annotated[str, PathParameter(description="viewer.js or viewer.css")],
+) -> Response[bytes]:
+    if asset not in _ASSETS:
+        raise NotFound("No such file.")
+    return Response(
+        (_STATIC / asset).read_bytes(), media_type=_ASSETS[asset], headers=_VIEWER_HEADERS
+    )

@@ -22,7 +22,7 @@ from litestar.params import Body, Parameter
 from qrcode.image.pure import PyPNGImage
 
 from api.current_patient import CurrentPatient
-from api.deps import ClockDep, PatientLinksDep, RequestContextDep
+from api.deps import ClockDep, HospitalDirectoryDep, PatientLinksDep, RequestContextDep
 from domain.access import PatientActor
 from domain.hospitals.link_codes import format_link_code
 from domain.hospitals.links import Link
@@ -35,6 +35,7 @@ class LinkCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 class LinkOut(msgspec.Struct, rename="camel", omit_defaults=True):
     id: UUID
     hospital_id: UUID
+    hospital_name: str
     status: str
     expires_at: datetime
     created_at: datetime
@@ -45,15 +46,17 @@ class LinkOut(msgspec.Struct, rename="camel", omit_defaults=True):
 class LinkCreated(msgspec.Struct, rename="camel"):
     id: UUID
     hospital_id: UUID
+    hospital_name: str
     code: str
     expires_at: datetime
     status: str
 
 
-def link_out(link: Link, now: datetime) -> LinkOut:
+def link_out(link: Link, now: datetime, names: dict[UUID, str]) -> LinkOut:
     return LinkOut(
         id=link.id,
         hospital_id=link.hospital_id,
+        hospital_name=names.get(link.hospital_id, ""),
         status=link.status_at(now),
         expires_at=link.expires_at,
         created_at=link.created_at,
@@ -81,6 +84,7 @@ QR_MEDIA_TYPES = ["image/png", "application/octet-stream"]
 async def create_link(
     clock: ClockDep,
     patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     data: Annotated[LinkCreate, Body(description="the hospital to link")],
@@ -88,9 +92,11 @@ async def create_link(
     link, code = await patient_links.create(
         PatientActor(patient.patient_id), data.hospital_id, context=context
     )
+    names = await hospital_directory.names([link.hospital_id])
     return LinkCreated(
         id=link.id,
         hospital_id=link.hospital_id,
+        hospital_name=names.get(link.hospital_id, ""),
         code=format_link_code(code),
         expires_at=link.expires_at,
         status=link.status_at(clock.now()),
@@ -108,12 +114,14 @@ async def create_link(
 async def list_links(
     clock: ClockDep,
     patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
 ) -> list[LinkOut]:
     links = await patient_links.list(PatientActor(patient.patient_id), context=context)
     now = clock.now()
-    return [link_out(link, now) for link in links]
+    names = await hospital_directory.names([link.hospital_id for link in links])
+    return [link_out(link, now, names) for link in links]
 
 
 @get(
@@ -127,12 +135,14 @@ async def list_links(
 async def get_link(
     clock: ClockDep,
     patient_links: PatientLinksDep,
+    hospital_directory: HospitalDirectoryDep,
     patient: CurrentPatient,
     context: RequestContextDep,
     link_id: Annotated[UUID, _LINK_ID],
 ) -> LinkOut:
     link = await patient_links.get(PatientActor(patient.patient_id), link_id, context=context)
-    return link_out(link, clock.now())
+    names = await hospital_directory.names([link.hospital_id])
+    return link_out(link, clock.now(), names)
 
 
 def render_code_png(text: str) -> bytes:

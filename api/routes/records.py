@@ -21,8 +21,8 @@ from litestar.exceptions import (
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from api.current_patient import CurrentPatient
-from api.deps import ClockDep, PatientRecordsDep, RequestContextDep
+from api.current_patient import AuditedReaderDep, CurrentPatient
+from api.deps import ClockDep, HospitalDirectoryDep, PatientRecordsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.fhir import json_codec
@@ -41,6 +41,16 @@ FHIR_JSON = "application/fhir+json"
 class RecordSourceOut(msgspec.Struct, rename="camel"):
     kind: str
     hospital_id: UUID | None = None
+    # So the app can say "from 华西医院" without a second call.
+    hospital_name: str | None = None
+
+    @classmethod
+    def of(cls, source: RecordSource, names: dict[UUID, str]) -> RecordSourceOut:
+        return cls(
+            kind=source.kind,
+            hospital_id=source.hospital_id,
+            hospital_name=names.get(source.hospital_id) if source.hospital_id else None,
+        )
 
 
 class CodeOut(msgspec.Struct, rename="camel"):
@@ -95,11 +105,7 @@ class RecordOut(msgspec.Struct, rename="camel"):
     history: list[RecordVersionOut]
 
 
-def _source_out(source: RecordSource) -> RecordSourceOut:
-    return RecordSourceOut(kind=source.kind, hospital_id=source.hospital_id)
-
-
-def summary_out(item: RecordSummary) -> RecordSummaryOut:
+def summary_out(item: RecordSummary, names: dict[UUID, str]) -> RecordSummaryOut:
     return RecordSummaryOut(
         id=item.id,
         type=item.resource_type,
@@ -109,12 +115,14 @@ def summary_out(item: RecordSummary) -> RecordSummaryOut:
         value=item.value,
         unit=item.unit,
         status=item.status,
-        source=_source_out(item.source),
+        source=RecordSourceOut.of(item.source, names),
         self_reported=item.source.kind == "self",
     )
 
 
-def record_out(record: StoredRecord, history: list[RecordVersion]) -> RecordOut:
+def record_out(
+    record: StoredRecord, history: list[RecordVersion], names: dict[UUID, str]
+) -> RecordOut:
     f = record.fields
     return RecordOut(
         id=record.id,
@@ -126,7 +134,7 @@ def record_out(record: StoredRecord, history: list[RecordVersion]) -> RecordOut:
         value=f.value,
         unit=f.unit,
         status=f.status,
-        source=_source_out(record.source),
+        source=RecordSourceOut.of(record.source, names),
         source_resource_id=record.source_resource_id,
         self_reported=record.source.kind == "self",
         version=record.version,
@@ -225,9 +233,8 @@ _RAISES = [NotAuthorizedException, ValidationException]
     security=[{"bearer": []}],
 )
 async def list_records(
-    patient_records: PatientRecordsDep,
-    patient: CurrentPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
+    hospital_directory: HospitalDirectoryDep,
     types: Annotated[
         list[str] | None,
         QueryParameter(
@@ -297,12 +304,18 @@ async def list_records(
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    items = await patient_records.timeline(
-        PatientActor(patient.patient_id), patient.patient_id, query, context=context
+    # The page's one statement checks the account too (the reader's token check skips it).
+    patient, context = reader.patient, reader.context
+    items = await reader.records.timeline(
+        PatientActor(patient.patient_id, session_id=patient.session_id),
+        patient.patient_id,
+        query,
+        context=context,
     )
     page = items[:limit]
     next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
-    return RecordPage(items=[summary_out(item) for item in page], next_cursor=next_cursor)
+    names = await hospital_directory.names([item.source.hospital_id for item in page])
+    return RecordPage(items=[summary_out(item, names) for item in page], next_cursor=next_cursor)
 
 
 @get(
@@ -314,15 +327,20 @@ async def list_records(
     security=[{"bearer": []}],
 )
 async def get_record(
-    patient_records: PatientRecordsDep,
-    patient: CurrentPatient,
-    context: RequestContextDep,
+    reader: AuditedReaderDep,
+    hospital_directory: HospitalDirectoryDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
-    record, history = await patient_records.read(
-        PatientActor(patient.patient_id), patient.patient_id, record_id, context=context
+    # The read's one statement checks the account too (the reader's token check skips it).
+    patient, context = reader.patient, reader.context
+    record, history = await reader.records.read(
+        PatientActor(patient.patient_id, session_id=patient.session_id),
+        patient.patient_id,
+        record_id,
+        context=context,
     )
-    return fhir_response(record_out(record, history))
+    names = await hospital_directory.names([record.source.hospital_id])
+    return fhir_response(record_out(record, history, names))
 
 
 @post(
@@ -355,7 +373,7 @@ async def create_record(
     record = await patient_records.add_self_reported(
         PatientActor(patient.patient_id), patient.patient_id, resource, context=context
     )
-    return fhir_response(record_out(record, []), status_code=201)
+    return fhir_response(record_out(record, [], {}), status_code=201)
 
 
 _EXPORT_CHUNK = 64 * 1024

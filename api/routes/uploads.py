@@ -19,9 +19,10 @@ from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 
 from api.current_patient import CurrentPatient
-from api.deps import PatientUploadsDep, RequestContextDep
+from api.deps import ImagingImportDep, PatientUploadsDep, RequestContextDep
 from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor
+from domain.imaging_store import ImportStatus
 from domain.uploads.upload import ALLOWED_CONTENT_TYPES, DEFAULT_MAX_UPLOAD_BYTES
 
 
@@ -53,9 +54,11 @@ class UploadRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
         msgspec.Meta(
             min_length=1,
             max_length=255,
-            description="application/pdf, image/jpeg, image/png or application/dicom.",
+            description="application/pdf, image/jpeg, image/png, application/dicom or "
+            "application/zip (a whole CD).",
             extra_json_schema={
-                "description": "application/pdf, image/jpeg, image/png or application/dicom.",
+                "description": "application/pdf, image/jpeg, image/png, application/dicom or "
+                "application/zip (a whole CD).",
                 "extra": {"enum": list(ALLOWED_CONTENT_TYPES)},
             },
         ),
@@ -80,6 +83,34 @@ class UploadOut(msgspec.Struct, rename="camel"):
     headers: dict[str, str]
     expires_at: datetime
     filename: str
+
+
+class UploadStatusOut(msgspec.Struct, rename="camel"):
+    """How a DICOM upload or a CD (zip) import went."""
+
+    id: UUID
+    filename: str
+    status: Literal["processing", "done", "failed"]
+    instances: int
+    duplicates: int
+    ignored: int
+    study_uids: list[str]
+    reasons: list[str]
+    updated_at: datetime
+
+
+def status_out(status: ImportStatus) -> UploadStatusOut:
+    return UploadStatusOut(
+        id=status.upload_id,
+        filename=status.filename,
+        status=status.status,
+        instances=status.instances,
+        duplicates=status.duplicates,
+        ignored=status.ignored,
+        study_uids=list(status.study_uids),
+        reasons=list(status.reasons),
+        updated_at=status.updated_at,
+    )
 
 
 _UPLOAD_ID = Annotated[UUID, PathParameter(description="the upload's id")]
@@ -126,8 +157,11 @@ async def create_upload(
     summary="Finish an upload: check the file and register it as a record",
     description="Checks that the file arrived with the announced size and that its content "
     "is its declared type (a mismatching file is deleted), then adds a DocumentReference "
-    "(PDF, photo) or an ImagingStudy (DICOM) to the record. 201 the first time; a repeat "
-    "answers 200 with the same record.",
+    "(PDF, photo) to the record, or adds a DICOM file to its study (201 with the study's "
+    "ImagingStudy record; unreadable DICOM is 422 and deleted). A CD (`application/zip`) "
+    "whose directory is acceptable answers 202 with its import status (`processing`); a "
+    "hostile archive (bomb, nested archive, `../` or absolute names, links) is 422 and "
+    "deleted. A repeat answers 200 with the same record, or with the import status.",
     tags=["uploads"],
     status_code=201,
     raises=[
@@ -144,11 +178,33 @@ async def complete_upload(
     patient: CurrentPatient,
     context: RequestContextDep,
     upload_id: _UPLOAD_ID,
-) -> Response[RecordOut]:
+) -> Response[RecordOut | UploadStatusOut]:
     done = await patient_uploads.complete(
         PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
     )
-    return fhir_response(record_out(done.record, []), status_code=201 if done.created else 200)
+    if done.record is None:
+        return Response(status_out(done.archive), status_code=202 if done.created else 200)
+    return fhir_response(record_out(done.record, [], {}), status_code=201 if done.created else 200)
+
+
+@get(
+    "/v1/uploads/{upload_id:uuid}",
+    operation_id="getUploadStatus",
+    summary="How a DICOM upload or CD import went: processing, done (with counts) or failed",
+    tags=["uploads"],
+    raises=[NotAuthorizedException, NotFoundException],
+    security=[{"bearer": []}],
+)
+async def get_upload_status(
+    imaging_import: ImagingImportDep,
+    patient: CurrentPatient,
+    context: RequestContextDep,
+    upload_id: _UPLOAD_ID,
+) -> UploadStatusOut:
+    status = await imaging_import.status(
+        PatientActor(patient.patient_id), patient.patient_id, upload_id, context=context
+    )
+    return status_out(status)
 
 
 @get(

@@ -19,6 +19,9 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     display_name: str | None
     created_at: datetime
+    email_verified: bool = True
+    locale: str = "en"
+    time_zone: str = "Asia/Shanghai"
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +29,7 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
 
     patient_id: UUID
     password_hash: str
+    email_verified: bool = True
 
 
 class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +38,9 @@ class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str | None
     password_hash: str
     created_at: datetime
+    email_verified_at: datetime | None = None
+    locale: str = "en"
+    time_zone: str = "Asia/Shanghai"
 
 
 def normalise_email(raw: str) -> str:

@@ -1,5 +1,5 @@
 """The ports of accounts and tokens (re-exported by domain.ports, where every
-port is found): sign-in, tokens, signing keys, erasure."""
+port is found): sign-in, tokens, sessions, signing keys, mailed codes, erasure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from uuid import UUID
 
 from domain.access import Permit
 from domain.accounts.account import Account, Credentials, NewAccount
+from domain.accounts.codes import StoredCode
 from domain.accounts.passwords import PasswordCheck
+from domain.accounts.sessions import Session
 from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
+from domain.mail import MailMessage
 
 # --- accounts and tokens -------------------------------------------------------
 
@@ -33,6 +36,31 @@ class AccountStore(Protocol):
         signing key has not been revoked: one question, one round trip per request."""
         ...
 
+    async def find(self, email: str) -> Account | None: ...  # by email, ignoring case
+    async def password_hash(self, patient_id: UUID) -> str | None: ...
+    async def set_password_hash(self, patient_id: UUID, new_hash: str, at: datetime) -> None: ...
+    async def mark_verified(self, patient_id: UUID, at: datetime) -> None: ...
+    async def update_profile(self, patient_id: UUID, *, display_name: str | None, locale: str,
+                             time_zone: str) -> Account | None: ...  # fmt: skip
+    async def change_email(self, patient_id: UUID, email: str, at: datetime) -> None: ...
+
+
+class AccountCodeStore(Protocol):
+    # Mailed one-time codes, one live per account and purpose; `replace` overwrites
+    # the earlier one, `lock` holds it until the transaction ends.
+    async def replace(self, *, patient_id: UUID, purpose: str, digest: bytes,
+                      new_email: str | None, created_at: datetime, expires_at: datetime) -> None: ...  # fmt: skip
+    async def lock(self, patient_id: UUID, purpose: str) -> StoredCode | None: ...
+    async def count_failure(self, patient_id: UUID, purpose: str) -> None: ...
+    async def use(self, patient_id: UUID, purpose: str, at: datetime) -> None: ...
+
+
+class MailOutbox(Protocol):
+    # `post` queues in the open unit of work (sent only if it commits); `deliver_soon`,
+    # after the commit, starts delivery without waiting for it.
+    async def post(self, message: MailMessage) -> None: ...
+    def deliver_soon(self) -> None: ...
+
 
 class PasswordHasher(Protocol):
     """Slow, salted, memory-hard hashing off the event loop. Both methods raise
@@ -47,7 +75,9 @@ class PasswordHasher(Protocol):
 
 
 class AccessTokens(Protocol):
-    async def issue(self, patient_id: UUID, now: datetime) -> IssuedAccessToken: ...
+    async def issue(
+        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
+    ) -> IssuedAccessToken: ...  # session_id (the token family) goes in as `sid`
 
     async def jwks(self, now: datetime) -> list[dict[str, str]]:
         """The public keys that verify tokens now, as JWKs."""
@@ -69,6 +99,7 @@ class SigningKeyStore(Protocol):
 
 
 class RefreshTokenStore(Protocol):
+    # Refresh-token families, which are also the patient's sessions (devices).
     async def start_family(
         self,
         *,
@@ -77,6 +108,8 @@ class RefreshTokenStore(Protocol):
         issued_at: datetime,
         expires_at: datetime,
         family_expires_at: datetime,
+        device_name: str | None = None,
+        client_address: str | None = None,
     ) -> UUID: ...
 
     async def lock(self, token_hash: bytes) -> RefreshTokenState | None:
@@ -99,6 +132,19 @@ class RefreshTokenStore(Protocol):
     async def revoke_family(
         self, family_id: UUID, patient_id: UUID, at: datetime, reason: str
     ) -> None: ...
+
+    async def session_active(
+        self, patient_id: UUID, family_id: UUID, *, signed_with: str | None = None
+    ) -> bool:
+        """Asked on every request: an ended session's access tokens stop at once,
+        and so do those signed with a revoked key (`signed_with`)."""
+        ...
+
+    async def sessions(self, patient_id: UUID, now: datetime) -> list[Session]: ...
+    async def revoke_session(self, patient_id: UUID, family_id: UUID, at: datetime,
+                             reason: str) -> bool: ...  # fmt: skip
+    async def revoke_all(self, patient_id: UUID, at: datetime, reason: str, *,
+                         keep: UUID | None = None) -> list[UUID]: ...  # fmt: skip
 
 
 class AccountEraser(Protocol):

@@ -24,6 +24,9 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     # The signing key's id: a token signed with a revoked key is refused at once.
     kid: str = ""
+    # The session (refresh-token family) the token was issued for; None only for
+    # tokens issued before sessions were named in them.
+    session_id: UUID | None = None
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):

@@ -6,26 +6,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 
 from domain.access import PatientActor, authorize_audited
-from domain.accounts.account import (
-    Account,
-    NewAccount,
-    normalise_email,
-    validated_display_name,
-    validated_email,
-)
+from domain.accounts.account import Account, normalise_email
+from domain.accounts.flow_support import EmailNotVerified
 from domain.accounts.login_throttle import (
     SignInPolicy,
     progressive_delay,
     refresh_key,
-    registration_key,
     sign_in_keys,
 )
 from domain.accounts.passwords import PasswordPolicy, normalise_password
+from domain.accounts.sessions import device_name_from, validated_device_name
 from domain.accounts.tokens import AccessClaims, TokenPair, new_refresh_token, refresh_token_hash
 from domain.audit.events import AuditEvent, RequestContext
 from domain.blobs import patient_files_prefix
@@ -82,6 +77,7 @@ class Authentication:
         clock: Clock,
         refresh_token_ttl_seconds: int,
         refresh_family_lifetime_seconds: int = 30 * 24 * 3600,
+        verification_required: bool = True,
     ):
         self._accounts = accounts
         self._hasher = hasher
@@ -96,43 +92,16 @@ class Authentication:
         self._clock = clock
         self._refresh_ttl = timedelta(seconds=refresh_token_ttl_seconds)
         self._family_lifetime = timedelta(seconds=refresh_family_lifetime_seconds)
+        self._verification_required = verification_required
 
-    async def register(
+    async def login(
         self,
         *,
         email: str,
         password: str,
-        display_name: str | None,
         context: RequestContext,
-    ) -> Account:
-        await self._throttle.admit(
-            [registration_key(self._throttle_policy, context.client_address)],
-            now=self._clock.now(),
-        )
-        email = validated_email(email)
-        name = validated_display_name(display_name)
-        self._policy.check(password, email=email)
-        password_hash = await self._hasher.hash(normalise_password(password))
-        patient_id = uuid4()
-        async with self._unit_of_work() as uow:
-            account = await self._accounts.add(
-                NewAccount(
-                    id=patient_id,
-                    email=email,
-                    display_name=name,
-                    password_hash=password_hash,
-                    created_at=self._clock.now(),
-                )
-            )
-            await self._audit.append(
-                _patient_event("account.created", patient_id, context).with_resources(
-                    "Patient", str(patient_id)
-                )
-            )
-            await uow.commit()
-        return account
-
-    async def login(self, *, email: str, password: str, context: RequestContext) -> TokenPair:
+        device_name: str | None = None,
+    ) -> TokenPair:
         email = normalise_email(email)
         password = normalise_password(password)
         attempt_event = AuditEvent(
@@ -186,6 +155,25 @@ class Authentication:
             raise InvalidCredentials("The email or password is not correct.")
 
         patient_id = credentials.patient_id
+        if self._verification_required and not credentials.email_verified:
+            # Told only to whoever knows the password: it says nothing to a guesser.
+            # The right password: this was no guess, and the failures before it
+            # stop counting, as after a sign-in.
+            await self._throttle.forget(
+                attempt,
+                clear=[
+                    (keys.account.scope, keys.account.subject),
+                    (keys.pair.scope, keys.pair.subject),
+                ],
+            )
+            await self._record(
+                msgspec.structs.replace(
+                    attempt_event.refused("email-not-verified"), patient_id=patient_id
+                )
+            )
+            raise EmailNotVerified(
+                "Confirm your email address with the code we sent, then sign in."
+            )
         new_hash = None
         if check.needs_rehash:
             new_hash = await self._hasher.hash(password)
@@ -211,8 +199,11 @@ class Authentication:
                 issued_at=now,
                 expires_at=now + self._refresh_ttl,
                 family_expires_at=now + self._family_lifetime,
+                device_name=validated_device_name(device_name)
+                or device_name_from(context.user_agent),
+                client_address=context.client_address,
             )
-            access = await self._access_tokens.issue(patient_id, now)
+            access = await self._access_tokens.issue(patient_id, now, family_id)
             await self._audit.append(_patient_event("auth.login", patient_id, context))
             await uow.commit()
         return TokenPair(
@@ -277,7 +268,7 @@ class Authentication:
                 await self._reuse_detected(state.family_id, state.patient_id, denied)
                 await uow.commit()
                 raise _refused_refresh()
-            access = await self._access_tokens.issue(state.patient_id, now)
+            access = await self._access_tokens.issue(state.patient_id, now, state.family_id)
             await self._throttle.forget(attempt)
             await self._audit.append(
                 _patient_event("auth.refresh", state.patient_id, context).with_resources(
@@ -325,9 +316,22 @@ class Authentication:
 
     async def authenticate(self, access_token: str) -> AccessClaims:
         claims = await self._access_tokens.verify(access_token, self._clock.now())
-        if not await self._accounts.exists(claims.patient_id, signed_with=claims.kid):
+        # One look-up either way: an ended session (or an erased account) stops
+        # its access tokens at once, not when they expire; so does a revoked key.
+        if claims.session_id is not None:
+            active = await self._refresh_tokens.session_active(
+                claims.patient_id, claims.session_id, signed_with=claims.kid
+            )
+        else:
+            active = await self._accounts.exists(claims.patient_id, signed_with=claims.kid)
+        if not active:
             raise AuthenticationFailed("The access token is not valid.")
         return claims
+
+    async def verify_access_token(self, access_token: str) -> AccessClaims:
+        """The token's checks without the account look-up: for use cases whose one
+        statement checks that the account still exists along with the read."""
+        return await self._access_tokens.verify(access_token, self._clock.now())
 
     async def public_keys(self) -> list[dict[str, str]]:
         """The JWKs that verify access tokens now (for resource servers)."""

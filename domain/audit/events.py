@@ -1,10 +1,10 @@
 """Audit events: who did what to whose data, when, from where, and with what outcome.
 
 Events follow the spirit of FHIR AuditEvent / IHE BALP. They never carry health
-values, tokens or passwords: only ids, action names and outcomes. Each patient's
-events form a hash chain (every event stores its predecessor's hash and its own
-over a canonical encoding), so an edit made behind the application's back is
-detectable and the patient can check it."""
+values, tokens or passwords: only ids, action names and outcomes. Once sealed,
+each event is a leaf of the service's transparency log (domain/audit/log.py), so an
+edit, deletion or reordering made behind the application's back is detectable
+and the patient can check it."""
 
 from __future__ import annotations
 
@@ -58,11 +58,12 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RecordedAuditEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as stored: with its place in the patient's chain."""
+    """An event as stored: with its leaf index once the sequencer has sealed it."""
 
     id: int
-    sequence: int
     recorded_at: datetime
     event: AuditEvent
-    previous_hash: bytes
-    hash: bytes
+    salt: bytes
+    leaf_index: int | None = None
+    # Erased account: personal fields blanked; the stored leaf hash stands for it.
+    erased: bool = False

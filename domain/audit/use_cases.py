@@ -1,5 +1,6 @@
 """The patient's own access history, read through the policy like any other
-part of their record: each look at it is itself a row in it."""
+part of their record: each look at it is itself a row in it. (Checking it against
+the signed transparency log: domain/audit/trail.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Callable
 import msgspec
 
 from domain.access import PatientActor, authorize_audited
-from domain.audit.chain import ChainBreak, verify_chain
 from domain.audit.events import RecordedAuditEvent, RequestContext
 from domain.ports import AuditLog, Clock, UnitOfWork
 
@@ -19,11 +19,6 @@ class AuditPage(msgspec.Struct, frozen=True):
     items: list[RecordedAuditEvent]
     # The id to pass as `before_id` for the next page; None on the last one.
     next_before_id: int | None
-
-
-class ChainCheck(msgspec.Struct, frozen=True):
-    checked: int
-    first_break: ChainBreak | None
 
 
 class AuditHistory:
@@ -58,20 +53,3 @@ class AuditHistory:
             await self._audit.append(permit.event("AuditEvent", *(str(r.id) for r in items)))
             await uow.commit()
         return AuditPage(items, items[-1].id if len(rows) > limit else None)
-
-    async def verify(self, patient: PatientActor, *, context: RequestContext) -> ChainCheck:
-        """Checks the patient's hash chain as it stood before this check."""
-        async with self._unit_of_work() as uow:
-            permit = await authorize_audited(
-                uow,
-                self._audit,
-                patient,
-                "audit.verified",
-                patient.patient_id,
-                now=self._clock.now(),
-                context=context,
-            )
-            chain = await self._audit.chain(permit)
-            await self._audit.append(permit.event("AuditEvent"))
-            await uow.commit()
-        return ChainCheck(checked=len(chain), first_break=verify_chain(chain))

@@ -24,6 +24,7 @@ class Hospital(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     name: str
     created_at: datetime
+    city: str | None = None
 
 
 class UnknownHospital(NotFound):

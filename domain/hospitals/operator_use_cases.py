@@ -41,15 +41,21 @@ class Hospitals:
         self._audit = audit
         self._clock = clock
 
-    async def add(self, name: str) -> tuple[Hospital, str]:
+    async def add(self, name: str, city: str | None = None) -> tuple[Hospital, str]:
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidInput(
                 "A hospital needs a name of 1 to 200 characters.",
                 errors=[FieldProblem("name", "1 to 200 characters")],
             )
+        city = city.strip() if city else None
+        if city is not None and not 1 <= len(city) <= 100:
+            raise InvalidInput(
+                "A city has 1 to 100 characters.",
+                errors=[FieldProblem("city", "1 to 100 characters")],
+            )
         now = self._clock.now()
-        hospital = Hospital(id=uuid4(), name=name, created_at=now)
+        hospital = Hospital(id=uuid4(), name=name, created_at=now, city=city or None)
         text, key = new_webhook_secret()
         secret = WebhookSecret(
             id=uuid4(), hospital_id=hospital.id, key=key, created_at=now, retires_at=None
@@ -59,6 +65,9 @@ class Hospitals:
             await self._audit.append(_operator_event("hospital.added", hospital.id))
             await uow.commit()
         return hospital, text
+
+    async def list(self) -> list[Hospital]:
+        return await self._hospitals.all()
 
     async def rotate_secret(self, hospital_id: UUID, grace: timedelta) -> tuple[str, datetime]:
         """A new current secret; the ones live now keep verifying until now + grace."""

@@ -9,14 +9,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from domain.access import (
+    AccessRefused,
     Action,
+    ActionNotAllowed,
     Actor,
+    PatientActor,
     Permit,
+    authorize,
     authorize_audited,
 )
 from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
-from domain.errors import FieldProblem, InvalidInput, NotFound
+from domain.errors import AuthenticationFailed, FieldProblem, InvalidInput, NotFound
 from domain.fhir.bundle import ParsedEntry
 from domain.fhir.elements import PATIENT_REPORTABLE_TYPES, unknown_elements
 from domain.fhir.validation import EntryProblem, InvalidFhir, validate_resource
@@ -73,9 +77,31 @@ class PatientRecords:
             )
             yield uow, permit
 
-    async def _refuse_missing(self, uow: UnitOfWork, permit: Permit, record_id: UUID) -> NotFound:
-        await self._audit.append(permit.refusal("not-found", None, str(record_id)))
-        await uow.commit()
+    async def _permit_for_read(
+        self,
+        actor: Actor,
+        action: Action,
+        patient_id: UUID,
+        context: RequestContext,
+        consent: Consent | None,
+    ) -> Permit:
+        """The decision for a read whose audit row goes in with the read itself (one
+        statement): only a refusal needs a unit of work of its own."""
+        try:
+            return authorize(
+                actor, action, patient_id, now=self._clock.now(), consent=consent, context=context
+            )
+        except (AccessRefused, ActionNotAllowed) as refused:
+            async with self._unit_of_work() as uow:
+                await self._audit.append(refused.audit)
+                await uow.commit()
+            raise
+
+    @staticmethod
+    def _account_gone(actor: Actor) -> Exception:
+        # The token's holder was erased after the token was issued.
+        if isinstance(actor, PatientActor):
+            return AuthenticationFailed("The access token is not valid.")
         return NotFound("No record with this id.")
 
     async def read(
@@ -87,18 +113,23 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> tuple[StoredRecord, list[RecordVersion]]:
-        async with self._permitted(actor, "record.read", patient_id, context, consent) as (
-            uow,
+        """The fetch, the account check and the audit row (success, or the refusal
+        of a record that is not there) are one statement, committed before the
+        record is returned."""
+        permit = await self._permit_for_read(actor, "record.read", patient_id, context, consent)
+        record, account_active = await self._records.get_audited(
             permit,
-        ):
-            record = await self._records.get(permit, record_id)
-            if record is None:
-                raise await self._refuse_missing(uow, permit, record_id)
-            # A first version has no history: skip the round trip.
-            history = await self._records.history(permit, record_id) if record.version > 1 else []
-            await self._audit.append(permit.event(record.fields.resource_type, str(record.id)))
-            await uow.commit()
-            return record, history
+            record_id,
+            found=permit.event(None, str(record_id)),
+            missing=permit.refusal("not-found", None, str(record_id)),
+        )
+        if not account_active:
+            raise self._account_gone(actor)
+        if record is None:
+            raise NotFound("No record with this id.")
+        # A first version has no history: skip the round trip.
+        history = await self._records.history(permit, record_id) if record.version > 1 else []
+        return record, history
 
     async def timeline(
         self,
@@ -109,14 +140,13 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> list[RecordSummary]:
-        async with self._permitted(actor, "record.list", patient_id, context, consent) as (
-            uow,
-            permit,
-        ):
-            items = await self._records.timeline(permit, query)
-            await self._audit.append(permit.event(None, *(str(item.id) for item in items)))
-            await uow.commit()
-            return items
+        permit = await self._permit_for_read(actor, "record.list", patient_id, context, consent)
+        items, account_active = await self._records.timeline_audited(
+            permit, query, permit.event(None)
+        )
+        if not account_active:
+            raise self._account_gone(actor)
+        return items
 
     async def add_self_reported(
         self, actor: Actor, patient_id: UUID, resource: dict[str, Any], *, context: RequestContext
@@ -195,24 +225,21 @@ class PatientRecords:
         consent: Consent | None = None,
     ) -> list[ImagingStudyView]:
         content_url = self._content_url
-        async with self._permitted(actor, "imaging.list", patient_id, context, consent) as (
-            uow,
-            permit,
-        ):
-            rows = await self._records.of_types(permit, ["ImagingStudy", "Endpoint"])
-            uploaded = {
-                r.record_id: content_url(r.record_id)
-                for r in rows
-                if content_url is not None
-                and r.resource_type == "ImagingStudy"
-                and r.source.kind == "self"
-            }
-            views = study_views(rows, content_url=uploaded)
-            await self._audit.append(
-                permit.event("ImagingStudy", *(str(v.record_id) for v in views))
-            )
-            await uow.commit()
-            return views
+        permit = await self._permit_for_read(actor, "imaging.list", patient_id, context, consent)
+        # One view per ImagingStudy, in the rows' order: the audit row lists those ids.
+        rows, account_active = await self._records.of_types_audited(
+            permit, ["ImagingStudy", "Endpoint"], permit.event("ImagingStudy"), "ImagingStudy"
+        )
+        if not account_active:
+            raise self._account_gone(actor)
+        uploaded = {
+            r.record_id: content_url(r.record_id)
+            for r in rows
+            if content_url is not None
+            and r.resource_type == "ImagingStudy"
+            and r.source.kind == "self"
+        }
+        return study_views(rows, content_url=uploaded)
 
     @asynccontextmanager
     async def export(

@@ -74,67 +74,6 @@ def dicom_started(header: DicomHeader) -> str | None:
     return day
 
 
-def imaging_study(
-    upload: Upload, header: DicomHeader, *, content_url: str, now: datetime
-) -> dict[str, Any]:
-    """The record for a finished DICOM upload: one study, one series, one instance."""
-    modality = {"system": _DICOM_CODES, "code": (header.modality or "OT").strip() or "OT"}
-    series: dict[str, Any] = {
-        "uid": header.series_uid,
-        "modality": modality,
-        "numberOfInstances": 1,
-    }
-    if header.series_number is not None:
-        series["number"] = header.series_number
-    if header.series_description:
-        series["description"] = header.series_description
-    if header.body_part:
-        series["bodySite"] = {"display": header.body_part}
-    started = dicom_started(header)
-    if started:
-        series["started"] = started
-    if header.instance_uid and header.sop_class_uid:
-        instance: dict[str, Any] = {
-            "uid": header.instance_uid,
-            "sopClass": {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{header.sop_class_uid}"},
-            "title": upload.filename,
-        }
-        if header.instance_number is not None:
-            instance["number"] = header.instance_number
-        series["instance"] = [instance]
-    study: dict[str, Any] = {
-        "resourceType": "ImagingStudy",
-        "id": str(upload.id),
-        "meta": _self_reported_meta(),
-        "identifier": [{"system": _DICOM_UID_SYSTEM, "value": f"urn:oid:{header.study_uid}"}],
-        "status": "available",
-        # No Patient resource of our own to point at; the record is the patient's.
-        "subject": {"type": "Patient", "display": "The patient (self-uploaded)"},
-        "modality": [modality],
-        "numberOfSeries": 1,
-        "numberOfInstances": 1,
-        "series": [series],
-        # Where the file itself is (FHIR has no attachment on ImagingStudy).
-        "extension": [
-            {
-                "url": "https://phr.example/fhir/StructureDefinition/uploaded-file",
-                "valueAttachment": {
-                    "contentType": upload.content_type,
-                    "url": content_url,
-                    "size": upload.size,
-                    "title": upload.filename,
-                    "creation": _instant(upload.created_at),
-                },
-            }
-        ],
-    }
-    if started:
-        study["started"] = started
-    if header.study_description:
-        study["description"] = header.study_description
-    return study
-
-
 def incoming_upload(resource: dict[str, Any], record_id: UUID) -> IncomingRecord:
     return incoming_record(
         resource,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -28,7 +28,7 @@ from domain.blobs import MAX_UPLOAD_BYTES, PresignedRequest, patient_files_prefi
 from domain.errors import FieldProblem, InvalidInput, UnsupportedUploadType, UploadTooLarge
 from domain.records.record import StoredRecord
 
-UploadKind = Literal["document", "photo", "dicom"]
+UploadKind = Literal["document", "photo", "dicom", "archive"]
 UploadStatus = Literal["pending", "completed"]
 
 # What a patient may upload, and what each becomes.
@@ -37,6 +37,8 @@ ALLOWED_CONTENT_TYPES: dict[str, UploadKind] = {
     "image/jpeg": "photo",
     "image/png": "photo",
     "application/dicom": "dicom",
+    # A whole CD: unpacked and imported by a background job.
+    "application/zip": "archive",
 }
 # The largest patient upload unless PHR_UPLOAD_MAX_BYTES says otherwise
 # (at most domain.blobs.MAX_UPLOAD_BYTES).
@@ -50,9 +52,6 @@ DOWNLOAD_URL_LIFETIME = timedelta(minutes=5)
 COMPLETION_GRACE = timedelta(minutes=30)
 # Enough bytes to tell every allowed type apart (DICOM's "DICM" sits at 128).
 SNIFF_BYTES = 132
-# The DICOM header (everything before the pixel data) is read from this many
-# first bytes; real headers are a few KiB to a few hundred KiB.
-DICOM_HEADER_BYTES = 4 * 1024 * 1024
 MAX_FILENAME_LENGTH = 255
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -71,6 +70,8 @@ def sniff(prefix: bytes) -> str | None:
         return "image/png"
     if len(prefix) >= 132 and prefix[128:132] == b"DICM":
         return "application/dicom"
+    if prefix.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "application/zip"
     return None
 
 
@@ -169,8 +170,10 @@ class StartedUpload(msgspec.Struct, frozen=True):
 
 
 class CompletedUpload(msgspec.Struct, frozen=True):
-    record: StoredRecord
+    record: StoredRecord | None
     created: bool  # False when the upload had been completed before
+    # DICOM goes to the imaging import: its status, for a CD (zip) or a repeat.
+    archive: Any = None
 
 
 class DicomHeader(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,31 +20,28 @@ from domain.consents.consent import Consent
 from domain.errors import (
     FieldProblem,
     NotFound,
-    UnreadableDicom,
     UploadContentMismatch,
     UploadExpired,
     UploadNotReceived,
     UploadSizeMismatch,
 )
+from domain.imaging_ports import ImagingIntake
 from domain.ports import (
     AuditLog,
     BlobStore,
     Clock,
-    DicomReader,
     RecordStore,
     UnitOfWork,
     UploadStore,
 )
 from domain.records.sources import SELF
-from domain.uploads.fhir_resources import document_reference, imaging_study, incoming_upload
+from domain.uploads.fhir_resources import document_reference, incoming_upload
 from domain.uploads.upload import (
     COMPLETION_GRACE,
-    DICOM_HEADER_BYTES,
     DOWNLOAD_URL_LIFETIME,
     SNIFF_BYTES,
     UPLOAD_URL_LIFETIME,
     CompletedUpload,
-    DicomHeader,
     StartedUpload,
     Upload,
     UploadRules,
@@ -63,7 +60,7 @@ class PatientUploads:
         uploads: UploadStore,
         records: RecordStore,
         blobs: BlobStore,
-        dicom: DicomReader,
+        imaging: ImagingIntake,
         audit: AuditLog,
         clock: Clock,
         rules: UploadRules,
@@ -73,7 +70,7 @@ class PatientUploads:
         self._uploads = uploads
         self._records = records
         self._blobs = blobs
-        self._dicom = dicom
+        self._imaging = imaging
         self._audit = audit
         self._clock = clock
         self._rules = rules
@@ -149,8 +146,8 @@ class PatientUploads:
             permit = await self._authorize(uow, actor, "record.create", patient_id, context)
             upload = await self._uploads.get(permit, upload_id)
             if upload is None:
-                await self._refuse(uow, permit, "not-found", "Upload", upload_id)
-                raise NotFound("No upload with this id.")
+                await uow.commit()
+                return await self._taken(actor, patient_id, upload_id, context)
             if upload.status == "completed":
                 return await self._completed(uow, permit, upload)
             if self._clock.now() > completion_deadline(upload.expires_at):
@@ -158,15 +155,22 @@ class PatientUploads:
                 raise UploadExpired("This upload has expired; start a new one.")
 
         # Seen before the move, so that a missing or short file can still be
-        # re-sent through the same URL; once moved, only the moved copy counts.
+        # re-sent through the same URL; once moved, only the moved copy counts
+        # (the imaging import too reads the moved copy).
         await self._check_received(upload)
         final_key = completed_key(patient_id, upload_id)
         try:
             await self._blobs.finalize(upload.key, final_key)
         except NotFound:
             raise UploadNotReceived("The file has not been uploaded yet.") from None
-        checked = msgspec.structs.replace(upload, key=final_key)
-        header = await self._check_object(checked, patient_id, context)
+        upload = msgspec.structs.replace(upload, key=final_key)
+        await self._check_object(upload)
+        if upload.kind == "dicom":
+            taken = await self._imaging.take_file(actor, patient_id, upload, context=context)
+            return CompletedUpload(taken, created=True)
+        if upload.kind == "archive":
+            status = await self._imaging.take_archive(actor, patient_id, upload, context=context)
+            return CompletedUpload(None, created=True, archive=status)
 
         async with self._unit_of_work() as uow:
             permit = await self._authorize(uow, actor, "record.create", patient_id, context)
@@ -181,11 +185,7 @@ class PatientUploads:
             record_id = uuid4()
             url = self._content_url(record_id)
             now = self._clock.now()
-            resource = (
-                imaging_study(upload, header, content_url=url, now=now)
-                if header is not None
-                else document_reference(upload, content_url=url, now=now)
-            )
+            resource = document_reference(upload, content_url=url, now=now)
             incoming = incoming_upload(resource, record_id)
             await self._records.insert(permit, SELF, [incoming])
             await self._uploads.mark_completed(permit, upload_id, record_id, now, final_key)
@@ -194,6 +194,15 @@ class PatientUploads:
             await uow.commit()
         assert record is not None
         return CompletedUpload(record, created=True)
+
+    async def _taken(
+        self, actor: Actor, patient_id: UUID, upload_id: UUID, context: RequestContext
+    ) -> CompletedUpload:
+        """A DICOM file or CD whose upload row the imaging import consumed: a
+        repeat `complete` answers with its import status (NotFound, audited, if
+        there is no such upload at all)."""
+        status = await self._imaging.status(actor, patient_id, upload_id, context=context)
+        return CompletedUpload(None, created=False, archive=status)
 
     async def _completed(self, uow: UnitOfWork, permit: Permit, upload: Upload) -> CompletedUpload:
         assert upload.record_id is not None
@@ -215,12 +224,10 @@ class PatientUploads:
                 errors=[FieldProblem("size", "differs from the uploaded file")],
             )
 
-    async def _check_object(
-        self, upload: Upload, patient_id: UUID, context: RequestContext
-    ) -> DicomHeader | None:
+    async def _check_object(self, upload: Upload) -> None:
         """Exists, has the announced size, and is what it claims to be. A file
-        whose content is not its declared type is deleted. Returns the DICOM
-        header for DICOM uploads."""
+        whose content is not its declared type is deleted. DICOM is read (and
+        refused, and deleted) by the imaging import."""
         try:
             await self._check_received(upload)
         except (UploadNotReceived, UploadSizeMismatch):
@@ -236,14 +243,6 @@ class PatientUploads:
                 f"The file's content is not {upload.content_type}.",
                 errors=[FieldProblem("contentType", "does not match the file's content")],
             )
-        if upload.kind != "dicom":
-            return None
-        data = await self._blobs.read_prefix(upload.key, min(upload.size, DICOM_HEADER_BYTES))
-        try:
-            return await self._dicom.read_header(data)
-        except UnreadableDicom:
-            await self._blobs.delete(upload.key)
-            raise
 
     async def content(
         self,

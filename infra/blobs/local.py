@@ -208,6 +208,19 @@ class LocalBlobStore:
         validate_key(key)
         return await asyncio.to_thread(self._read, key, -1)
 
+    async def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        validate_key(key)
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound("No such object.") from None
+        try:
+            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
     async def delete(self, key: str) -> None:
         validate_key(key)
         path = self._path(key)

@@ -9,6 +9,7 @@ that signed header: the upload's `complete` step re-checks the size with
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,6 +191,18 @@ class S3BlobStore:
             raise
         async with response["Body"] as body:
             return await body.read()
+
+    async def stream(self, key: str, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        validate_key(key)
+        try:
+            response = await self._client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound("No such object.") from None
+            raise
+        async with response["Body"] as body:
+            async for chunk in body.iter_chunks(chunk_size):
+                yield chunk
 
     async def delete(self, key: str) -> None:
         validate_key(key)

@@ -47,6 +47,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (unlock advisory locks, close
+    cursors, UNLISTEN, RESET ALL): one round trip per release that buys nothing
+    here, since pooled connections keep no session state (no SET, no LISTEN, no
+    session advisory locks; the worker keeps its own connection for those). An
+    open transaction is still rolled back by the pool before this runs."""
+
+
 class Database:
     """Owns the pool. `transaction()` opens a transaction, or joins the one already
     open in this task, so a use case that calls several repositories commits once."""
@@ -78,6 +86,7 @@ class Database:
             min_size=self._min_size,
             max_size=self._max_size,
             init=setup,
+            reset=_keep_session,
             # Statements are cached per connection; the role is set once per connection.
             server_settings={"application_name": "phr", "timezone": "UTC"},
         )

@@ -18,9 +18,16 @@ class PgAccountEraser:
 
     _ERASE = "DELETE FROM patient WHERE id = $1"
 
+    # The audit events stay (their leaves are in the transparency log); their
+    # personal fields are blanked by a function that runs as the table's owner and
+    # acts only on a patient that no longer exists.
+    _ERASE_AUDIT_DETAILS = "SELECT audit_erase_patient($1)"
+
     async def erase(self, permit: Permit) -> bool:
         async with self._database.transaction() as conn:
             status = await conn.execute(self._ERASE, permit.patient_id)
+            if status == "DELETE 1":
+                await conn.execute(self._ERASE_AUDIT_DETAILS, permit.patient_id)
         return status == "DELETE 1"
 
     _REFS = """

@@ -14,12 +14,16 @@ def _secret_context(secret_id: UUID, hospital_id: UUID) -> bytes:
     return b"phr webhook secret:" + secret_id.bytes + hospital_id.bytes
 
 
+def _hospital(row) -> Hospital:
+    return Hospital(id=row["id"], name=row["name"], created_at=row["created_at"], city=row["city"])
+
+
 class PgHospitalStore:
     def __init__(self, database: Database, box: SecretBox):
         self._database = database
         self._box = box
 
-    _INSERT_HOSPITAL = "INSERT INTO hospital (id, name, created_at) VALUES ($1, $2, $3)"
+    _INSERT_HOSPITAL = "INSERT INTO hospital (id, name, created_at, city) VALUES ($1, $2, $3, $4)"
     _INSERT_SECRET = """
         INSERT INTO hospital_secret (id, hospital_id, sealed, created_at, retires_at)
         VALUES ($1, $2, $3, $4, $5)
@@ -28,7 +32,11 @@ class PgHospitalStore:
     async def add(self, hospital: Hospital, secret: WebhookSecret) -> None:
         async with self._database.transaction() as conn:
             await conn.execute(
-                self._INSERT_HOSPITAL, hospital.id, hospital.name, hospital.created_at
+                self._INSERT_HOSPITAL,
+                hospital.id,
+                hospital.name,
+                hospital.created_at,
+                hospital.city,
             )
             await self._insert_secret(conn, secret)
 
@@ -43,14 +51,19 @@ class PgHospitalStore:
             secret.retires_at,
         )
 
-    _GET = "SELECT id, name, created_at FROM hospital WHERE id = $1"
+    _GET = "SELECT id, name, created_at, city FROM hospital WHERE id = $1"
 
     async def get(self, hospital_id: UUID) -> Hospital | None:
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(self._GET, hospital_id)
-        return (
-            Hospital(id=row["id"], name=row["name"], created_at=row["created_at"]) if row else None
-        )
+        return _hospital(row) if row else None
+
+    _ALL = "SELECT id, name, created_at, city FROM hospital ORDER BY name, id"
+
+    async def all(self) -> list[Hospital]:
+        async with self._database.transaction() as conn:
+            rows = await conn.fetch(self._ALL)
+        return [_hospital(row) for row in rows]
 
     # Secrets live now keep their (earlier) retirement; the current one(s) retire
     # at the end of the grace period. Long-retired ones are left as history.

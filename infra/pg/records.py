@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from domain.access import Permit
+from domain.access import PatientActor, Permit
+from domain.audit.events import AuditEvent
 from domain.fhir.index import IndexedFields
 from domain.ports import Clock
 from domain.records.imaging import ImagingRecord
@@ -22,11 +23,17 @@ from domain.records.record import (
     sort_at,
 )
 from domain.records.sources import RecordSource
+from infra.pg.audited_read import audit_args, audited_statement
 from infra.pg.database import Database, PreEncodedJson
 
 
 def _scope(permit: Permit) -> list[str]:
     return list(permit.scope.resource_types)
+
+
+def _session(permit: Permit) -> UUID | None:
+    """The session an audited read checks is live (None: the account)."""
+    return permit.actor.session_id if isinstance(permit.actor, PatientActor) else None
 
 
 def _source(row: asyncpg.Record) -> RecordSource:
@@ -174,33 +181,19 @@ class PgRecordStore:
     async def get(self, permit: Permit, record_id: UUID) -> StoredRecord | None:
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(self._GET, permit.patient_id, record_id, _scope(permit))
-        if row is None:
-            return None
-        return StoredRecord(
-            id=row["id"],
-            patient_id=row["patient_id"],
-            source=_source(row),
-            source_resource_id=row["source_resource_id"],
-            fields=IndexedFields(
-                resource_type=row["resource_type"],
-                source_id=row["source_resource_id"],
-                category=row["category"],
-                code_system=row["code_system"],
-                code=row["code"],
-                display=row["display"],
-                effective_at=row["effective_at"],
-                status=row["status"],
-                value=row["value"],
-                unit=row["unit"],
-                version_id=row["source_version"],
-                last_updated=row["source_updated_at"],
-            ),
-            version=row["version"],
-            resource=row["resource"],
-            is_supporting=row["is_supporting"],
-            received_at=row["received_at"],
-            updated_at=row["updated_at"],
-        )
+        return None if row is None else _stored_record(row)
+
+    async def get_audited(
+        self, permit: Permit, record_id: UUID, found: AuditEvent, missing: AuditEvent
+    ) -> tuple[StoredRecord | None, bool]:
+        """The record and its audit row in one statement; (record or None, whether
+        the patient's account still exists; if not, nothing was written)."""
+        sql = audited_statement(self._GET, 4, single=True)
+        args = audit_args(found, missing, self._clock.now(), _session(permit))
+        async with self._database.connection() as conn:
+            rows = await conn.fetch(sql, permit.patient_id, record_id, _scope(permit), *args)
+        row = rows[0]
+        return (_stored_record(row) if row["id"] is not None else None), row["account_active"]
 
     _HISTORY = """
         SELECT version, received_at, source_version, source_updated_at, resource
@@ -241,7 +234,7 @@ class PgRecordStore:
         "text": "display ILIKE '%' || ${} || '%'",
     }
 
-    async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]:
+    def _timeline_sql(self, permit: Permit, query: TimelineQuery) -> tuple[str, list[object]]:
         sql = [self._TIMELINE_SELECT]
         args: list[object] = [permit.patient_id]
 
@@ -269,26 +262,30 @@ class PgRecordStore:
             add("(sort_at, id) < ({}, {})", query.after.sort_at, query.after.id)
         sql.append(f"ORDER BY sort_at DESC, id DESC LIMIT ${len(args) + 1}")
         args.append(query.limit)
+        return "\n".join(sql), args
+
+    async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]:
+        sql, args = self._timeline_sql(permit, query)
         async with self._database.transaction() as conn:
-            rows = await conn.fetch("\n".join(sql), *args)
-        return [
-            RecordSummary(
-                id=row["id"],
-                resource_type=row["resource_type"],
-                category=row["category"],
-                display=row["display"],
-                value=row["value"],
-                unit=row["unit"],
-                status=row["status"],
-                effective_at=row["effective_at"],
-                sort_at=row["sort_at"],
-                source=_source(row),
-            )
-            for row in rows
-        ]
+            rows = await conn.fetch(sql, *args)
+        return [_summary(row) for row in rows]
+
+    async def timeline_audited(
+        self, permit: Permit, query: TimelineQuery, event: AuditEvent
+    ) -> tuple[list[RecordSummary], bool]:
+        """A timeline page and its audit row (listing the ids read) in one statement."""
+        select, args = self._timeline_sql(permit, query)
+        sql = audited_statement(
+            select, len(args) + 1, single=False, order_by="sort_at DESC, id DESC"
+        )
+        audit = audit_args(event, event, self._clock.now(), _session(permit))
+        async with self._database.connection() as conn:
+            rows = await conn.fetch(sql, *args, *audit)
+        return [_summary(row) for row in rows if row["id"] is not None], rows[0]["account_active"]
 
     _OF_TYPES = """
-        SELECT id, source_kind, hospital_id, resource_type, source_resource_id, effective_at, resource
+        SELECT id, source_kind, hospital_id, resource_type, source_resource_id, effective_at,
+               resource, sort_at
         FROM record
         WHERE patient_id = $1 AND resource_type = ANY($2::text[])
           AND (cardinality($3::text[]) = 0 OR resource_type = ANY($3::text[]))
@@ -300,17 +297,25 @@ class PgRecordStore:
             rows = await conn.fetch(
                 self._OF_TYPES, permit.patient_id, resource_types, _scope(permit)
             )
-        return [
-            ImagingRecord(
-                record_id=row["id"],
-                source=_source(row),
-                resource_type=row["resource_type"],
-                source_resource_id=row["source_resource_id"],
-                effective_at=row["effective_at"],
-                resource=row["resource"],
-            )
-            for row in rows
-        ]
+        return [_imaging_record(row) for row in rows]
+
+    async def of_types_audited(
+        self, permit: Permit, resource_types: list[str], event: AuditEvent, listed_type: str
+    ) -> tuple[list[ImagingRecord], bool]:
+        """Records of these types and the audit row listing the ids of those of
+        `listed_type`, in one statement."""
+        sql = audited_statement(
+            self._OF_TYPES,
+            4,
+            single=False,
+            order_by="sort_at DESC, id DESC",
+            listed=f"resource_type = {_literal(listed_type)}",
+        )
+        args = audit_args(event, event, self._clock.now(), _session(permit))
+        async with self._database.connection() as conn:
+            rows = await conn.fetch(sql, permit.patient_id, resource_types, _scope(permit), *args)
+        found = [_imaging_record(row) for row in rows if row["id"] is not None]
+        return found, rows[0]["account_active"]
 
     _EXPORT = """
         SELECT id, resource::text AS resource
@@ -347,3 +352,61 @@ def _mutable_columns(records: list[IncomingRecord]) -> list[list[object]]:
         [r.content_hash for r in records],
         [r.resource_json.decode() for r in records],
     ]
+
+
+def _stored_record(row: asyncpg.Record) -> StoredRecord:
+    return StoredRecord(
+        id=row["id"],
+        patient_id=row["patient_id"],
+        source=_source(row),
+        source_resource_id=row["source_resource_id"],
+        fields=IndexedFields(
+            resource_type=row["resource_type"],
+            source_id=row["source_resource_id"],
+            category=row["category"],
+            code_system=row["code_system"],
+            code=row["code"],
+            display=row["display"],
+            effective_at=row["effective_at"],
+            status=row["status"],
+            value=row["value"],
+            unit=row["unit"],
+            version_id=row["source_version"],
+            last_updated=row["source_updated_at"],
+        ),
+        version=row["version"],
+        resource=row["resource"],
+        is_supporting=row["is_supporting"],
+        received_at=row["received_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _summary(row: asyncpg.Record) -> RecordSummary:
+    return RecordSummary(
+        id=row["id"],
+        resource_type=row["resource_type"],
+        category=row["category"],
+        display=row["display"],
+        value=row["value"],
+        unit=row["unit"],
+        status=row["status"],
+        effective_at=row["effective_at"],
+        sort_at=row["sort_at"],
+        source=_source(row),
+    )
+
+
+def _imaging_record(row: asyncpg.Record) -> ImagingRecord:
+    return ImagingRecord(
+        record_id=row["id"],
+        source=_source(row),
+        resource_type=row["resource_type"],
+        source_resource_id=row["source_resource_id"],
+        effective_at=row["effective_at"],
+        resource=row["resource"],
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

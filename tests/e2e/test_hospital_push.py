@@ -105,7 +105,8 @@ async def test_operator_patient_and_hospital_end_to_end(client, settings, patien
     assert sorted(item["type"] for item in items) == sorted(
         e.fields.resource_type for e in expected
     )
-    assert all(item["source"] == {"kind": "hospital", "hospitalId": hospital.id} for item in items)
+    source = {"kind": "hospital", "hospitalId": hospital.id, "hospitalName": "Synthea General"}
+    assert all(item["source"] == source for item in items)
     stored = await superuser_conn.fetchval(
         "SELECT count(*) FROM record WHERE patient_id = $1::uuid", patient.id
     )

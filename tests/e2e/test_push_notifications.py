@@ -12,6 +12,7 @@ import sys
 import time
 
 from tests.e2e.service import REPO_ROOT, running_service, service_env
+from tests.mail_support import code_from_folder
 from tests.push_receivers import WebPushReceiver
 from tests.webhook_signing import signed_headers
 
@@ -60,7 +61,12 @@ def test_hospital_push_to_inbox_to_the_browser(serve_data_dir):
             hospital = json.loads(added.stdout)
             with service.client() as http:
                 account = {"email": "li.wei@example.org", "password": "a long enough passphrase 42"}
-                assert http.post("/v1/auth/register", json=account).status_code == 201
+                assert http.post("/v1/auth/register", json=account).status_code == 202
+                code = code_from_folder(serve_data_dir / "mail", account["email"])
+                verified = http.post(
+                    "/v1/auth/verify-email", json={"email": account["email"], "code": code}
+                )
+                assert verified.status_code == 204, verified.text
                 tokens = http.post("/v1/auth/login", json=account).json()
                 auth = {"Authorization": f"Bearer {tokens['accessToken']}"}
                 key = http.get("/v1/devices/webpush-key", headers=auth).json()

@@ -11,6 +11,7 @@ import httpx
 
 from infra.embedded_postgres import EmbeddedPostgres, _process_alive
 from tests.e2e.service import REPO_ROOT, running_service, service_env, stop_service
+from tests.mail_support import code_from_folder
 
 
 def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_data_dir):
@@ -34,14 +35,21 @@ def test_serve_starts_and_stops_its_embedded_database_across_a_restart(serve_dat
             timeout=60,
         )
         assert migrate.returncode == 0, migrate.stderr
-        assert json.loads(migrate.stdout) == {"applied": []}
+        report = json.loads(migrate.stdout)
+        assert report["applied"] == [] and report["servingRole"].startswith("phr_serve_")
         assert embedded.running() == postmaster
         assert httpx.get(service.url("/readyz"), timeout=5).status_code == 200
 
         # A patient's whole account life over real HTTP.
         with service.client() as http:
             account = {"email": "Ada.Lovelace@Example.org", "password": "analytical engine notes"}
-            assert http.post("/v1/auth/register", json=account).status_code == 201
+            assert http.post("/v1/auth/register", json=account).status_code == 202
+            # The code comes by mail: an .eml file, sent by the worker inside `phr serve`.
+            code = code_from_folder(data_dir / "mail", "Ada.Lovelace@example.org")
+            verified = http.post(
+                "/v1/auth/verify-email", json={"email": account["email"], "code": code}
+            )
+            assert verified.status_code == 204, verified.text
             tokens = http.post("/v1/auth/login", json=account).json()
             me = http.get("/v1/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
             assert me.status_code == 200 and me.json()["email"] == "Ada.Lovelace@example.org"

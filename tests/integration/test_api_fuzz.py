@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import scratch_database
 from tests.e2e.service import running_service
+from tests.mail_support import code_from_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_path(ROOT / "openapi" / "openapi.json")
@@ -40,7 +41,12 @@ def live_service(fuzz_database: str, tmp_path_factory) -> Iterator[tuple[str, di
             "email": f"fuzz-{uuid.uuid4().hex[:8]}@example.org",
             "password": "fuzzing all the things",
         }
-        assert httpx.post(base + "/v1/auth/register", json=account).status_code == 201
+        assert httpx.post(base + "/v1/auth/register", json=account).status_code == 202
+        code = code_from_folder(data_dir / "mail", account["email"])
+        verified = httpx.post(
+            base + "/v1/auth/verify-email", json={"email": account["email"], "code": code}
+        )
+        assert verified.status_code == 204
         token = httpx.post(base + "/v1/auth/login", json=account).json()["accessToken"]
         yield base, {"Authorization": f"Bearer {token}"}
 

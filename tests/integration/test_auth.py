@@ -17,6 +17,7 @@ import pytest
 from tests.app_in_loop import client_from as from_address
 from tests.app_in_loop import in_loop_app, running  # noqa: F401 - the `app` fixture
 from tests.conftest import audit_history, register_patient
+from tests.mail_support import mailbox_of
 
 PROBLEM = "application/problem+json"
 
@@ -60,20 +61,38 @@ async def one_worker_app(settings) -> AsyncIterator[Any]:
 # --- registration ---------------------------------------------------------------
 
 
-async def test_register_returns_profile_and_me_shows_it(client):
+async def test_register_answers_202_and_me_shows_the_profile(client):
     email = new_email()
+    password = strong_password()
     response = await client.post(
         "/v1/auth/register",
-        json={"email": f"  {email.upper()}  ", "password": strong_password(), "displayName": "Ada"},
+        json={"email": f"  {email.upper()}  ", "password": password, "displayName": "Ada"},
     )
-    assert response.status_code == 201, response.text
-    profile = response.json()
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "accepted"
     local, _, domain = email.upper().partition("@")
+    typed = f"{local}@{domain.lower()}"
     # Trimmed, domain lower-cased, local part as typed.
-    assert profile["email"] == f"{local}@{domain.lower()}"
+    code = await mailbox_of(client).next_code(typed)
+    response = await client.post("/v1/auth/verify-email", json={"email": email, "code": code})
+    assert response.status_code == 204, response.text
+    login = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+    profile = (await client.get("/v1/me", headers=headers)).json()
+    assert profile["email"] == typed
     assert profile["displayName"] == "Ada"
+    assert profile["emailVerified"] is True
     assert uuid.UUID(profile["id"]) and profile["createdAt"]
-    assert set(profile) == {"id", "email", "displayName", "createdAt"}
+    assert set(profile) == {
+        "id",
+        "email",
+        "emailVerified",
+        "displayName",
+        "locale",
+        "timeZone",
+        "createdAt",
+        "unreadNotifications",
+    }
 
 
 async def test_patient_fixture_reaches_me(patient, client):
@@ -83,14 +102,17 @@ async def test_patient_fixture_reaches_me(patient, client):
     assert response.json()["email"] == patient.email
 
 
-async def test_duplicate_email_differing_in_case_is_409(client):
+async def test_duplicate_email_differing_in_case_answers_like_a_new_one(client):
     email = new_email()
     await register_patient(client, email=email)
     response = await client.post(
         "/v1/auth/register", json={"email": email.upper(), "password": strong_password()}
     )
-    body = assert_problem(response, 409)
-    assert body["type"].endswith("/email-already-registered")
+    assert response.status_code == 202
+    fresh = await client.post(
+        "/v1/auth/register", json={"email": new_email(), "password": strong_password()}
+    )
+    assert (response.status_code, response.content) == (fresh.status_code, fresh.content)
 
 
 @pytest.mark.parametrize("password", ["password123", "iloveyou", "Qwertyuiop", "baseball1"])
@@ -149,6 +171,7 @@ async def test_register_writes_account_created_audit_without_email(client):
     rows = await audit_history(client, patient)
     assert [(r["action"], r["outcome"]) for r in rows] == [
         ("account.created", "success"),
+        ("account.verified", "success"),
         ("auth.login", "success"),
     ]
     for row in rows:

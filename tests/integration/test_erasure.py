@@ -28,7 +28,9 @@ async def test_erasure_removes_everything_but_the_pseudonymised_audit_trail(
     assert uploaded.status_code in (200, 201, 204), uploaded.text
     assert await services.blobs.stat(file_key) is not None
 
-    response = await client.delete("/v1/me", headers=patient.headers)
+    response = await client.request(
+        "DELETE", "/v1/me", json={"password": patient.password}, headers=patient.headers
+    )
     assert response.status_code == 204
 
     assert (await client.get("/v1/me", headers=patient.headers)).status_code == 401

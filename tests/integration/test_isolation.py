@@ -3,6 +3,7 @@ all 404 or empty, nothing of A's leaks, each refusal audited in B's history."""
 
 from __future__ import annotations
 
+import uuid
 from uuid import UUID
 
 from tests.hospital_support import linked, new_hospital, new_link
@@ -113,6 +114,14 @@ async def test_requests_without_a_valid_token_are_refused(client, patient):
         ("GET", "/v1/links"),
         ("POST", "/v1/uploads"),
         ("DELETE", "/v1/me"),
+        ("PATCH", "/v1/me"),
+        ("POST", "/v1/me/password"),
+        ("POST", "/v1/me/email"),
+        ("POST", "/v1/me/email/confirm"),
+        ("GET", "/v1/me/sessions"),
+        ("DELETE", "/v1/me/sessions"),
+        ("DELETE", f"/v1/me/sessions/{uuid.uuid4()}"),
+        ("GET", "/v1/hospitals"),
     ]:
         response = await client.request(
             method, url, headers={"Authorization": "Bearer not-a-token"}

@@ -19,7 +19,8 @@ def when(text: str) -> datetime:
 async def test_a_link_code_records_consent_and_audit(client, settings, patient):
     hospital = await new_hospital(client, settings)
     link = await new_link(client, patient, hospital)
-    assert set(link) == {"id", "hospitalId", "code", "expiresAt", "status"}
+    assert set(link) == {"id", "hospitalId", "hospitalName", "code", "expiresAt", "status"}
+    assert link["hospitalName"] == "St. Elsewhere"
     assert (
         CODE.match(link["code"])
         and link["status"] == "pending"

@@ -423,7 +423,8 @@ async def test_bounded_attempts_end_in_the_dead_letters(quiet, receiver):
     assert row["status"] == "dead" and row["attempts"] == 4
     from api.cli.notifications import dead_letters
 
-    letters = await dead_letters(services.settings, services.database.dsn, 10)
+    # The operator command connects as the owner (DATABASE_URL), as `phr` does.
+    letters = await dead_letters(services.settings, services.settings.database_url, 10)
     assert any(letter["notificationId"] == notification for letter in letters)
 
 

@@ -14,6 +14,7 @@ import pytest
 import zxingcpp
 
 from tests.live_server import live_server
+from tests.mail_support import code_from_folder
 from tests.records_support import bundle, grant_hospital, observation, push
 from tests.share_support import (
     SECURITY_HIV,
@@ -42,10 +43,12 @@ def server(database_dsn, data_dir):
         yield running
 
 
-def register(http) -> dict[str, str]:
+def register(http, data_dir) -> dict[str, str]:
     email = f"interop-{uuid.uuid4().hex[:10]}@example.org"
     password = f"correct horse {uuid.uuid4().hex[:8]} battery"
     assert http.post("/v1/auth/register", json={"email": email, "password": password}).is_success
+    code = code_from_folder(data_dir / "mail", email)
+    assert http.post("/v1/auth/verify-email", json={"email": email, "code": code}).is_success
     tokens = http.post("/v1/auth/login", json={"email": email, "password": password}).json()
     headers = {"Authorization": f"Bearer {tokens['accessToken']}"}
     return {"headers": headers, "id": http.get("/v1/me", headers=headers).json()["id"]}
@@ -55,9 +58,9 @@ def stamp(days_ago: int) -> str:
     return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def test_qr_to_decrypted_records_with_independent_tools(server, services):
+async def test_qr_to_decrypted_records_with_independent_tools(server, services, data_dir):
     with server.client() as http:
-        patient = register(http)
+        patient = register(http, data_dir)
         patient_id = UUID(patient["id"])
         hospital = await grant_hospital(services, patient_id)
         await push(

@@ -21,6 +21,7 @@ from uuid import UUID
 import pytest
 
 from tests.live_server import live_server
+from tests.mail_support import code_from_folder
 from tests.records_support import bundle, grant_hospital, observation, push
 from tests.share_support import SECURITY_HIV, condition, in_days
 
@@ -98,11 +99,13 @@ def wait(driver, timeout: float = 20) -> WebDriverWait:
     return WebDriverWait(driver, timeout)
 
 
-async def test_a_doctor_opens_a_share_with_passcode_and_name(server, services, browser):
+async def test_a_doctor_opens_a_share_with_passcode_and_name(server, services, browser, data_dir):
     with server.client() as http:
         email = f"viewer-{uuid.uuid4().hex[:10]}@example.org"
         password = f"correct horse {uuid.uuid4().hex[:8]} battery"
         http.post("/v1/auth/register", json={"email": email, "password": password})
+        code = code_from_folder(data_dir / "mail", email)
+        http.post("/v1/auth/verify-email", json={"email": email, "code": code})
         token = http.post("/v1/auth/login", json={"email": email, "password": password}).json()
         headers = {"Authorization": f"Bearer {token['accessToken']}"}
         patient_id = UUID(http.get("/v1/me", headers=headers).json()["id"])

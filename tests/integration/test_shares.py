@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from domain.clock import FixedClock
 from tests.conftest import TEST_PUBLIC_URL, Patient, register_patient, settings_for
+from tests.mail_support import EmlFolder
 from tests.records_support import bundle, grant_hospital, observation, push
 from tests.share_support import (
     SECURITY_HIV,
@@ -243,7 +244,7 @@ async def test_twenty_parallel_wrong_passcodes_get_five_checks(
 
     with live_server(database_dsn, data_dir) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
-            patient = await register_patient(http)
+            patient = await register_patient(http, mailbox=EmlFolder(data_dir / "mail"))
             share = await create_share(http, patient, passcode="right-one")
             url = parse_shlink(share["shlink"])["url"]
             answers = await asyncio.gather(
@@ -329,7 +330,10 @@ async def test_revoking_the_share_consent_or_erasing_the_account_ends_it(client,
 
     other = await create_share(client, patient, longTerm=True)
     assert (await open_share(client, other)).status_code == 200
-    assert (await client.delete("/v1/me", headers=patient.headers)).status_code == 204
+    erased = await client.request(
+        "DELETE", "/v1/me", json={"password": patient.password}, headers=patient.headers
+    )
+    assert erased.status_code == 204
     assert_problem(await open_share(client, other), 404)
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.testing import AsyncTestClient
 
 from tests.app_in_loop import client_from, in_loop_app  # noqa: F401 - the `app` fixture
-from tests.conftest import audit_history, register_patient
+from tests.conftest import Patient, audit_history, register_patient
 
 PROBLEM = "application/problem+json"
 ISSUER = "http://testserver.local"  # PHR_PUBLIC_URL of the test settings
@@ -62,6 +62,14 @@ def claims_for(patient_id: str, **changes) -> dict:
 
 async def me_with(client, token: str):
     return await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+
+async def signed_in_again(client, patient: Patient) -> Patient:
+    login = await client.post(
+        "/v1/auth/login", json={"email": patient.email, "password": patient.password}
+    )
+    assert login.status_code == 200, login.text
+    return Patient(patient.email, patient.password, login.json(), patient.profile)
 
 
 def assert_unauthorized(response) -> None:
@@ -226,7 +234,9 @@ async def test_reuse_revokes_the_whole_family(client, patient):
     assert_unauthorized(await refresh(client, first))
     # ... and the newer token of the same family is dead too.
     assert_unauthorized(await refresh(client, second))
-    reuse = [r for r in await audit_history(client, patient) if r["action"] == "auth.refresh_reuse"]
+    assert_unauthorized(await me_with(client, patient.tokens["accessToken"]))
+    history = await audit_history(client, await signed_in_again(client, patient))
+    reuse = [r for r in history if r["action"] == "auth.refresh_reuse"]
     assert [(r["outcome"], r["reason"]) for r in reuse] == [("denied", "token-reused")]
     # Other sign-ins of the same patient are separate families and still work.
     login = await client.post(
@@ -265,7 +275,9 @@ async def test_logout_revokes_the_family(client, patient):
     response = await client.post("/v1/auth/logout", json={"refreshToken": token})
     assert response.status_code == 204
     assert_unauthorized(await refresh(client, token))
-    actions = await audit_history(client, patient)  # the access token lives on
+    # The session's access token ends with it (the token check asks for the session).
+    assert_unauthorized(await me_with(client, patient.tokens["accessToken"]))
+    actions = await audit_history(client, await signed_in_again(client, patient))
     assert ("auth.logout", "success") in [(r["action"], r["outcome"]) for r in actions]
     assert ("auth.refresh", "denied") in [(r["action"], r["outcome"]) for r in actions]
 

@@ -233,12 +233,19 @@ async def test_dicom_goes_up_and_comes_back_as_an_imaging_study(stack: Stack) ->
     assert listed["recordId"] == record["id"]
     assert listed["studyUid"] == uid
     assert listed["modalities"] == ["CT"]
-    (link,) = [link for link in listed["links"] if link["kind"] == "download"]
-    assert link["url"] == f"{PUBLIC}/v1/records/{record['id']}/content"
+    assert {link["kind"] for link in listed["links"]} == {"dicomweb", "viewer"}
+    # The file itself comes back through WADO-RS, byte for byte.
+    series = study["series"][0]["uid"]
+    instance = study["series"][0]["instance"][0]["uid"]
+    fetched = await stack.client.get(
+        f"/v1/dicomweb/studies/{uid}/series/{series}/instances/{instance}", headers=patient.headers
+    )
+    assert fetched.status_code == 200
+    assert DICOM in fetched.content
 
-    fetched = await download(stack, patient, record["id"])
-    assert fetched.content == DICOM
-    assert "CT_small.dcm" in fetched.headers["content-disposition"]
+    # A repeat answers with what the import made of the file.
+    again = await complete(stack, patient, started["id"])
+    assert again.status_code == 200 and again.json()["status"] == "done"
 
 
 # --- refusals ------------------------------------------------------------------------------

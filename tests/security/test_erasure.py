@@ -123,7 +123,10 @@ async def test_erased_patient_with_data_everywhere__only_pseudonymised_audit_ent
     }, holding
     assert any(patient.id in key for key in every_stored_key(stack, settings.data_dir))
 
-    assert (await client.delete("/v1/me", headers=patient.headers)).status_code == 204
+    erased = await client.request(
+        "DELETE", "/v1/me", json={"password": patient.password}, headers=patient.headers
+    )
+    assert erased.status_code == 204, erased.text
 
     # A hospital that keeps pushing: 410, nothing stored or parked.
     later = await hospital.push(mrn, bundle(observation(f"obs-later-{marker}")))
@@ -173,7 +176,10 @@ async def test_parked_push_for_an_erased_patients_ref__deleted_at_erasure(
         hospital.id,
         json.dumps(bundle(observation("parked-1"))),
     )
-    assert (await client.delete("/v1/me", headers=patient.headers)).status_code == 204
+    erased = await client.request(
+        "DELETE", "/v1/me", json={"password": patient.password}, headers=patient.headers
+    )
+    assert erased.status_code == 204, erased.text
     assert (
         await superuser_conn.fetchval(
             "SELECT count(*) FROM webhook_parked_push WHERE patient_ref = 'MRN-PARK'"
@@ -187,7 +193,10 @@ async def test_a_new_patient_linking_under_an_erased_ref__receives_pushes_again(
     first = await register_patient(client)
     hospital = await new_hospital(client, settings)
     await linked(client, first, hospital, "MRN-REUSE")
-    assert (await client.delete("/v1/me", headers=first.headers)).status_code == 204
+    erased = await client.request(
+        "DELETE", "/v1/me", json={"password": first.password}, headers=first.headers
+    )
+    assert erased.status_code == 204, erased.text
     assert (await hospital.push("MRN-REUSE", bundle(observation("x")))).status_code == 410
     second = await register_patient(client)
     await linked(client, second, hospital, "MRN-REUSE")

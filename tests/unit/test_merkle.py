@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.merkle import (
+from domain.audit.merkle import (
     Node,
     ProofError,
     append_leaves,

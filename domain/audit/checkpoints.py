@@ -38,7 +38,8 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
 
 class NoteSigner(Protocol):
-    """The log's Ed25519 key (kept apart from the access-token keys)."""
+    """The audit log's Ed25519 key (kept apart from the access-token keys); also
+    verifies signatures, for checkpoints a caller hands back."""
 
     @property
     def name(self) -> str: ...
@@ -47,6 +48,8 @@ class NoteSigner(Protocol):
     def public_key(self) -> bytes: ...
 
     def sign(self, message: bytes) -> bytes: ...
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -61,7 +64,7 @@ def verifier_key(name: str, public_key: bytes) -> str:
 def parse_verifier_key(text: str) -> tuple[str, bytes, bytes]:
     """(name, key id, public key) from a verifier key string."""
     try:
-        name, hex_id, encoded = text.split("+")
+        name, hex_id, encoded = text.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         wanted_id = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error):

@@ -1,0 +1,107 @@
+"""A read and the audit row that records it, in one statement: one round trip and
+one transaction (a statement outside BEGIN commits on its own, before the rows
+come back), with `synchronous_commit` as configured. The statement also says
+whether the patient's account still exists, so a token's holder needs no
+separate look-up per request.
+
+    WITH active AS (...account exists...),
+         found AS MATERIALIZED (<the read>),
+         logged AS (INSERT INTO audit_event ... FROM found ... WHERE account exists)
+    SELECT account_active, found.* ...
+
+The audit row's fields come from the domain: the event to write when rows were
+found and the one to write when none were (a refusal, for a single record)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from uuid import UUID
+
+from domain.audit.events import AuditEvent
+
+_FIELDS = 17
+
+
+# Built once per shape (the timeline has a few dozen), not per request.
+@functools.lru_cache(maxsize=256)
+def audited_statement(
+    select_sql: str, first: int, *, single: bool, order_by: str = "", listed: str = "true"
+) -> str:
+    """Wraps `select_sql` (which uses $1..$first-1, $1 being the patient id) with the
+    account check and the audit insert; the audit fields are $first.. onwards
+    (see `audit_args`). `single`: the read names one resource (its type comes from
+    the row); otherwise the event lists the ids of the rows found (those matching
+    the SQL condition `listed`), in `order_by` order."""
+    a = [f"${first + i}" for i in range(_FIELDS)]
+    resource_type = (
+        f"CASE WHEN hit.n > 0 THEN coalesce({a[7]}::text, hit.resource_type) ELSE {a[8]}::text END"
+        if single
+        else f"CASE WHEN hit.n > 0 THEN {a[7]}::text ELSE {a[8]}::text END"
+    )
+    ids = f"{a[15]}::text[]" if single else f"coalesce(hit.ids, {a[15]}::text[])"
+    aggregate_order = f" ORDER BY {order_by}" if order_by else ""
+    outer_order = (
+        "ORDER BY " + ", ".join(f"found.{part.strip()}" for part in order_by.split(","))
+        if order_by
+        else ""
+    )
+    return f"""
+        WITH active AS MATERIALIZED (
+            SELECT CASE WHEN {a[16]}::uuid IS NULL
+                THEN EXISTS (SELECT 1 FROM patient WHERE id = $1)
+                ELSE EXISTS (SELECT 1 FROM refresh_token_family
+                             WHERE id = {a[16]}::uuid AND patient_id = $1
+                               AND revoked_at IS NULL)
+            END AS yes
+        ),
+        found AS MATERIALIZED ({select_sql}),
+        logged AS (
+            INSERT INTO audit_event (
+                patient_id, recorded_at, action, outcome, actor_type, actor_id, resource_type,
+                resource_ids, purpose, reason, client_address, user_agent, request_id)
+            SELECT {a[0]}::uuid, {a[1]}::timestamptz, {a[2]}::text,
+                   CASE WHEN hit.n > 0 THEN {a[3]}::text ELSE {a[4]}::text END,
+                   {a[5]}::text, {a[6]}::text, {resource_type}, {ids}, {a[9]}::text,
+                   CASE WHEN hit.n > 0 THEN {a[10]}::text ELSE {a[11]}::text END,
+                   {a[12]}::text, {a[13]}::text, {a[14]}::text
+            FROM (
+                SELECT count(*) AS n, min(resource_type) AS resource_type,
+                       array_agg(id::text{aggregate_order}) FILTER (WHERE {listed}) AS ids
+                FROM found
+            ) AS hit
+            WHERE (SELECT yes FROM active)
+            RETURNING 1
+        )
+        SELECT (SELECT yes FROM active) AS account_active,
+               (SELECT count(*) FROM logged) AS audited, found.*
+        FROM (SELECT 1) AS one LEFT JOIN found ON true
+        {outer_order}
+    """
+
+
+def audit_args(
+    found: AuditEvent, missing: AuditEvent, now: datetime, session_id: UUID | None = None
+) -> list[object]:
+    """The audit parameters: `found` is written when the read found rows,
+    `missing` (outcome, reason, resource type) when it found none; last, the
+    session whose liveness the statement checks (None: the account's)."""
+    return [
+        found.patient_id,
+        now,
+        found.action,
+        found.outcome,
+        missing.outcome,
+        found.actor_type,
+        found.actor_id,
+        found.resource_type,
+        missing.resource_type,
+        found.purpose,
+        found.reason,
+        missing.reason,
+        found.context.client_address,
+        found.context.user_agent,
+        found.context.request_id,
+        list(found.resource_ids),
+        session_id,
+    ]
