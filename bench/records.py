@@ -271,7 +271,7 @@ async def make_patients(client: httpx.AsyncClient, count: int) -> list[tuple[UUI
         async with gate:
             account = {"email": f"bench-{n}-{uuid.uuid4().hex[:6]}@example.org",
                        "password": "a long bench passphrase 42"}  # fmt: skip
-            assert (await client.post("/v1/auth/register", json=account)).status_code == 201
+            assert (await client.post("/v1/auth/register", json=account)).status_code == 202
             tokens = (await client.post("/v1/auth/login", json=account)).json()
             auth = {"Authorization": f"Bearer {tokens['accessToken']}"}
             me = (await client.get("/v1/me", headers=auth)).json()
