@@ -26,7 +26,7 @@ from domain.records.use_cases import PatientRecords
 from domain.uploads.upload import UploadRules
 from domain.uploads.use_cases import PatientUploads
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
-from infra.account_alerts import LoggedAccountAlerts
+from infra.account_alerts import MailedAccountAlerts
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.blobs.local import LocalBlobStore
 from infra.common_passwords import common_passwords
@@ -141,8 +141,10 @@ class Services:
         )
 
     @cached_property
-    def account_alerts(self) -> LoggedAccountAlerts:
-        return LoggedAccountAlerts()
+    def account_alerts(self) -> MailedAccountAlerts:
+        return MailedAccountAlerts(
+            PgAccountStore(self.database), self.mail_outbox, self.unit_of_work
+        )
 
     # The hasher's pool is shut down in close_services.
     @cached_property
