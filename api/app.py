@@ -14,9 +14,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from api.allow_header import allow_header_middleware
 from api.current_patient import provide_audited_reader, provide_current_patient
 from api.deps import USE_CASES, request_context
 from api.problems import exception_handlers, unavailable_handler
+from api.request_body import BoundedRequest
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
 from domain.ports import Clock
@@ -41,6 +43,8 @@ def create_app(
         services = await open_services(settings, database_dsn, clock=clock)
         app.state.services = services
         app.state.outages = services.database.outages
+        # For request_context: whose Forwarded / X-Forwarded-For is believed.
+        app.state.trusted_proxies = settings.trusted_proxies
         worker = None
         try:
             if settings.worker_enabled:
@@ -69,8 +73,9 @@ def create_app(
             **dict.fromkeys(UNAVAILABLE_ERRORS, unavailable_handler(unavailable_reason)),
             **exception_handlers,
         },
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, allow_header_middleware],
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
         openapi_config=openapi_config(),
         debug=False,
         # Logging is ours (JSON lines with request ids), configured by the entry point.

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
+from api.client_address import client_address
 from domain.accounts.password_changes import PasswordChanges
 from domain.accounts.profile_use_cases import ProfileChanges
 from domain.accounts.registration import Registration
@@ -19,6 +20,7 @@ from domain.audit.trail import AuditTrail
 from domain.audit.use_cases import AuditHistory
 from domain.consents.use_cases import PatientConsents
 from domain.dicomweb import DicomWeb
+from domain.flood_guard import FloodGuard
 from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
@@ -37,7 +39,10 @@ from domain.uploads.use_cases import PatientUploads
 
 def request_context(request: Request[Any, Any, Any]) -> RequestContext:
     """Where the request came from, for audit rows."""
-    client = request.client.host if request.client else None
+    peer = request.client.host if request.client else None
+    # PHR_TRUSTED_PROXIES, put in the app's state by create_app.
+    trusted = getattr(request.app.state, "trusted_proxies", ())
+    client = client_address(peer, request.headers.items(), trusted)
     user_agent = request.headers.get("user-agent")
     return RequestContext(
         client_address=client,
@@ -57,6 +62,7 @@ PatientLinksDep = NamedDependency[PatientLinks]
 PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
+WebhookFloodGuardDep = NamedDependency[FloodGuard]
 ImagingCatalogDep = NamedDependency[ImagingCatalog]
 ImagingImportDep = NamedDependency[ImagingImport]
 DicomWebDep = NamedDependency[DicomWeb]
@@ -84,6 +90,7 @@ USE_CASES = {
     "patient_records": "patient_records",
     "patient_uploads": "patient_uploads",
     "hospital_webhooks": "hospital_webhooks",
+    "webhook_flood_guard": "webhook_flood_guard",
     "imaging_catalog": "imaging_catalog",
     "imaging_import": "imaging_import",
     "dicomweb": "dicomweb",

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from domain.erasure_traces import Gone
 from domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -39,6 +40,7 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     RateLimited: 429,
     Overloaded: 503,
+    Gone: 410,
 }
 
 

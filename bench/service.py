@@ -89,6 +89,7 @@ def uvicorn_server(
         # to read, no per-address limit on registrations.
         "PHR_EMAIL_VERIFICATION": "off",
         "PHR_ACCOUNT_MAIL_PER_ADDRESS": "1000000",
+        "PHR_REGISTRATIONS_PER_HOUR": "1000000",
         **(env or {}),
     }
     args = [

@@ -13,12 +13,20 @@ from typing import Any, Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from domain.access import Permit
-from domain.accounts.account import Account, Credentials, NewAccount
-from domain.accounts.codes import StoredCode
-from domain.accounts.login_throttle import LoginAttempt
-from domain.accounts.passwords import PasswordCheck
-from domain.accounts.sessions import Session
-from domain.accounts.tokens import AccessClaims, IssuedAccessToken, RefreshTokenState
+
+# Ports defined beside the rules they serve, re-exported so every port is found here.
+from domain.accounts.alerts import AccountAlerts  # noqa: F401
+from domain.accounts.ports import (  # noqa: F401
+    AccessTokens,
+    AccountCodeStore,
+    AccountEraser,
+    AccountStore,
+    FileEraser,
+    MailOutbox,
+    PasswordHasher,
+    RefreshTokenStore,
+    SigningKeyStore,
+)
 from domain.audit.events import AuditEvent
 from domain.audit.ports import AuditLog, NoteSigner, TransparencyLogStore  # noqa: F401
 from domain.blobs import BlobInfo, PresignedRequest
@@ -27,7 +35,6 @@ from domain.hospitals.deliveries import ParkedPush
 from domain.hospitals.directory import DirectoryEntry, DirectoryQuery
 from domain.hospitals.hospital import Hospital, WebhookSecret
 from domain.hospitals.links import Link
-from domain.mail import MailMessage
 from domain.notifications.model import (
     DeadLetter,
     Delivery,
@@ -60,6 +67,7 @@ from domain.sharing.ports import (  # noqa: F401
     RequestThrottle,
     ShareStore,
 )
+from domain.throttle import Throttle  # noqa: F401
 from domain.uploads.upload import Upload
 
 # --- transactions and time ---------------------------------------------------
@@ -90,144 +98,13 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-# --- accounts and tokens -------------------------------------------------------
-
-
-class AccountStore(Protocol):
-    async def add(self, account: NewAccount) -> Account:
-        """Raises EmailAlreadyRegistered when the email (ignoring case) is taken."""
-        ...
-
-    async def credentials(self, email: str) -> Credentials | None: ...
-
-    async def replace_password_hash(
-        self, patient_id: UUID, old_hash: str, new_hash: str, at: datetime
-    ) -> None: ...
-
-    async def get(self, patient_id: UUID) -> Account | None: ...
-
-    async def exists(self, patient_id: UUID) -> bool: ...
-
-    async def find(self, email: str) -> Account | None: ...  # by email, ignoring case
-    async def password_hash(self, patient_id: UUID) -> str | None: ...
-    async def set_password_hash(self, patient_id: UUID, new_hash: str, at: datetime) -> None: ...
-    async def mark_verified(self, patient_id: UUID, at: datetime) -> None: ...
-    async def update_profile(self, patient_id: UUID, *, display_name: str | None, locale: str,
-                             time_zone: str) -> Account | None: ...  # fmt: skip
-    async def change_email(self, patient_id: UUID, email: str, at: datetime) -> None: ...
-
-
-class AccountCodeStore(Protocol):
-    # Mailed one-time codes, one live per account and purpose; `replace` overwrites
-    # the earlier one, `lock` holds it until the transaction ends.
-    async def replace(self, *, patient_id: UUID, purpose: str, digest: bytes,
-                      new_email: str | None, created_at: datetime, expires_at: datetime) -> None: ...  # fmt: skip
-    async def lock(self, patient_id: UUID, purpose: str) -> StoredCode | None: ...
-    async def count_failure(self, patient_id: UUID, purpose: str) -> None: ...
-    async def use(self, patient_id: UUID, purpose: str, at: datetime) -> None: ...
-
-
-class MailOutbox(Protocol):
-    # `post` queues in the open unit of work (sent only if it commits); `deliver_soon`,
-    # after the commit, starts delivery without waiting for it.
-    async def post(self, message: MailMessage) -> None: ...
-    def deliver_soon(self) -> None: ...
-
-
-class PasswordHasher(Protocol):
-    """Slow, salted, memory-hard hashing off the event loop. Both methods raise
-    `domain.errors.Overloaded` rather than queue without bound."""
-
-    async def hash(self, password: str) -> str: ...
-
-    async def verify(self, stored_hash: str | None, password: str) -> PasswordCheck:
-        """`stored_hash=None` checks against a dummy hash, so an unknown account
-        costs the same time as a wrong password."""
-        ...
-
-
-class LoginThrottle(Protocol):
-    async def begin(self, *, account_key: str, address_key: str, now: datetime) -> LoginAttempt:
-        """Raises RateLimited when either key is over its limit; otherwise records
-        the attempt (committed at once, so parallel attempts see it)."""
-        ...
-
-    async def release(self, attempt: LoginAttempt, *, reset_account: bool) -> None:
-        """Forgets the attempt (it was not a failed guess); after a successful
-        login also forgets the account's earlier failures."""
-        ...
-
-
-class AccessTokens(Protocol):
-    async def issue(
-        self, patient_id: UUID, now: datetime, session_id: UUID | None = None
-    ) -> IssuedAccessToken: ...  # session_id (the token family) goes in as `sid`
-
-    async def jwks(self, now: datetime) -> list[dict[str, str]]:
-        """The public keys that verify tokens now, as JWKs."""
-        ...
-
-    async def verify(self, token: str, now: datetime) -> AccessClaims:
-        """Raises AuthenticationFailed for anything but a valid token."""
-        ...
-
-
-class SigningKeyStore(Protocol):
-    async def rotate(self, now: datetime) -> tuple[str, str | None]:
-        """Makes a new current key; returns (new kid, retired kid or None)."""
-        ...
-
-
-class RefreshTokenStore(Protocol):
-    # Refresh-token families, which are also the patient's sessions (devices).
-    async def start_family(self, *, patient_id: UUID, token_hash: bytes, issued_at: datetime,
-                           expires_at: datetime, device_name: str | None = None,
-                           client_address: str | None = None) -> UUID: ...  # fmt: skip
-
-    async def lock(self, token_hash: bytes) -> RefreshTokenState | None:
-        """The token's state, with its family locked until the transaction ends, so
-        concurrent uses of one family line up."""
-        ...
-
-    async def spend_and_issue(
-        self,
-        *,
-        spent_hash: bytes,
-        state: RefreshTokenState,
-        new_hash: bytes,
-        issued_at: datetime,
-        expires_at: datetime,
-    ) -> bool:
-        """Marks the token spent only if it was not; False if someone else spent it."""
-        ...
-
-    async def revoke_family(
-        self, family_id: UUID, patient_id: UUID, at: datetime, reason: str
-    ) -> None: ...
-
-    # Asked on every request: an ended session's access tokens stop at once.
-    async def session_active(self, patient_id: UUID, family_id: UUID) -> bool: ...
-    async def sessions(self, patient_id: UUID, now: datetime) -> list[Session]: ...
-    async def revoke_session(self, patient_id: UUID, family_id: UUID, at: datetime,
-                             reason: str) -> bool: ...  # fmt: skip
-    async def revoke_all(self, patient_id: UUID, at: datetime, reason: str, *,
-                         keep: UUID | None = None) -> list[UUID]: ...  # fmt: skip
+# --- hospital directory --------------------------------------------------------
 
 
 class HospitalDirectoryStore(Protocol):
     # Name or city contains the text, by (name, id); `linked`: the permit's patient's.
     async def search(self, permit: Permit, query: DirectoryQuery) -> list[DirectoryEntry]: ...
     async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]: ...
-
-
-class AccountEraser(Protocol):
-    async def erase(self, permit: Permit) -> bool:
-        """Deletes the account and everything that hangs off it; False if absent."""
-        ...
-
-
-class FileEraser(Protocol):
-    async def delete_prefix(self, prefix: str) -> None: ...
 
 
 # --- records and consents ------------------------------------------------------
@@ -301,6 +178,11 @@ class ConsentStore(Protocol):
         before the policy decides: `authorize` checks whose it is and for whom."""
         ...
 
+    async def hold(self, consent_id: UUID) -> Consent | None:
+        """`relied_on`, and kept from changing until the caller's transaction
+        ends: a revocation waits for an ingest that relies on the consent."""
+        ...
+
 
 # --- files and uploads ---------------------------------------------------------
 
@@ -338,9 +220,18 @@ class BlobStore(Protocol):
         """Removes the object; deleting a missing object is not an error."""
         ...
 
+    async def finalize(self, key: str, final_key: str) -> None:
+        """Moves an upload from `key` (upload URLs write it) to `final_key` (none
+        can), then `key` takes no more writes where the store can refuse them."""
+        ...
+
     async def delete_prefix(self, prefix: str) -> None:
         """Removes every object under `prefix` (which ends with "/"), e.g.
         `patients/<id>/` when an account is erased."""
+        ...
+
+    async def seal_prefix(self, prefix: str) -> None:
+        """See FileEraser.seal_prefix."""
         ...
 
 
@@ -352,8 +243,10 @@ class UploadStore(Protocol):
         ...
 
     async def mark_completed(
-        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime
-    ) -> None: ...
+        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime, final_key: str
+    ) -> None:
+        """Completed, with the object now at `final_key` (see BlobStore.finalize)."""
+        ...
 
     async def for_record(self, permit: Permit, record_id: UUID) -> tuple[Upload, str] | None:
         """The completed upload behind a record, with the record's resource type,
@@ -428,10 +321,6 @@ class WebhookDeliveryStore(Protocol):
         """Keeps the answer given (opaque bytes: the api's rendering)."""
         ...
 
-    async def code_failures(self, hospital_id: UUID, window: datetime) -> int: ...
-
-    async def add_code_failure(self, hospital_id: UUID, window: datetime) -> None: ...
-
     async def park(
         self,
         hospital_id: UUID,
@@ -440,6 +329,10 @@ class WebhookDeliveryStore(Protocol):
         bundle: dict[str, Any],
         at: datetime,
     ) -> None: ...
+
+    async def erased(self, hospital_id: UUID, ref_digest: bytes) -> bool: ...
+
+    async def lift_erasure(self, hospital_id: UUID, ref_digest: bytes) -> None: ...
 
     async def take_parked(self, hospital_id: UUID, patient_ref: str) -> list[ParkedPush]:
         """Removes and returns the parked pushes for this MRN, oldest first."""

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import jwt
+import msgspec
 
 from domain.accounts.tokens import (
     ACCESS_TOKEN_AUDIENCE,
@@ -87,7 +88,7 @@ class JwtAccessTokens:
                 self._verified.pop(token, None)
                 raise _refused()
             self._verified.move_to_end(token)
-            return self._checked(claims, now)
+            return msgspec.structs.replace(self._checked(claims, now), kid=kid)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -125,7 +126,7 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError:
             raise _refused() from None
-        checked = self._checked(claims, now)
+        checked = msgspec.structs.replace(self._checked(claims, now), kid=kid)
         self._verified[token] = (kid, claims)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)

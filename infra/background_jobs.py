@@ -47,6 +47,18 @@ def build_worker(services: Services) -> Worker:
     async def prune_finished_jobs() -> None:
         await PgJobStore(services.database).prune_finished(clock.now() - FINISHED_JOB_TTL)
 
+    async def sweep_erased_files() -> None:
+        # S3 cannot revoke a presigned PUT: a file put back through an upload URL
+        # open at erasure goes once every such URL has expired.
+        swept = 0
+        while True:
+            batch = await services.account_erasure.sweep_erased_files(limit=100)
+            swept += batch
+            if batch < 100:
+                break
+        if swept:
+            log.info("swept erased accounts' files again", extra={"swept": swept})
+
     async def seal_audit_events() -> None:
         await services.transparency_log.seal()
 
@@ -60,6 +72,7 @@ def build_worker(services: Services) -> Worker:
     worker.every("webhooks.prune_deliveries", timedelta(hours=1), prune_webhook_deliveries)
     worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)
     worker.every("jobs.prune_finished", timedelta(hours=1), prune_finished_jobs)
+    worker.every("erasure.sweep_files", timedelta(minutes=5), sweep_erased_files)
 
     register_imaging_jobs(worker, services)
 

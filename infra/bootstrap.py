@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from uuid import UUID
 
-from domain.accounts.login_throttle import ThrottlePolicy
+from domain.accounts.flow_throttle import AccountFlowLimits
+from domain.accounts.login_throttle import SignInPolicy
 from domain.accounts.passwords import PasswordPolicy
 from domain.accounts.signing_key_use_cases import SigningKeyRotation
 from domain.accounts.use_cases import AccountErasure, Authentication
 from domain.audit.use_cases import AuditHistory
 from domain.clock import SystemClock
 from domain.consents.use_cases import PatientConsents
+from domain.flood_guard import FloodGuard
 from domain.hospitals.deliveries import WebhookLimits
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.operator_use_cases import Hospitals
@@ -24,6 +26,7 @@ from domain.records.use_cases import PatientRecords
 from domain.uploads.upload import UploadRules
 from domain.uploads.use_cases import PatientUploads
 from infra.access_tokens import JwtAccessTokens, verify_retired_for
+from infra.account_alerts import MailedAccountAlerts
 from infra.blobs.factory import OpenBlobStore, open_blob_store
 from infra.blobs.local import LocalBlobStore
 from infra.common_passwords import common_passwords
@@ -35,11 +38,11 @@ from infra.pg.database import Database
 from infra.pg.erasure import PgAccountEraser
 from infra.pg.hospitals import PgHospitalStore
 from infra.pg.links import PgLinkStore
-from infra.pg.login_throttle import PgLoginThrottle
 from infra.pg.migration_runner import pending
 from infra.pg.records import PgRecordStore
 from infra.pg.refresh_tokens import PgRefreshTokenStore
 from infra.pg.signing_keys import PgSigningKeys
+from infra.pg.throttle import PgThrottle
 from infra.pg.unit_of_work import PgUnitOfWork
 from infra.pg.uploads import PgUploadStore
 from infra.pg.webhook_deliveries import PgWebhookDeliveryStore
@@ -110,7 +113,37 @@ class Services:
     def signing_keys(self) -> PgSigningKeys:
         return PgSigningKeys(
             self.database,
+            self.secret_box,
             verify_retired_for=verify_retired_for(self.settings.access_token_ttl_seconds),
+        )
+
+    # One throttle for every guessable thing (sign-in, registration, refresh, codes).
+    @cached_property
+    def throttle(self) -> PgThrottle:
+        return PgThrottle(self.database)
+
+    @cached_property
+    def sign_in_policy(self) -> SignInPolicy:
+        settings = self.settings
+        return SignInPolicy(
+            pair_failures=settings.login_account_failures,
+            address_failures=settings.login_address_failures,
+            delay_after=settings.login_account_failures,
+            window_seconds=settings.login_window_seconds,
+            registrations_per_hour=settings.registrations_per_hour,
+            refresh_failures=settings.refresh_failures,
+        )
+
+    @cached_property
+    def webhook_flood_guard(self) -> FloodGuard:
+        return FloodGuard(
+            self.settings.webhook_address_requests, self.settings.webhook_window_seconds
+        )
+
+    @cached_property
+    def account_alerts(self) -> MailedAccountAlerts:
+        return MailedAccountAlerts(
+            PgAccountStore(self.database), self.mail_outbox, self.unit_of_work
         )
 
     # The hasher's pool is shut down in close_services.
@@ -151,7 +184,12 @@ class Services:
     @cached_property
     def account_erasure(self) -> AccountErasure:
         return AccountErasure(
-            self.unit_of_work, PgAccountEraser(self.database), self.blobs, self.audit, self.clock
+            self.unit_of_work,
+            PgAccountEraser(self.database),
+            self.blobs,
+            self.audit,
+            self.clock,
+            self.secret_box.derive(b"erased-ref"),
         )
 
     @cached_property
@@ -163,18 +201,14 @@ class Services:
             policy=PasswordPolicy(common_passwords()),
             access_tokens=self.access_tokens,
             refresh_tokens=self.refresh_tokens,
-            throttle=PgLoginThrottle(
-                self.database,
-                ThrottlePolicy(
-                    account_failures=settings.login_account_failures,
-                    address_failures=settings.login_address_failures,
-                    window_seconds=settings.login_window_seconds,
-                ),
-            ),
+            throttle=self.throttle,
+            throttle_policy=self.sign_in_policy,
+            alerts=self.account_alerts,
             audit=self.audit,
             unit_of_work=self.unit_of_work,
             clock=self.clock,
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+            refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
             verification_required=settings.email_verification,
         )
 
@@ -201,11 +235,6 @@ class Services:
         from infra.pg.account_codes import PgAccountCodeStore
 
         settings = self.settings
-        login_policy = ThrottlePolicy(
-            account_failures=settings.login_account_failures,
-            address_failures=settings.login_address_failures,
-            window_seconds=settings.login_window_seconds,
-        )
         return AccountPorts(
             accounts=PgAccountStore(self.database),
             codes=PgAccountCodeStore(self.database),
@@ -214,24 +243,18 @@ class Services:
             policy=PasswordPolicy(common_passwords()),
             sessions=self.refresh_tokens,
             outbox=self.mail_outbox,
-            request_throttle=PgLoginThrottle(
-                self.database,
-                ThrottlePolicy(
-                    account_failures=settings.account_mail_per_email,
-                    address_failures=settings.account_mail_per_address,
-                    window_seconds=settings.account_mail_window_seconds,
-                ),
+            # The one throttle of sign-in; a current-password guess counts on the
+            # sign-in keys: one budget of password guesses.
+            throttle=self.throttle,
+            limits=AccountFlowLimits(
+                mail_per_email=settings.account_mail_per_email,
+                mail_per_address=settings.account_mail_per_address,
+                mail_window_seconds=settings.account_mail_window_seconds,
+                code_failures_per_email=settings.code_failures_per_email,
+                code_failures_per_address=settings.login_address_failures,
+                code_window_seconds=settings.login_window_seconds,
             ),
-            code_throttle=PgLoginThrottle(
-                self.database,
-                ThrottlePolicy(
-                    account_failures=settings.code_failures_per_email,
-                    address_failures=settings.login_address_failures,
-                    window_seconds=settings.login_window_seconds,
-                ),
-            ),
-            # Counts against the same keys as sign-in: one budget of password guesses.
-            password_throttle=PgLoginThrottle(self.database, login_policy),
+            sign_in=self.sign_in_policy,
             audit=self.audit,
             unit_of_work=self.unit_of_work,
             clock=self.clock,
@@ -314,6 +337,8 @@ class Services:
                 window_seconds=settings.webhook_window_seconds,
                 code_failures_per_hour=settings.link_code_failures_per_hour,
             ),
+            self.throttle,
+            self.secret_box.derive(b"erased-ref"),
             # New final results notify in the delivery's own transaction.
             on_ingested=ResultsNotifier(self.notifier, self.hospital_store),
         )

@@ -490,7 +490,12 @@ class EmbeddedPostgres:
     def _pg_ctl_start(
         self, account: ServerAccount | None, socket_dir: Path, *, keep_socket_dir: bool = False
     ) -> None:
-        options = f"-k {shlex.quote(str(socket_dir))} -h '' -p {PORT}"
+        # An error's DETAIL carries the row's values (a duplicate key names the
+        # email) and the failing statement follows it: neither goes to the log.
+        options = (
+            f"-k {shlex.quote(str(socket_dir))} -h '' -p {PORT}"
+            " -c log_error_verbosity=terse -c log_min_error_statement=panic"
+        )
         try:
             self._run(
                 account,

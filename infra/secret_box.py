@@ -87,6 +87,13 @@ def _key_file(path: Path) -> bytes:
             pass
         finally:
             temporary.unlink()
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        # Whoever can read it can open every sealed secret and mint tokens.
+        raise SecretKeyError(
+            f"{path} can be read or written by group or others (mode {mode & 0o777:o}); "
+            f"make it readable by its owner only: chmod 600 {path}"
+        )
     key = path.read_bytes()
     if len(key) != KEY_BYTES:
         raise SecretKeyError(f"{path} must hold exactly {KEY_BYTES} bytes")

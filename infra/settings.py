@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True):
     s3: S3Settings | None = None
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A sign-in's refresh-token family ends this long after the sign-in, however
+    # often it was rotated.
+    refresh_family_lifetime_seconds: int = 30 * 24 * 3600
     max_body_bytes: int = 1024 * 1024
     password_hash_workers: int = 2
     log_level: str = "INFO"
@@ -55,11 +58,20 @@ class Settings(msgspec.Struct, frozen=True):
     login_account_failures: int = 5
     login_address_failures: int = 50
     login_window_seconds: int = 15 * 60
+    # Registrations per client address per hour; refused refresh tokens per client
+    # address within the login window.
+    registrations_per_hour: int = 30
+    refresh_failures: int = 30
+    # Reverse proxies (CIDRs) whose Forwarded / X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
     # Hospital webhooks: deliveries admitted per hospital per fixed window, and
     # wrong link codes a hospital may send per hour.
     webhook_deliveries_per_window: int = 600
     webhook_window_seconds: int = 60
     link_code_failures_per_hour: int = 20
+    # Webhook requests per client address per webhook window, counted before the
+    # sender is authenticated (per API process).
+    webhook_address_requests: int = 1200
     # Largest file a patient may upload (bytes); at most domain.blobs.MAX_UPLOAD_BYTES.
     upload_max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     # Longest a single SQL statement may run (lock waits included) before the
@@ -194,6 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3=s3,
         access_token_ttl_seconds=ttl,
         refresh_token_ttl_seconds=_positive_int(env, "PHR_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        refresh_family_lifetime_seconds=_positive_int(
+            env, "PHR_REFRESH_FAMILY_LIFETIME", 30 * 24 * 3600
+        ),
         max_body_bytes=_positive_int(env, "PHR_MAX_BODY_BYTES", 1024 * 1024),
         password_hash_workers=_positive_int(
             env, "PHR_PASSWORD_HASH_WORKERS", default_hash_workers()
@@ -203,9 +218,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_account_failures=_positive_int(env, "PHR_LOGIN_ACCOUNT_FAILURES", 5),
         login_address_failures=_positive_int(env, "PHR_LOGIN_ADDRESS_FAILURES", 50),
         login_window_seconds=_positive_int(env, "PHR_LOGIN_WINDOW_SECONDS", 15 * 60),
+        registrations_per_hour=_positive_int(env, "PHR_REGISTRATIONS_PER_HOUR", 30),
+        refresh_failures=_positive_int(env, "PHR_REFRESH_FAILURES", 30),
+        trusted_proxies=_networks(env, "PHR_TRUSTED_PROXIES"),
         webhook_deliveries_per_window=_positive_int(env, "PHR_WEBHOOK_RATE_LIMIT", 600),
         webhook_window_seconds=_positive_int(env, "PHR_WEBHOOK_RATE_WINDOW_SECONDS", 60),
         link_code_failures_per_hour=_positive_int(env, "PHR_LINK_CODE_FAILURES_PER_HOUR", 20),
+        webhook_address_requests=_positive_int(env, "PHR_WEBHOOK_ADDRESS_LIMIT", 1200),
         upload_max_bytes=_upload_max_bytes(env),
         database_statement_timeout_seconds=_positive_int(env, "PHR_DB_STATEMENT_TIMEOUT", 15),
         dicom_viewer_url=_viewer_template(env),
@@ -328,3 +347,19 @@ def _upload_max_bytes(env: Mapping[str, str]) -> int:
     if value > MAX_UPLOAD_BYTES:
         raise SettingsError(f"PHR_UPLOAD_MAX_BYTES must be at most {MAX_UPLOAD_BYTES}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128)."""
+    import ipaddress
+
+    found = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(
+                    f"{name} must be comma-separated CIDRs like 10.0.0.0/8, got {part.strip()!r}"
+                ) from None
+    return tuple(found)

@@ -24,6 +24,15 @@ from infra.pg.migration_runner import migrate
 from infra.settings import Settings, load_settings
 from tests.s3_server import s3_server  # noqa: F401  (session fixture: a real S3 server)
 
+# One secrets key for the whole run (and the servers it starts): the run's database
+# is shared by its tests, and what one test's service sealed (signing keys, hospital
+# secrets) another test's service must open.
+os.environ.setdefault("PHR_SECRETS_KEY", base64.b64encode(os.urandom(32)).decode())
+
+
+# Every test registers its patients from the same test-client address.
+UNTHROTTLED_REGISTRATION = {"PHR_REGISTRATIONS_PER_HOUR": "1000000"}
+
 
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
@@ -117,6 +126,8 @@ def settings_for(
             "DATABASE_URL": database_dsn,
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": TEST_PUBLIC_URL,
+            **UNTHROTTLED_REGISTRATION,
+            "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
             # Tests run jobs when they mean to (Worker.run_pending / run_periodic).
             "PHR_WORKER": "off",
             "PHR_AUDIT_LOG_KEY": TEST_AUDIT_LOG_KEY,
@@ -169,7 +180,12 @@ class Patient:
 
 
 async def register_patient(
-    client, *, email: str | None = None, password: str | None = None, mailbox=None
+    client,
+    *,
+    email: str | None = None,
+    password: str | None = None,
+    display_name: str | None = None,
+    mailbox=None,
 ) -> Patient:
     """Registers, verifies the address with the code read from the mail phr sent
     (the `.eml` folder unless a mailbox is given), and signs in."""
@@ -178,7 +194,10 @@ async def register_patient(
     email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
     password = password or f"correct horse {uuid.uuid4().hex[:8]} battery"
     mailbox = mailbox or mailbox_of(client)
-    response = await client.post("/v1/auth/register", json={"email": email, "password": password})
+    fields = {"email": email, "password": password}
+    if display_name is not None:
+        fields["displayName"] = display_name
+    response = await client.post("/v1/auth/register", json=fields)
     assert response.status_code == 202, response.text
     code = await mailbox.next_code(email)
     response = await client.post("/v1/auth/verify-email", json={"email": email, "code": code})

@@ -5,6 +5,7 @@ Plus the upload flow as a patient's app drives it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from tests.conftest import UNTHROTTLED_REGISTRATION
 from tests.e2e.service import free_port
 from tests.mail_support import code_from_folder
 
@@ -31,7 +33,14 @@ def live_server(
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": base}
+    env = {
+        "DATABASE_URL": database_dsn,
+        "PHR_DATA_DIR": str(data_dir),
+        "PHR_PUBLIC_URL": base,
+        # The run's signing keys are sealed with the suite's one secrets key.
+        "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+        **UNTHROTTLED_REGISTRATION,
+    }
     _DATA_DIRS[base] = data_dir
     app = create_app(load_settings(env | (extra or {})))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

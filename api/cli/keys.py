@@ -1,5 +1,6 @@
 """`phr keys rotate`: make a new current signing key for access tokens. Tokens
-signed with the previous key keep verifying until they expire. The rotation is
+signed with the previous key keep verifying until they expire. `phr keys revoke
+KID`: tokens signed with that key stop verifying at once (a leaked key). The rotation is
 the domain's use case and leaves an audit row."""
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ async def rotate_signing_key(
     return {"kid": rotated.kid, "retiredKid": rotated.retired_kid}
 
 
+async def revoke_signing_key(
+    dsn: str, settings: Settings, kid: str, *, clock: Clock | None = None
+) -> dict[str, str | bool]:
+    async with operator_services(dsn, settings, clock) as services:
+        revoked = await services.signing_key_rotation.revoke(kid)
+    return {"kid": kid, "revoked": revoked}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="access-token signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -40,3 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         return 0
 
     rotate.set_defaults(run=run)
+
+    revoke = keys_sub.add_parser(
+        "revoke", help="revoke a signing key: tokens it signed stop verifying at once"
+    )
+    revoke.add_argument("kid", help="the key's id (the `kid` of tokens it signed)")
+
+    def run_revoke(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            with database_dsn(settings) as dsn:
+                result = asyncio.run(revoke_signing_key(dsn, settings, args.kid))
+        except PendingMigrations as exc:
+            print(f"phr: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(result))
+        return 0 if result["revoked"] else 1
+
+    revoke.set_defaults(run=run_revoke)

@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Response, get, post
 from litestar.exceptions import (
+    ClientException,
     NotAuthorizedException,
     PermissionDeniedException,
     ServiceUnavailableException,
@@ -141,7 +142,12 @@ REGISTRATION_ACCEPTED = Accepted(
     summary="Create a patient account; answers the same whether or not the address is known",
     tags=["auth"],
     status_code=HTTP_202_ACCEPTED,
-    raises=[ValidationException, TooManyRequestsException, ServiceUnavailableException],
+    raises=[
+        ValidationException,
+        ClientException,
+        TooManyRequestsException,
+        ServiceUnavailableException,
+    ],
 )
 async def register(
     data: JSONBody[RegisterRequest],
@@ -207,7 +213,7 @@ async def login(
     summary="Exchange a refresh token for a new token pair",
     tags=["auth"],
     status_code=HTTP_200_OK,
-    raises=[ValidationException, NotAuthorizedException],
+    raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def refresh(
     data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep
@@ -224,7 +230,7 @@ async def refresh(
     summary="Sign out: revoke the refresh token and its family",
     tags=["auth"],
     status_code=HTTP_204_NO_CONTENT,
-    raises=[ValidationException, NotAuthorizedException],
+    raises=[ValidationException, NotAuthorizedException, TooManyRequestsException],
 )
 async def logout(
     data: JSONBody[RefreshRequest], authentication: AuthenticationDep, context: RequestContextDep

@@ -18,6 +18,10 @@ from api.deps import AuditHistoryDep, AuditTrailDep, RequestContextDep
 from domain.access import PatientActor
 from domain.audit.leaves import event_leaf_hash
 
+# Tree sizes in queries stay within JSON's exact integers (a client's float
+# parser, and a schema's bound, lose digits past 2**53).
+MAX_TREE_SIZE = 2**53 - 1
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
@@ -169,13 +173,18 @@ async def audit_proof(
             name="from",
             description="tree size of the checkpoint the app kept (0: none)",
             ge=0,
-            le=2**62,
+            le=MAX_TREE_SIZE,
         ),
     ] = 0,
     to_size: Annotated[
         int | None,
         QueryParameter(
-            name="to", description="a published tree size; the latest by default", ge=0, le=2**62
+            name="to",
+            description="a published tree size; the latest by default",
+            ge=0,
+            # Declared again: the optional parameter's schema otherwise drops it.
+            schema_extra={"minimum": 0},
+            le=MAX_TREE_SIZE,
         ),
     ] = None,
 ) -> AuditProofOut:

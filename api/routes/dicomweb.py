@@ -154,6 +154,7 @@ _QIDO_DESCRIPTION = (
     operation_id=_operation("qidoStudies"),
     summary="QIDO-RS: search studies",
     description=_QIDO_DESCRIPTION,
+    media_type=DICOM_JSON,
     **_COMMON,
 )
 async def qido_studies(
@@ -178,6 +179,7 @@ async def qido_studies(
     operation_id=_operation("qidoSeries"),
     summary="QIDO-RS: search a study's series",
     description=_QIDO_DESCRIPTION,
+    media_type=DICOM_JSON,
     **_COMMON,
 )
 async def qido_series(
@@ -204,6 +206,7 @@ async def qido_series(
     operation_id=_operation("qidoStudyInstances"),
     summary="QIDO-RS: search a study's instances",
     description=_QIDO_DESCRIPTION,
+    media_type=DICOM_JSON,
     **_COMMON,
 )
 async def qido_study_instances(
@@ -231,6 +234,7 @@ async def qido_study_instances(
     operation_id=_operation("qidoSeriesInstances"),
     summary="QIDO-RS: search a series' instances",
     description=_QIDO_DESCRIPTION,
+    media_type=DICOM_JSON,
     **_COMMON,
 )
 async def qido_series_instances(

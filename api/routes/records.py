@@ -217,6 +217,8 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
 
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The same rule, for the contract: text without control characters.
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
 
 _RAISES = [NotAuthorizedException, ValidationException]
 
@@ -236,11 +238,26 @@ async def list_records(
     types: Annotated[
         list[str] | None,
         QueryParameter(
-            name="type", description="FHIR resource type(s), e.g. Observation", required=False
+            name="type",
+            description="FHIR resource type(s), e.g. Observation",
+            required=False,
+            schema_extra={
+                "oneOf": [
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": _RESOURCE_TYPE.pattern},
+                    },
+                    {"type": "null"},
+                ]
+            },
         ),
     ] = None,
     category: Annotated[
-        str | None, QueryParameter(description="category code, e.g. laboratory")
+        str | None,
+        QueryParameter(
+            description="category code, e.g. laboratory",
+            schema_extra={"oneOf": [{"type": "string", "pattern": _NO_CONTROL}, {"type": "null"}]},
+        ),
     ] = None,
     hospital_id: Annotated[
         UUID | None,
@@ -252,7 +269,11 @@ async def list_records(
     until: Annotated[str | None, QueryParameter(description="before this date or instant")] = None,
     q: Annotated[
         str | None,
-        QueryParameter(description="text to find in the record's display text", max_length=200),
+        QueryParameter(
+            description="text to find in the record's display text",
+            max_length=200,
+            schema_extra={"oneOf": [{"type": "string", "pattern": _NO_CONTROL}, {"type": "null"}]},
+        ),
     ] = None,
     cursor: Annotated[
         str | None, QueryParameter(description="nextCursor from the previous page", max_length=200)

@@ -23,6 +23,7 @@ from api.deps import ImagingImportDep, PatientUploadsDep, RequestContextDep
 from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor
 from domain.imaging_store import ImportStatus
+from domain.uploads.upload import ALLOWED_CONTENT_TYPES, DEFAULT_MAX_UPLOAD_BYTES
 
 
 class UnprocessableUpload(ClientException):
@@ -46,6 +47,8 @@ class UploadRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
             description="The file's name; any path is dropped, and it is cut to 255 characters.",
         ),
     ]
+    # The enum and the bounds are declared for the contract; the checks (422
+    # naming the field) stay in the domain's upload rules.
     content_type: Annotated[
         str,
         msgspec.Meta(
@@ -53,9 +56,24 @@ class UploadRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
             max_length=255,
             description="application/pdf, image/jpeg, image/png, application/dicom or "
             "application/zip (a whole CD).",
+            extra_json_schema={
+                "description": "application/pdf, image/jpeg, image/png, application/dicom or "
+                "application/zip (a whole CD).",
+                "extra": {"enum": list(ALLOWED_CONTENT_TYPES)},
+            },
         ),
     ]
-    size: Annotated[int, msgspec.Meta(description="Exact size in bytes (> 0, within the limit).")]
+    size: Annotated[
+        int,
+        msgspec.Meta(
+            description="Exact size in bytes (> 0, within the limit).",
+            extra_json_schema={
+                "description": "Exact size in bytes: at least 1, at most the service's upload "
+                f"limit (PHR_UPLOAD_MAX_BYTES, by default {DEFAULT_MAX_UPLOAD_BYTES}).",
+                "extra": {"minimum": 1, "maximum": DEFAULT_MAX_UPLOAD_BYTES},
+            },
+        ),
+    ]
 
 
 class UploadOut(msgspec.Struct, rename="camel"):

@@ -4,6 +4,7 @@ and the check of a signed-in patient's current password."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import msgspec
@@ -19,7 +20,8 @@ from domain.accounts.codes import (
     new_code,
     normalise_code,
 )
-from domain.accounts.login_throttle import account_key
+from domain.accounts.flow_throttle import AccountFlowLimits, code_check_keys, mail_request_keys
+from domain.accounts.login_throttle import SignInPolicy, progressive_delay, sign_in_keys
 from domain.accounts.mail_texts import account_mail
 from domain.accounts.passwords import PasswordPolicy, normalise_password
 from domain.audit.events import AuditEvent, RequestContext
@@ -30,14 +32,13 @@ from domain.ports import (
     AccountStore,
     AuditLog,
     Clock,
-    LoginThrottle,
     MailOutbox,
     PasswordHasher,
     RefreshTokenStore,
+    Throttle,
     UnitOfWorkFactory,
 )
-
-UNKNOWN_ADDRESS = "unknown"
+from domain.throttle import ThrottleKey, ThrottleTicket
 
 
 class WrongPassword(Forbidden):
@@ -65,9 +66,9 @@ class AccountPorts:
         policy: PasswordPolicy,
         sessions: RefreshTokenStore,
         outbox: MailOutbox,
-        request_throttle: LoginThrottle,
-        code_throttle: LoginThrottle,
-        password_throttle: LoginThrottle,
+        throttle: Throttle,
+        limits: AccountFlowLimits,
+        sign_in: SignInPolicy,
         audit: AuditLog,
         unit_of_work: UnitOfWorkFactory,
         clock: Clock,
@@ -80,9 +81,9 @@ class AccountPorts:
         self.policy = policy
         self.sessions = sessions
         self.outbox = outbox
-        self.request_throttle = request_throttle
-        self.code_throttle = code_throttle
-        self.password_throttle = password_throttle
+        self.throttle = throttle
+        self.limits = limits
+        self.sign_in = sign_in
         self.audit = audit
         self.unit_of_work = unit_of_work
         self.clock = clock
@@ -101,13 +102,15 @@ class AccountPorts:
             await self.audit.append(event)
             await uow.commit()
 
-    async def limit_request(self, flow: str, email: str, event: AuditEvent) -> None:
+    async def limit_request(
+        self, flow: str, email: str, event: AuditEvent, *, also: Sequence[ThrottleKey] = ()
+    ) -> None:
         """Every request that sends mail counts, per email and per client address:
         nobody can flood an inbox or probe many addresses from one place."""
+        address = event.context.client_address
         try:
-            await self.request_throttle.begin(
-                account_key=account_key(f"{flow}:{email}"),
-                address_key=f"{flow}:{event.context.client_address or UNKNOWN_ADDRESS}",
+            await self.throttle.admit(
+                [*mail_request_keys(self.limits, flow, email, address), *also],
                 now=self.clock.now(),
             )
         except RateLimited as exc:
@@ -144,13 +147,13 @@ class AccountPorts:
             minutes=int(CODE_TTL.total_seconds() // 60),
         )
 
-    async def begin_code_check(self, email: str, event: AuditEvent):
+    async def begin_code_check(self, email: str, event: AuditEvent) -> ThrottleTicket:
         """Wrong codes count per email and per client address, across codes: five
-        guesses per code, and no more than the throttle allows in a window."""
+        guesses per code, and no more than the throttle allows in a window. The
+        caller forgets the ticket (`code_was_right`) when the code was right."""
         try:
-            return await self.code_throttle.begin(
-                account_key=account_key(f"code:{email}"),
-                address_key=f"code:{event.context.client_address or UNKNOWN_ADDRESS}",
+            return await self.throttle.admit(
+                code_check_keys(self.limits, email, event.context.client_address),
                 now=self.clock.now(),
             )
         except RateLimited as exc:
@@ -179,11 +182,11 @@ class AccountPorts:
     ) -> None:
         """A guess at the current password counts like a failed sign-in for the
         same account: a stolen access token does not buy unlimited guesses."""
+        keys = sign_in_keys(self.sign_in, account.email, event.context.client_address)
+        now = self.clock.now()
         try:
-            attempt = await self.password_throttle.begin(
-                account_key=account_key(account.email),
-                address_key=event.context.client_address or UNKNOWN_ADDRESS,
-                now=self.clock.now(),
+            attempt = await self.throttle.admit(
+                keys.counted, now=now, gate=progressive_delay(self.sign_in, keys, now)
             )
         except RateLimited:
             await self.record(event.refused("throttled"))
@@ -192,12 +195,16 @@ class AccountPorts:
         try:
             check = await self.hasher.verify(stored, normalise_password(password))
         except Overloaded:
-            await self.password_throttle.release(attempt, reset_account=False)
+            await self.throttle.forget(attempt)
             raise
         if not check.matches:
             await self.record(event.failed("wrong-password"))
             raise WrongPassword("The current password is not correct.")
-        await self.password_throttle.release(attempt, reset_account=False)
+        await self.throttle.forget(attempt)
+
+    async def code_was_right(self, attempt: ThrottleTicket) -> None:
+        """A right code was no guess: it stops counting."""
+        await self.throttle.forget(attempt)
 
     async def queue(self, message: MailMessage) -> None:
         """Inside the unit of work; `deliver_soon` after it commits."""

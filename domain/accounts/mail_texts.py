@@ -120,6 +120,28 @@ _TEXTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
             ),
         ),
     },
+    # Told once per throttle window when failed sign-ins reach the alert threshold.
+    "sign-in-attack": {
+        "en": (
+            "Failed sign-ins on your phr account",
+            (
+                "Someone has repeatedly entered a wrong password for your phr account. "
+                "Those attempts are being slowed down and refused; signing in from your "
+                "own devices keeps working.",
+                "If it was you, nothing needs doing. If not, make sure your password is a "
+                "strong one you use nowhere else; you can reset it from the sign-in screen.",
+            ),
+        ),
+        "zh-CN": (
+            "您的 phr 账户有多次登录失败",
+            (
+                "有人多次为您的 phr 账户输入了错误的密码。这些尝试正在被延缓和拒绝；"
+                "您在自己的设备上登录不受影响。",
+                "如果是您本人，无需任何操作。如果不是，请确认您的密码足够强且未在其他地方使用；"
+                "您可以在登录页面重置密码。",
+            ),
+        ),
+    },
 }
 
 KINDS = tuple(_TEXTS)

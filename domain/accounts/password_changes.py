@@ -66,7 +66,7 @@ class PasswordChanges:
             await uow.commit()
         if stored is None:
             raise code_refused()
-        await ports.code_throttle.release(attempt, reset_account=False)
+        await ports.code_was_right(attempt)
         ports.deliver_soon()
 
     async def change(

@@ -109,7 +109,7 @@ class ProfileChanges:
             await uow.commit()
         if stored is None or not stored.new_email:
             raise code_refused()
-        await ports.code_throttle.release(attempt, reset_account=False)
+        await ports.code_was_right(attempt)
         ports.deliver_soon()
         return await self._account(patient_id)
 

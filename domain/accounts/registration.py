@@ -16,6 +16,7 @@ from domain.accounts.account import (
     validated_email,
 )
 from domain.accounts.flow_support import AccountPorts, code_refused, patient_event, with_patient
+from domain.accounts.login_throttle import registration_key
 from domain.accounts.mail_texts import account_mail
 from domain.accounts.passwords import normalise_password
 from domain.accounts.profile_rules import validated_locale, validated_time_zone
@@ -44,7 +45,14 @@ class Registration:
         time_zone = validated_time_zone(time_zone)
         ports.check_new_password(password, email=email, field="password")
         event = patient_event("account.created", None, context)
-        await ports.limit_request("register", email, event)
+        # Besides the mail limits, each registration costs a hash: a per-address
+        # hourly cap too.
+        await ports.limit_request(
+            "register",
+            email,
+            event,
+            also=[registration_key(ports.sign_in, context.client_address)],
+        )
         password_hash = await ports.hasher.hash(normalise_password(password))
         now = ports.clock.now()
         patient_id = uuid4()
@@ -103,7 +111,7 @@ class Registration:
             await uow.commit()
         if stored is None:
             raise code_refused()
-        await ports.code_throttle.release(attempt, reset_account=False)
+        await ports.code_was_right(attempt)
 
     async def resend(self, *, email: str, context: RequestContext) -> None:
         """202 whatever happens: a code goes out only to an unverified account."""

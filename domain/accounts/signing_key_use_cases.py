@@ -46,3 +46,24 @@ class SigningKeyRotation:
             )
             await uow.commit()
         return RotatedKey(kid, retired)
+
+    async def revoke(self, kid: str) -> bool:
+        """A leaked key: tokens it signed are refused from the next request on.
+        False when there is no such unrevoked key (nothing is audited then)."""
+        async with self._unit_of_work() as uow:
+            if not await self._keys.revoke(kid, self._clock.now()):
+                return False
+            await self._audit.append(
+                AuditEvent(
+                    action="signing-key.revoked",
+                    outcome="success",
+                    actor_type="system",
+                    actor_id="operator-cli",
+                    patient_id=None,
+                    resource_type="SigningKey",
+                    resource_ids=(kid,),
+                    purpose=PURPOSE_OPERATIONS,
+                )
+            )
+            await uow.commit()
+        return True

@@ -22,6 +22,8 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
     patient_id: UUID
     token_id: str
     expires_at: datetime
+    # The signing key's id: a token signed with a revoked key is refused at once.
+    kid: str = ""
     # The session (refresh-token family) the token was issued for; None only for
     # tokens issued before sessions were named in them.
     session_id: UUID | None = None
@@ -56,3 +58,5 @@ class RefreshTokenState(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     spent_at: datetime | None
     family_revoked_at: datetime | None
+    # However often it is rotated, a family ends here (sign in again).
+    family_expires_at: datetime | None = None

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from uuid import UUID
 
@@ -12,12 +13,18 @@ import msgspec
 from domain.access import PatientActor, authorize_audited
 from domain.accounts.account import Account, normalise_email
 from domain.accounts.flow_support import EmailNotVerified
-from domain.accounts.login_throttle import account_key
+from domain.accounts.login_throttle import (
+    SignInPolicy,
+    progressive_delay,
+    refresh_key,
+    sign_in_keys,
+)
 from domain.accounts.passwords import PasswordPolicy, normalise_password
 from domain.accounts.sessions import device_name_from, validated_device_name
 from domain.accounts.tokens import AccessClaims, TokenPair, new_refresh_token, refresh_token_hash
 from domain.audit.events import AuditEvent, RequestContext
 from domain.blobs import patient_files_prefix
+from domain.erasure_traces import erased_ref_digest
 from domain.errors import (
     AuthenticationFailed,
     InvalidCredentials,
@@ -28,19 +35,25 @@ from domain.errors import (
 )
 from domain.ports import (
     AccessTokens,
+    AccountAlerts,
     AccountEraser,
     AccountStore,
     AuditLog,
     Clock,
     FileEraser,
-    LoginThrottle,
     PasswordHasher,
     RefreshTokenStore,
+    Throttle,
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from domain.throttle import KeyCount, ThrottleKey
+from domain.uploads.upload import UPLOAD_URL_LIFETIME
 
-UNKNOWN_ADDRESS = "unknown"
+# After the last upload URL issued before an erasure has expired.
+FILE_SWEEP_MARGIN = timedelta(minutes=1)
+
+log = logging.getLogger("phr.auth")
 
 
 def _refused_refresh() -> RefreshTokenRefused:
@@ -56,11 +69,14 @@ class Authentication:
         policy: PasswordPolicy,
         access_tokens: AccessTokens,
         refresh_tokens: RefreshTokenStore,
-        throttle: LoginThrottle,
+        throttle: Throttle,
+        throttle_policy: SignInPolicy,
+        alerts: AccountAlerts,
         audit: AuditLog,
         unit_of_work: UnitOfWorkFactory,
         clock: Clock,
         refresh_token_ttl_seconds: int,
+        refresh_family_lifetime_seconds: int = 30 * 24 * 3600,
         verification_required: bool = True,
     ):
         self._accounts = accounts
@@ -69,10 +85,13 @@ class Authentication:
         self._access_tokens = access_tokens
         self._refresh_tokens = refresh_tokens
         self._throttle = throttle
+        self._throttle_policy = throttle_policy
+        self._alerts = alerts
         self._audit = audit
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._refresh_ttl = timedelta(seconds=refresh_token_ttl_seconds)
+        self._family_lifetime = timedelta(seconds=refresh_family_lifetime_seconds)
         self._verification_required = verification_required
 
     async def login(
@@ -93,13 +112,21 @@ class Authentication:
             patient_id=None,
             context=context,
         )
+        policy = self._throttle_policy
+        keys = sign_in_keys(policy, email, context.client_address)
+        now = self._clock.now()
+        delay = progressive_delay(policy, keys, now)
+        seen: dict[tuple[str, str], KeyCount] = {}
+
+        def gate(counts: Mapping[tuple[str, str], KeyCount]) -> None:
+            seen.update(counts)
+            delay(counts)
+
         try:
             async with self._unit_of_work() as uow:
-                attempt = await self._throttle.begin(
-                    account_key=account_key(email),
-                    address_key=context.client_address or UNKNOWN_ADDRESS,
-                    now=self._clock.now(),
-                )
+                # Recorded (and committed) before the password is checked, so
+                # parallel guesses see each other; forgotten if it was no failure.
+                attempt = await self._throttle.admit(keys.counted, now=now, gate=gate)
                 credentials = await self._accounts.credentials(email)
                 await uow.commit()
         except RateLimited:
@@ -113,7 +140,7 @@ class Authentication:
             )
         except Overloaded:
             # Our refusal is not the caller's failed guess.
-            await self._throttle.release(attempt, reset_account=False)
+            await self._throttle.forget(attempt)
             raise
 
         if credentials is None or not check.matches:
@@ -121,12 +148,24 @@ class Authentication:
             if credentials is not None:
                 failed = msgspec.structs.replace(failed, patient_id=credentials.patient_id)
             await self._record(failed)
+            if credentials is not None:
+                account = seen[(keys.account.scope, keys.account.subject)].attempts + 1
+                if account >= policy.delay_after:
+                    await self._alert_owner(keys.alert, credentials.patient_id, account)
             raise InvalidCredentials("The email or password is not correct.")
 
         patient_id = credentials.patient_id
         if self._verification_required and not credentials.email_verified:
             # Told only to whoever knows the password: it says nothing to a guesser.
-            await self._throttle.release(attempt, reset_account=True)
+            # The right password: this was no guess, and the failures before it
+            # stop counting, as after a sign-in.
+            await self._throttle.forget(
+                attempt,
+                clear=[
+                    (keys.account.scope, keys.account.subject),
+                    (keys.pair.scope, keys.pair.subject),
+                ],
+            )
             await self._record(
                 msgspec.structs.replace(
                     attempt_event.refused("email-not-verified"), patient_id=patient_id
@@ -141,7 +180,15 @@ class Authentication:
         now = self._clock.now()
         refresh_token = new_refresh_token()
         async with self._unit_of_work() as uow:
-            await self._throttle.release(attempt, reset_account=True)
+            # The owner is in: the failures so far (this client's and the
+            # account's) stop counting against later sign-ins.
+            await self._throttle.forget(
+                attempt,
+                clear=[
+                    (keys.account.scope, keys.account.subject),
+                    (keys.pair.scope, keys.pair.subject),
+                ],
+            )
             if new_hash is not None:
                 await self._accounts.replace_password_hash(
                     patient_id, credentials.password_hash, new_hash, now
@@ -151,6 +198,7 @@ class Authentication:
                 token_hash=refresh_token_hash(refresh_token),
                 issued_at=now,
                 expires_at=now + self._refresh_ttl,
+                family_expires_at=now + self._family_lifetime,
                 device_name=validated_device_name(device_name)
                 or device_name_from(context.user_agent),
                 client_address=context.client_address,
@@ -168,6 +216,10 @@ class Authentication:
 
     async def refresh(self, *, refresh_token: str, context: RequestContext) -> TokenPair:
         now = self._clock.now()
+        # Counted (committed) before the token is looked up; forgotten if it was good.
+        attempt = await self._throttle.admit(
+            [refresh_key(self._throttle_policy, context.client_address)], now=now
+        )
         token_hash = refresh_token_hash(refresh_token)
         denied = AuditEvent(
             action="auth.refresh",
@@ -196,13 +248,20 @@ class Authentication:
                 await self._audit.append(denied.refused("expired"))
                 await uow.commit()
                 raise _refused_refresh()
+            if state.family_expires_at is not None and state.family_expires_at <= now:
+                await self._audit.append(denied.refused("family-expired"))
+                await uow.commit()
+                raise _refused_refresh()
+            next_expiry = now + self._refresh_ttl
+            if state.family_expires_at is not None:
+                next_expiry = min(next_expiry, state.family_expires_at)
             next_token = new_refresh_token()
             spent = await self._refresh_tokens.spend_and_issue(
                 spent_hash=token_hash,
                 state=state,
                 new_hash=refresh_token_hash(next_token),
                 issued_at=now,
-                expires_at=now + self._refresh_ttl,
+                expires_at=next_expiry,
             )
             if not spent:
                 # Lost a race the family lock should have prevented: treat as reuse.
@@ -210,6 +269,7 @@ class Authentication:
                 await uow.commit()
                 raise _refused_refresh()
             access = await self._access_tokens.issue(state.patient_id, now, state.family_id)
+            await self._throttle.forget(attempt)
             await self._audit.append(
                 _patient_event("auth.refresh", state.patient_id, context).with_resources(
                     "TokenFamily", str(state.family_id)
@@ -235,10 +295,14 @@ class Authentication:
         )
 
     async def logout(self, *, refresh_token: str, context: RequestContext) -> None:
+        attempt = await self._throttle.admit(
+            [refresh_key(self._throttle_policy, context.client_address)], now=self._clock.now()
+        )
         async with self._unit_of_work() as uow:
             state = await self._refresh_tokens.lock(refresh_token_hash(refresh_token))
             if state is None:
                 raise _refused_refresh()
+            await self._throttle.forget(attempt)
             if state.family_revoked_at is None:
                 await self._refresh_tokens.revoke_family(
                     state.family_id, state.patient_id, self._clock.now(), "logout"
@@ -253,11 +317,13 @@ class Authentication:
     async def authenticate(self, access_token: str) -> AccessClaims:
         claims = await self._access_tokens.verify(access_token, self._clock.now())
         # One look-up either way: an ended session (or an erased account) stops
-        # its access tokens at once, not when they expire.
+        # its access tokens at once, not when they expire; so does a revoked key.
         if claims.session_id is not None:
-            active = await self._refresh_tokens.session_active(claims.patient_id, claims.session_id)
+            active = await self._refresh_tokens.session_active(
+                claims.patient_id, claims.session_id, signed_with=claims.kid
+            )
         else:
-            active = await self._accounts.exists(claims.patient_id)
+            active = await self._accounts.exists(claims.patient_id, signed_with=claims.kid)
         if not active:
             raise AuthenticationFailed("The access token is not valid.")
         return claims
@@ -276,6 +342,16 @@ class Authentication:
         if account is None:
             raise NotFound("No such account.")
         return account
+
+    async def _alert_owner(self, alert: ThrottleKey, patient_id: UUID, failures: int) -> None:
+        try:
+            await self._throttle.admit([alert], now=self._clock.now())
+        except RateLimited:
+            return  # already told in this window
+        try:
+            await self._alerts.sign_in_under_attack(patient_id, failures)
+        except Exception:
+            log.warning("could not send the sign-in alert", exc_info=True)
 
     async def _record(self, event: AuditEvent) -> None:
         async with self._unit_of_work() as uow:
@@ -310,12 +386,14 @@ class AccountErasure:
         files: FileEraser,
         audit: AuditLog,
         clock: Clock,
+        ref_key: bytes,
     ):
         self._unit_of_work = unit_of_work
         self._accounts = accounts
         self._files = files
         self._audit = audit
         self._clock = clock
+        self._ref_key = ref_key
 
     async def erase(self, patient: PatientActor, *, context: RequestContext) -> None:
         async with self._unit_of_work() as uow:
@@ -329,10 +407,35 @@ class AccountErasure:
                 context=context,
             )
             await self._audit.append(permit.event("Patient", str(permit.patient_id)))
+            now = self._clock.now()
+            # Hospitals that keep pushing for this patient get 410 from now on;
+            # what they parked before is deleted with the rest.
+            refs = await self._accounts.patient_refs(permit)
+            await self._accounts.bury_patient_refs(
+                permit,
+                [(h, ref, erased_ref_digest(self._ref_key, h, ref)) for h, ref in refs],
+                now,
+            )
+            prefix = patient_files_prefix(patient.patient_id)
+            # An upload URL handed out before now may still put a file back.
+            await self._accounts.schedule_file_sweep(
+                permit, prefix, now + UPLOAD_URL_LIFETIME + FILE_SWEEP_MARGIN
+            )
             if not await self._accounts.erase(permit):
                 raise NotFound("No such account.")
             await uow.commit()
         # Object storage is not part of the transaction: files go once the rows
         # are gone, so a failure here leaves orphaned files, never a record
-        # pointing at a missing file.
-        await self._files.delete_prefix(patient_files_prefix(patient.patient_id))
+        # pointing at a missing file (and the scheduled sweep tries again).
+        await self._files.seal_prefix(prefix)
+        await self._files.delete_prefix(prefix)
+
+    async def sweep_erased_files(self, *, limit: int = 100) -> int:
+        """Empties, once more, the file prefixes of accounts erased longer ago than
+        an upload URL lives: whatever such a URL put back goes. Returns how many."""
+        swept = 0
+        for prefix in await self._accounts.due_file_sweeps(self._clock.now(), limit):
+            await self._files.delete_prefix(prefix)
+            await self._accounts.file_sweep_done(prefix)
+            swept += 1
+        return swept

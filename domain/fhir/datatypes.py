@@ -174,4 +174,7 @@ class Dosage(Element, kw_only=True):
 class Meta(Element, kw_only=True):
     version_id: str | None = None
     last_updated: FhirInstant | None = None
+    source: str | None = None
     profile: list[str] | None = None
+    security: list[Coding] | None = None
+    tag: list[Coding] | None = None

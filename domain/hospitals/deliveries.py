@@ -57,6 +57,8 @@ class ValidatedPush(msgspec.Struct, frozen=True):
     patient_ref: str
     bundle: dict[str, Any]
     entries: list[ParsedEntry]
+    # Elements FHIR R4 does not define (kept as received, named in the reply).
+    unknown_elements: tuple[str, ...] = ()
 
 
 class InvalidPush(msgspec.Struct, frozen=True):
@@ -81,7 +83,7 @@ class LinkCompleted(msgspec.Struct, frozen=True):
 
 
 class PushParked(msgspec.Struct, frozen=True):
-    pass
+    unknown_elements: tuple[str, ...] = ()
 
 
 DeliveryOutcome = LinkCompleted | IngestResult | PushParked

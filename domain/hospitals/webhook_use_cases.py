@@ -2,7 +2,9 @@
 `records.push` delivers records for a linked patient (or parks them until the
 link completes).
 
-The work flows one way. The api verifies the signature (`authenticate`), decodes
+The work flows one way. Before a byte of the body is read, the hospital must be
+known and the signature headers sound (`begin`); the signature is computed as the
+body streams in and then checked (`admit`). The api then decodes
 the body and has the bundle validated (`prepare`) before any transaction opens;
 then, in one transaction (`delivery`), the webhook-id is claimed, the delivery
 runs and returns a typed outcome (or raises its refusal), and the api's rendering
@@ -22,8 +24,10 @@ import msgspec
 from domain.access import AccessRefused, Action, HospitalActor, Permit, authorize_audited
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
 from domain.consents.consent import Consent
+from domain.erasure_traces import PatientRefErased, erased_ref_digest
 from domain.errors import FieldProblem, InvalidInput, RateLimited
 from domain.fhir.bundle import ParsedEntry, parse_bundle
+from domain.fhir.elements import unknown_elements
 from domain.fhir.validation import InvalidFhir
 from domain.hospitals.deliveries import (
     CODE_FAILURE_WINDOW,
@@ -39,6 +43,7 @@ from domain.hospitals.deliveries import (
     WebhookLimits,
     window_start,
 )
+from domain.hospitals.hospital import UnknownHospital
 from domain.hospitals.link_codes import link_code_digest, normalise_link_code
 from domain.hospitals.links import (
     LinkCodeExpired,
@@ -47,7 +52,7 @@ from domain.hospitals.links import (
     LinkRevoked,
     PatientRefTaken,
 )
-from domain.hospitals.webhook_signature import SignedDelivery, verify_webhook
+from domain.hospitals.webhook_signature import SignatureCheck, SignedDelivery
 from domain.ports import (
     AuditLog,
     Clock,
@@ -55,12 +60,15 @@ from domain.ports import (
     HospitalStore,
     LinkStore,
     RecordStore,
+    Throttle,
     UnitOfWork,
     WebhookDeliveryStore,
 )
 from domain.records.ingest import ingest
 from domain.records.record import IngestResult
 from domain.records.sources import RecordSource
+from domain.throttle import ThrottleKey
+from domain.throttle import subject as throttle_subject
 
 
 class ClaimedDelivery:
@@ -132,6 +140,8 @@ class HospitalWebhooks:
         clock: Clock,
         code_key: bytes,
         limits: WebhookLimits,
+        throttle: Throttle,
+        ref_key: bytes,
         on_ingested: IngestListener | None = None,
     ):
         self._on_ingested = on_ingested
@@ -145,16 +155,33 @@ class HospitalWebhooks:
         self._clock = clock
         self._code_key = code_key
         self._limits = limits
+        self._throttle = throttle
+        self._ref_key = ref_key
+
+    async def begin(self, hospital_id: UUID, headers: Mapping[str, str]) -> SignatureCheck:
+        """Before any body byte is read: the hospital must exist (with a live
+        secret; otherwise 404) and the signature headers must be well-formed and
+        timely. The returned check is fed the body as it streams in."""
+        now = self._clock.now()
+        secrets_ = await self._hospitals.live_secrets(hospital_id, now)
+        if not secrets_:
+            raise UnknownHospital("No hospital with this id receives deliveries.")
+        return SignatureCheck([s.key for s in secrets_], headers, now)
 
     async def authenticate(
         self, hospital_id: UUID, headers: Mapping[str, str], body: bytes
     ) -> SignedDelivery:
-        """Verifies the signature with the hospital's live secrets, then counts the
-        delivery against its rate limit (after verifying, so nobody else can spend
-        a hospital's allowance)."""
+        """`begin`, the whole body, `admit`: for callers that hold the body already."""
+        check = await self.begin(hospital_id, headers)
+        check.update(body)
+        return await self.admit(hospital_id, check)
+
+    async def admit(self, hospital_id: UUID, check: SignatureCheck) -> SignedDelivery:
+        """Completes the signature check, then counts the delivery against the
+        hospital's rate limit (after verifying, so nobody else can spend a
+        hospital's allowance)."""
+        delivery = check.finish()
         now = self._clock.now()
-        secrets_ = await self._hospitals.live_secrets(hospital_id, now)
-        delivery = verify_webhook([s.key for s in secrets_], headers, body, now)
         limits = self._limits
         window = window_start(now, limits.window_seconds)
         if not await self._deliveries.admit(hospital_id, window, limits.deliveries_per_window):
@@ -179,7 +206,15 @@ class HospitalWebhooks:
             entries = await asyncio.to_thread(parse_bundle, request.bundle)
         except InvalidFhir as invalid:
             return InvalidPush(request.patient_ref, tuple(invalid.problems))
-        return ValidatedPush(request.patient_ref, request.bundle, entries)
+        # The rule for hospital pushes: an entry with elements FHIR R4 does not
+        # define is kept as received (all or nothing stays the delivery's rule),
+        # and every such path is named in the reply, never silently kept.
+        unknown = tuple(
+            f"bundle.entry[{entry.index}].resource.{path}"
+            for entry in entries
+            for path in unknown_elements(entry.resource)
+        )
+        return ValidatedPush(request.patient_ref, request.bundle, entries, unknown)
 
     @asynccontextmanager
     async def delivery(
@@ -274,17 +309,20 @@ class HospitalWebhooks:
         now: datetime,
         context: RequestContext,
     ) -> LinkCompleted:
-        limits = self._limits
-        window = window_start(now, int(CODE_FAILURE_WINDOW.total_seconds()))
-        failures = await self._deliveries.code_failures(hospital_id, window)
-        if failures >= limits.code_failures_per_hour:
-            retry = int((window + CODE_FAILURE_WINDOW - now).total_seconds()) + 1
-            raise RateLimited(
-                "Too many wrong link codes from this hospital; retry after the indicated time.",
-                retry_after_seconds=retry,
-                limit=limits.code_failures_per_hour,
-                window_seconds=int(CODE_FAILURE_WINDOW.total_seconds()),
-            )
+        # Counted before the code is looked up, in one step under the hospital's
+        # throttle lock (held until this delivery commits): parallel wrong codes
+        # cannot all read the count before any of them adds to it.
+        code_check = await self._throttle.admit(
+            [
+                ThrottleKey(
+                    "link-code.hospital",
+                    throttle_subject(str(hospital_id)),
+                    self._limits.code_failures_per_hour,
+                    int(CODE_FAILURE_WINDOW.total_seconds()),
+                )
+            ],
+            now=now,
+        )
         code = normalise_link_code(data.code)
         link = (
             await self._links.by_code(
@@ -312,7 +350,6 @@ class HospitalWebhooks:
                     errors=[FieldProblem("data.code", status)],
                 )
         if refusal is not None:
-            await self._deliveries.add_code_failure(hospital_id, window)
             event = self._hospital_event(
                 "link.completed", hospital_id, link.patient_id if link else None, context
             )
@@ -323,6 +360,7 @@ class HospitalWebhooks:
             )
             raise refusal
         assert link is not None
+        await self._throttle.forget(code_check)
         existing = await self._links.for_patient_ref(hospital_id, data.patient_ref)
         if (
             existing is not None
@@ -355,6 +393,11 @@ class HospitalWebhooks:
                 errors=[FieldProblem("data.code", "revoked")],
             ) from None
         await self._links.complete(permit, link.id, data.patient_ref, now)
+        # A patient linking under an erased patientRef with a fresh code is a new
+        # consent: the hospital may send for it again.
+        await self._deliveries.lift_erasure(
+            hospital_id, erased_ref_digest(self._ref_key, hospital_id, data.patient_ref)
+        )
         await self._audit.append(permit.event("Consent", str(link.id), str(link.consent_id)))
         # Pushes that arrived before the link are applied now, in this transaction, oldest first.
         consent = await self._consents.remove_end(permit, link.consent_id)
@@ -382,19 +425,28 @@ class HospitalWebhooks:
         now: datetime,
         context: RequestContext,
     ) -> IngestResult | PushParked:
+        digest = erased_ref_digest(self._ref_key, hospital_id, push.patient_ref)
+        if await self._deliveries.erased(hospital_id, digest):
+            # Never stored, never parked: the patient erased their account.
+            raise PatientRefErased(
+                "The patient behind this patientRef has erased their account; "
+                "stop sending records for it."
+            )
         link = await self._links.for_patient_ref(hospital_id, push.patient_ref)
         if link is None:
             await self._deliveries.park(
                 hospital_id, push.patient_ref, delivery_id, push.bundle, now
             )
-            return PushParked()
+            return PushParked(unknown_elements=push.unknown_elements)
         try:
-            return await self._ingest(
+            result = await self._ingest(
                 uow,
                 hospital_id,
                 link.patient_id,
                 push.entries,
-                await self._consents.relied_on(link.consent_id),
+                # Held until this delivery commits: a revocation in flight either
+                # finished before (and this push is refused) or waits for it.
+                await self._consents.hold(link.consent_id),
                 context,
             )
         except AccessRefused:
@@ -402,3 +454,4 @@ class HospitalWebhooks:
             raise LinkRevoked(
                 "The patient has revoked this link; records for this patientRef are no longer accepted."
             ) from None
+        return msgspec.structs.replace(result, unknown_elements=push.unknown_elements)

@@ -98,6 +98,9 @@ class IngestResult(msgspec.Struct, frozen=True):
     unchanged: int = 0
     stale: int = 0
     record_ids: tuple[UUID, ...] = ()
+    # Elements FHIR R4 does not define, kept as received and reported to the
+    # sender (e.g. bundle.entry[3].resource.valueQuantiy).
+    unknown_elements: tuple[str, ...] = ()
 
 
 def sort_at(fields: IndexedFields, received_at: datetime) -> datetime:

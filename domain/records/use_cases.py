@@ -22,8 +22,8 @@ from domain.audit.events import RequestContext
 from domain.consents.consent import Consent
 from domain.errors import AuthenticationFailed, FieldProblem, InvalidInput, NotFound
 from domain.fhir.bundle import ParsedEntry
-from domain.fhir.catalogue import SUPPORTING_TYPES
-from domain.fhir.validation import validate_resource
+from domain.fhir.elements import PATIENT_REPORTABLE_TYPES, unknown_elements
+from domain.fhir.validation import EntryProblem, InvalidFhir, validate_resource
 from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
 from domain.records.imaging import ImagingStudyView, study_views
 from domain.records.ingest import ingest
@@ -154,19 +154,37 @@ class PatientRecords:
         """A record the patient entered (a home blood-pressure reading, say),
         tagged as self-reported so nobody mistakes it for a hospital's."""
         resource_type = resource.get("resourceType")
-        if isinstance(resource_type, str) and resource_type in SUPPORTING_TYPES | {"Patient"}:
+        if isinstance(resource_type, str) and resource_type not in PATIENT_REPORTABLE_TYPES:
+            allowed = ", ".join(sorted(PATIENT_REPORTABLE_TYPES))
             raise InvalidInput(
-                f"{resource.get('resourceType')} is not a record a patient can add; "
-                "send a clinical resource such as an Observation.",
-                errors=[FieldProblem("resourceType", "not a clinical record type")],
+                f"{resource_type} is not a record a patient can add; a patient may add: {allowed}.",
+                errors=[FieldProblem("resourceType", f"must be one of {allowed}")],
             )
-        resource = tag_self_reported(resource)
-        resource["id"] = str(uuid4())
+        # Validated before it is tagged: the tagging reads `meta`, so a malformed
+        # `meta` must be refused (422 naming it) before anything walks it.
+        resource = {**resource, "id": str(uuid4())}
+        fields = validate_resource(resource)
+        unknown = unknown_elements(resource)
+        if unknown:
+            # FHIR JSON has no room for extras (extensions carry them): a typo such
+            # as valueQuantiy would otherwise be kept and never reach the timeline.
+            raise InvalidFhir(
+                [
+                    EntryProblem(
+                        None,
+                        resource_type if isinstance(resource_type, str) else None,
+                        path,
+                        f"'{path}' is not an element of {resource_type} in FHIR R4; "
+                        "extra data belongs in an extension",
+                    )
+                    for path in unknown
+                ]
+            )
         entry = ParsedEntry(
             index=0,
             full_url=None,
-            resource=resource,
-            fields=validate_resource(resource),
+            resource=tag_self_reported(resource),
+            fields=fields,
             is_supporting=False,
         )
         async with self._permitted(actor, "record.create", patient_id, context, None) as (

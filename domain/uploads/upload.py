@@ -105,6 +105,12 @@ def upload_key(patient_id: UUID, upload_id: UUID) -> str:
     return f"{patient_files_prefix(patient_id)}uploads/{upload_id}"
 
 
+def completed_key(patient_id: UUID, upload_id: UUID) -> str:
+    """Where a completed upload's object lives: no upload URL is ever signed
+    for it, so the file that was checked is the file that is kept."""
+    return f"{patient_files_prefix(patient_id)}files/{upload_id}"
+
+
 class UploadRules(msgspec.Struct, frozen=True):
     max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
+import msgspec
+
 from domain.access import (
     Action,
     Actor,
@@ -43,6 +45,7 @@ from domain.uploads.upload import (
     StartedUpload,
     Upload,
     UploadRules,
+    completed_key,
     completion_deadline,
     sniff,
     upload_key,
@@ -151,6 +154,16 @@ class PatientUploads:
                 await self._refuse(uow, permit, "upload-expired", "Upload", upload_id)
                 raise UploadExpired("This upload has expired; start a new one.")
 
+        # Seen before the move, so that a missing or short file can still be
+        # re-sent through the same URL; once moved, only the moved copy counts
+        # (the imaging import too reads the moved copy).
+        await self._check_received(upload)
+        final_key = completed_key(patient_id, upload_id)
+        try:
+            await self._blobs.finalize(upload.key, final_key)
+        except NotFound:
+            raise UploadNotReceived("The file has not been uploaded yet.") from None
+        upload = msgspec.structs.replace(upload, key=final_key)
         await self._check_object(upload)
         if upload.kind == "dicom":
             taken = await self._imaging.take_file(actor, patient_id, upload, context=context)
@@ -175,7 +188,7 @@ class PatientUploads:
             resource = document_reference(upload, content_url=url, now=now)
             incoming = incoming_upload(resource, record_id)
             await self._records.insert(permit, SELF, [incoming])
-            await self._uploads.mark_completed(permit, upload_id, record_id, now)
+            await self._uploads.mark_completed(permit, upload_id, record_id, now, final_key)
             await self._audit.append(permit.event(incoming.resource_type, str(record_id)))
             record = await self._records.get(permit, record_id)
             await uow.commit()
@@ -201,10 +214,7 @@ class PatientUploads:
         await uow.commit()
         return CompletedUpload(record, created=False)
 
-    async def _check_object(self, upload: Upload) -> None:
-        """Exists, has the announced size, and is what it claims to be. A file
-        whose content is not its declared type is deleted. DICOM is read (and
-        refused, and deleted) by the imaging import."""
+    async def _check_received(self, upload: Upload) -> None:
         info = await self._blobs.stat(upload.key)
         if info is None:
             raise UploadNotReceived("The file has not been uploaded yet.")
@@ -213,6 +223,16 @@ class PatientUploads:
                 f"The stored file has {info.size} bytes; {upload.size} were announced.",
                 errors=[FieldProblem("size", "differs from the uploaded file")],
             )
+
+    async def _check_object(self, upload: Upload) -> None:
+        """Exists, has the announced size, and is what it claims to be. A file
+        whose content is not its declared type is deleted. DICOM is read (and
+        refused, and deleted) by the imaging import."""
+        try:
+            await self._check_received(upload)
+        except (UploadNotReceived, UploadSizeMismatch):
+            await self._blobs.delete(upload.key)
+            raise
         try:
             prefix = await self._blobs.read_prefix(upload.key, SNIFF_BYTES)
         except NotFound:

@@ -226,6 +226,16 @@ class LocalBlobStore:
         path = self._path(key)
         await asyncio.to_thread(self._delete, path)
 
+    async def finalize(self, key: str, final_key: str) -> None:
+        validate_key(key)
+        validate_key(final_key)
+        await asyncio.to_thread(self._finalize, self._path(key), self._path(final_key))
+
+    async def seal_prefix(self, prefix: str) -> None:
+        validate_prefix(prefix)
+        folder = self._path(prefix[:-1])
+        await asyncio.to_thread(self._seal_folder, folder)
+
     async def delete_prefix(self, prefix: str) -> None:
         validate_prefix(prefix)
         folder = self._path(prefix[:-1])
@@ -262,6 +272,10 @@ class LocalBlobStore:
         validate_key(key)
         validate_content_type(content_type)
         path = self._path(key)
+        if self._sealed_path(path).exists():
+            raise _completed()
+        if self._under_sealed_folder(path):
+            raise BlobUrlRefused("This upload URL no longer works.")
         try:
             await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -309,6 +323,40 @@ class LocalBlobStore:
     def _meta_path(path: Path) -> Path:
         return path.with_name(f".{path.name}.meta")
 
+    @staticmethod
+    def _sealed_path(path: Path) -> Path:
+        # Left where a completed upload was: no write to that key is taken again.
+        return path.with_name(f".{path.name}.sealed")
+
+    @staticmethod
+    def _folder_seal(folder: Path) -> Path:
+        # Named by a hash of the folder's name: the marker of an erased account's
+        # folder does not spell out whose it was.
+        digest = hashlib.sha256(folder.name.encode()).hexdigest()[:32]
+        return folder.parent / f".erased-{digest}"
+
+    def _seal_folder(self, folder: Path) -> None:
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._folder_seal(folder).touch()
+
+    def _under_sealed_folder(self, path: Path) -> bool:
+        folder = path.parent
+        while folder != self._root and folder.is_relative_to(self._root):
+            if self._folder_seal(folder).exists():
+                return True
+            folder = folder.parent
+        return False
+
+    def _finalize(self, path: Path, final: Path) -> None:
+        self._sealed_path(path).touch()
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound("No such object.") from None
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self._meta_path(path), self._meta_path(final))
+
     def _stat(self, key: str) -> LocalFile | None:
         path = self._path(key)
         try:
@@ -335,6 +383,10 @@ class LocalBlobStore:
             raise NotFound("No such object.") from None
 
     def _commit(self, path: Path, temporary: Path, content_type: str) -> None:
+        if self._sealed_path(path).exists():
+            raise _completed()
+        if self._under_sealed_folder(path):
+            raise BlobUrlRefused("This upload URL no longer works.")
         meta_temporary = path.parent / f".meta-{secrets.token_hex(8)}"
         try:
             meta_temporary.write_bytes(msgspec.json.encode(_Meta(content_type=content_type)))
@@ -357,6 +409,10 @@ class LocalBlobStore:
     def _delete_tree(self, folder: Path) -> None:
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder)
+
+
+def _completed() -> BlobUrlRefused:
+    return BlobUrlRefused("This upload is complete; its file can no longer be written.")
 
 
 def _flush(handle) -> None:  # type: ignore[no-untyped-def]

@@ -216,6 +216,27 @@ class S3BlobStore:
             if _error_code(exc) not in _MISSING_CODES:
                 raise
 
+    async def finalize(self, key: str, final_key: str) -> None:
+        validate_key(key)
+        validate_key(final_key)
+        try:
+            await self._client.copy_object(
+                Bucket=self._bucket,
+                Key=final_key,
+                CopySource={"Bucket": self._bucket, "Key": key},
+                MetadataDirective="COPY",
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound("No such object.") from None
+            raise
+        await self.delete(key)
+
+    async def seal_prefix(self, prefix: str) -> None:
+        # A presigned PUT cannot be revoked; erasure's second sweep removes what
+        # one puts back.
+        validate_prefix(prefix)
+
     async def delete_prefix(self, prefix: str) -> None:
         validate_prefix(prefix)
         paginator = self._client.get_paginator("list_objects_v2")

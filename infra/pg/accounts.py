@@ -22,31 +22,27 @@ class PgAccountStore:
         INSERT INTO patient (id, email, display_name, password_hash, created_at,
                              password_changed_at, email_verified_at, locale, time_zone)
         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)
+        ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     """
 
     async def add(self, account: NewAccount) -> Account:
+        # ON CONFLICT, not a caught unique violation: PostgreSQL logs a violation
+        # with the duplicate key's value (the email) in its DETAIL.
         async with self._database.transaction() as conn:
-            try:
-                # A savepoint, so a duplicate leaves the caller's transaction usable.
-                async with conn.transaction():
-                    row = await conn.fetchrow(
-                        self._INSERT,
-                        account.id,
-                        account.email,
-                        account.display_name,
-                        account.password_hash,
-                        account.created_at,
-                        account.email_verified_at,
-                        account.locale,
-                        account.time_zone,
-                    )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "patient_email_key":
-                    raise EmailAlreadyRegistered(
-                        "An account with this email address already exists."
-                    ) from None
-                raise
+            row = await conn.fetchrow(
+                self._INSERT,
+                account.id,
+                account.email,
+                account.display_name,
+                account.password_hash,
+                account.created_at,
+                account.email_verified_at,
+                account.locale,
+                account.time_zone,
+            )
+        if row is None:
+            raise EmailAlreadyRegistered("An account with this email address already exists.")
         return _account(row)
 
     _CREDENTIALS = """
@@ -83,11 +79,14 @@ class PgAccountStore:
             row = await conn.fetchrow(self._GET, patient_id)
         return _account(row) if row is not None else None
 
-    _EXISTS = "SELECT EXISTS (SELECT 1 FROM patient WHERE id = $1)"
+    _EXISTS = """
+        SELECT EXISTS (SELECT 1 FROM patient WHERE id = $1)
+           AND NOT EXISTS (SELECT 1 FROM signing_key WHERE kid = $2 AND revoked_at IS NOT NULL)
+    """
 
-    async def exists(self, patient_id: UUID) -> bool:
+    async def exists(self, patient_id: UUID, *, signed_with: str | None = None) -> bool:
         async with self._database.connection() as conn:
-            return bool(await conn.fetchval(self._EXISTS, patient_id))
+            return bool(await conn.fetchval(self._EXISTS, patient_id, signed_with))
 
     _FIND = f"SELECT {_COLUMNS} FROM patient WHERE lower(email) = lower($1)"
 

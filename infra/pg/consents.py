@@ -81,6 +81,13 @@ class PgConsentStore:
             row = await conn.fetchrow(self._RELIED_ON, consent_id)
         return _consent(row) if row else None
 
+    _HOLD = f"SELECT {_COLUMNS} FROM consent WHERE id = $1 FOR SHARE"
+
+    async def hold(self, consent_id: UUID) -> Consent | None:
+        async with self._database.transaction() as conn:
+            row = await conn.fetchrow(self._HOLD, consent_id)
+        return _consent(row) if row else None
+
     _LIST = (
         f"SELECT {_COLUMNS} FROM consent WHERE patient_id = $1 ORDER BY created_at DESC, id DESC"
     )

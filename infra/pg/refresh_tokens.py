@@ -19,9 +19,9 @@ class PgRefreshTokenStore:
     # One round trip: the family and its first token.
     _NEW_FAMILY = """
         WITH family AS (
-            INSERT INTO refresh_token_family (id, patient_id, created_at, last_used_at,
-                                              device_name, client_address)
-            VALUES ($2, $3, $4, $4, $6, $7)
+            INSERT INTO refresh_token_family (id, patient_id, created_at, expires_at,
+                                              last_used_at, device_name, client_address)
+            VALUES ($2, $3, $4, $6, $4, $7, $8)
         )
         INSERT INTO refresh_token (token_hash, family_id, patient_id, issued_at, expires_at)
         VALUES ($1, $2, $3, $4, $5)
@@ -34,6 +34,7 @@ class PgRefreshTokenStore:
         token_hash: bytes,
         issued_at: datetime,
         expires_at: datetime,
+        family_expires_at: datetime,
         device_name: str | None = None,
         client_address: str | None = None,
     ) -> UUID:
@@ -45,7 +46,8 @@ class PgRefreshTokenStore:
                 family_id,
                 patient_id,
                 issued_at,
-                expires_at,
+                min(expires_at, family_expires_at),
+                family_expires_at,
                 device_name,
                 client_address,
             )
@@ -54,7 +56,8 @@ class PgRefreshTokenStore:
     # Locking the family row serialises every refresh and logout within a family:
     # of two parallel refreshes with one token, the second sees it spent.
     _LOCK = """
-        SELECT t.family_id, t.patient_id, t.expires_at, t.spent_at, f.revoked_at
+        SELECT t.family_id, t.patient_id, t.expires_at, t.spent_at, f.revoked_at,
+               f.expires_at AS family_expires_at
         FROM refresh_token t
         JOIN refresh_token_family f ON f.id = t.family_id AND f.patient_id = t.patient_id
         WHERE t.token_hash = $1
@@ -72,6 +75,7 @@ class PgRefreshTokenStore:
             expires_at=row["expires_at"],
             spent_at=row["spent_at"],
             family_revoked_at=row["revoked_at"],
+            family_expires_at=row["family_expires_at"],
         )
 
     # Spends the old token only if it is unspent, and issues the next only then.
@@ -122,11 +126,14 @@ class PgRefreshTokenStore:
         SELECT EXISTS (
             SELECT 1 FROM refresh_token_family
             WHERE id = $2 AND patient_id = $1 AND revoked_at IS NULL)
+           AND NOT EXISTS (SELECT 1 FROM signing_key WHERE kid = $3 AND revoked_at IS NOT NULL)
     """
 
-    async def session_active(self, patient_id: UUID, family_id: UUID) -> bool:
+    async def session_active(
+        self, patient_id: UUID, family_id: UUID, *, signed_with: str | None = None
+    ) -> bool:
         async with self._database.connection() as conn:
-            return bool(await conn.fetchval(self._ACTIVE, patient_id, family_id))
+            return bool(await conn.fetchval(self._ACTIVE, patient_id, family_id, signed_with))
 
     # A family is a live session while it is not revoked and its newest token has
     # not expired.

@@ -68,15 +68,17 @@ class PgUploadStore:
         return _upload(row) if row else None
 
     _COMPLETE = """
-        UPDATE upload SET status = 'completed', record_id = $3, completed_at = $4
+        UPDATE upload SET status = 'completed', record_id = $3, completed_at = $4, key = $5
         WHERE patient_id = $1 AND id = $2 AND status = 'pending'
     """
 
     async def mark_completed(
-        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime
+        self, permit: Permit, upload_id: UUID, record_id: UUID, at: datetime, final_key: str
     ) -> None:
         async with self._database.transaction() as conn:
-            status = await conn.execute(self._COMPLETE, permit.patient_id, upload_id, record_id, at)
+            status = await conn.execute(
+                self._COMPLETE, permit.patient_id, upload_id, record_id, at, final_key
+            )
         if status != "UPDATE 1":
             raise RuntimeError("the upload was not pending when it was completed")
 

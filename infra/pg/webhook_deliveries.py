@@ -71,28 +71,6 @@ class PgWebhookDeliveryStore:
         async with self._database.transaction() as conn:
             await conn.execute(self._REPLY, hospital_id, delivery_id, reply)
 
-    _FAILURES = (
-        "SELECT failures FROM link_code_failure_window WHERE hospital_id = $1 AND window_start = $2"
-    )
-
-    async def code_failures(self, hospital_id: UUID, window: datetime) -> int:
-        async with self._database.transaction() as conn:
-            return await conn.fetchval(self._FAILURES, hospital_id, window) or 0
-
-    _ADD_FAILURE = """
-        INSERT INTO link_code_failure_window AS w (hospital_id, window_start, failures)
-        VALUES ($1, $2, 1)
-        ON CONFLICT (hospital_id, window_start) DO UPDATE SET failures = w.failures + 1
-    """
-    _FORGET_OLD_FAILURES = (
-        "DELETE FROM link_code_failure_window WHERE hospital_id = $1 AND window_start < $2"
-    )
-
-    async def add_code_failure(self, hospital_id: UUID, window: datetime) -> None:
-        async with self._database.transaction() as conn:
-            await conn.execute(self._ADD_FAILURE, hospital_id, window)
-            await conn.execute(self._FORGET_OLD_FAILURES, hospital_id, window)
-
     _PARK = """
         INSERT INTO webhook_parked_push (hospital_id, patient_ref, delivery_id, bundle, received_at)
         VALUES ($1, $2, $3, $4, $5)
@@ -108,6 +86,23 @@ class PgWebhookDeliveryStore:
     ) -> None:
         async with self._database.transaction() as conn:
             await conn.execute(self._PARK, hospital_id, patient_ref, delivery_id, bundle, at)
+
+    _ERASED = """
+        SELECT EXISTS (
+            SELECT 1 FROM erased_patient_ref WHERE hospital_id = $1 AND ref_digest = $2)
+    """
+
+    async def erased(self, hospital_id: UUID, ref_digest: bytes) -> bool:
+        async with self._database.transaction() as conn:
+            return bool(await conn.fetchval(self._ERASED, hospital_id, ref_digest))
+
+    async def lift_erasure(self, hospital_id: UUID, ref_digest: bytes) -> None:
+        async with self._database.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM erased_patient_ref WHERE hospital_id = $1 AND ref_digest = $2",
+                hospital_id,
+                ref_digest,
+            )
 
     _TAKE = """
         DELETE FROM webhook_parked_push WHERE hospital_id = $1 AND patient_ref = $2

@@ -57,19 +57,11 @@ def test_infra_never_imports_api():
     assert offenders == {}
 
 
-# ports.py is one list of declarations, every port in one place by design: it grows
-# with each feature (accounts, notifications, ...) and gets a larger allowance
-# until it is split by concept.
-LONGER_ALLOWED = {"domain/ports.py": 560}
-
-
 def test_no_domain_module_is_longer_than_about_450_lines():
     long = {
-        relative: n
+        str(path.relative_to(ROOT)): n
         for name, path in modules().items()
-        if name.startswith("domain")
-        and (n := len(path.read_text().splitlines()))
-        > LONGER_ALLOWED.get(relative := str(path.relative_to(ROOT)), 460)
+        if name.startswith("domain") and (n := len(path.read_text().splitlines())) > 460
     }
     assert long == {}
 

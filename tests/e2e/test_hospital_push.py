@@ -55,12 +55,13 @@ async def timeline(client, patient) -> list[dict]:
 
 
 async def test_operator_patient_and_hospital_end_to_end(client, settings, patient, superuser_conn):
-    # The operator: `phr hospital add` against the same database and data folder
-    # (the folder holds the key that seals webhook secrets).
+    # The operator: `phr hospital add` against the same database and data folder,
+    # with the run's secrets key (it seals webhook secrets and signing keys).
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PHR_")},
         "DATABASE_URL": settings.database_url,
         "PHR_DATA_DIR": str(settings.data_dir),
+        "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
     }
     created = phr(["hospital", "add", "--name", "Synthea General"], env)
     assert set(created) == {"id", "name", "webhookSecret"} and created["webhookSecret"].startswith(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from uuid import UUID
 
 from tests.records_support import bundle, grant_hospital, push
@@ -104,7 +105,7 @@ async def test_a_hospital_study_gets_the_external_viewer_over_the_hospitals_dico
 
     from api.app import create_app
     from infra.settings import load_settings
-    from tests.conftest import register_patient
+    from tests.conftest import UNTHROTTLED_REGISTRATION, register_patient
 
     template = "https://ohif.example/viewer?StudyInstanceUIDs={studyUid}&url={dicomwebUrl}"
     settings = load_settings(
@@ -113,6 +114,9 @@ async def test_a_hospital_study_gets_the_external_viewer_over_the_hospitals_dico
             "PHR_DATA_DIR": str(data_dir),
             "PHR_PUBLIC_URL": "http://testserver.local",
             "PHR_DICOM_VIEWER_URL": template,
+            # The run's signing keys are sealed with the suite's one secrets key.
+            "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
+            **UNTHROTTLED_REGISTRATION,
         }
     )
     async with AsyncTestClient(

@@ -246,7 +246,10 @@ def test_hostile_archives_are_refused_and_leave_nothing(
         assert http.get("/v1/imaging", headers=headers).json() == []
         me = http.get("/v1/me", headers=headers).json()
     folder = data_root / "files" / "patients" / me["id"]
-    assert [p for p in folder.rglob("*") if p.is_file()] == []
+    # Only the empty marker that keeps the used upload URL from writing again.
+    left = [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".sealed")]
+    assert left == []
+    assert all(p.stat().st_size == 0 for p in folder.rglob("*.sealed"))
 
 
 def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(

@@ -34,10 +34,15 @@ def b64(data: bytes) -> str:
 
 
 async def current_key(conn) -> tuple[str, Ed25519PrivateKey]:
+    """The current private key, as only a holder of the secrets key can read it."""
+    from infra.secret_box import SecretBox
+
     row = await conn.fetchrow(
-        "SELECT kid, private_key_pem FROM signing_key WHERE retired_at IS NULL"
+        "SELECT kid, private_key_sealed FROM signing_key WHERE retired_at IS NULL"
     )
-    return row["kid"], serialization.load_pem_private_key(row["private_key_pem"].encode(), None)
+    box = SecretBox(base64.b64decode(os.environ["PHR_SECRETS_KEY"]))
+    raw = box.open(bytes(row["private_key_sealed"]), context=b"signing_key:" + row["kid"].encode())
+    return row["kid"], Ed25519PrivateKey.from_private_bytes(raw)
 
 
 def claims_for(patient_id: str, **changes) -> dict:
@@ -425,6 +430,7 @@ async def test_concurrent_first_key_creation_leaves_one_current(
     from infra.access_tokens import verify_retired_for
     from infra.pg.database import Database
     from infra.pg.signing_keys import PgSigningKeys
+    from infra.secret_box import load_secret_box
 
     # Start from "no current key", then let several processes' worth of pools race.
     await superuser_conn.execute(
@@ -437,7 +443,11 @@ async def test_concurrent_first_key_creation_leaves_one_current(
         now = datetime.now(UTC)
         keys = await asyncio.gather(
             *(
-                PgSigningKeys(database, verify_retired_for=verify_retired_for(900)).current(now)
+                PgSigningKeys(
+                    database,
+                    load_secret_box(Path("/nonexistent"), os.environ["PHR_SECRETS_KEY"]),
+                    verify_retired_for=verify_retired_for(900),
+                ).current(now)
                 for database in databases
             )
         )

@@ -12,12 +12,10 @@ COMMENT ON TABLE signing_key IS
     'citus: reference (access-token keys, read by every API node)';
 COMMENT ON TABLE schema_migration IS
     'citus: local (migration bookkeeping on the coordinator)';
-COMMENT ON TABLE login_attempt IS
-    'citus: local (throttling counters keyed by account or address, no health data; short-lived rows)';
+COMMENT ON TABLE throttle_attempt IS
+    'citus: local (throttling counters keyed by hashed account or address, no health data; short-lived rows)';
 COMMENT ON TABLE webhook_rate_window IS
     'citus: local (per-hospital rate counters, no patient data)';
-COMMENT ON TABLE link_code_failure_window IS
-    'citus: local (per-hospital counters of wrong link codes, no patient data)';
 COMMENT ON TABLE webhook_delivery IS
     'citus: distributed by hospital_id (delivery ids are the hospital''s; the stored reply holds counts, no health data)';
 COMMENT ON TABLE webhook_parked_push IS
