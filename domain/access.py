@@ -8,7 +8,7 @@ event in the same transaction as the read or write it describes."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -22,9 +22,6 @@ from domain.audit.events import (
 )
 from domain.consents.consent import Consent, ConsentScope
 from domain.errors import Forbidden, NotFound
-
-if TYPE_CHECKING:  # ports name Permit in their signatures; this module needs them for types only
-    from domain.ports import AuditLog, UnitOfWork
 
 
 class PatientActor(msgspec.Struct, frozen=True, tag="patient"):
@@ -255,29 +252,3 @@ def authorize(
     return Permit(
         _MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event
     )
-
-
-async def authorize_audited(
-    uow: UnitOfWork,
-    audit: AuditLog,
-    actor: Actor,
-    action: Action,
-    patient_id: UUID,
-    *,
-    now: datetime,
-    context: RequestContext,
-    consent: Consent | None = None,
-    commit_refusal: bool = True,
-) -> Permit:
-    """`authorize` inside a use case's unit of work. A refusal is written to the
-    audit log and committed before it is raised: refused looks are history too.
-
-    `commit_refusal=False` is for a use case that answers a refusal itself and
-    commits the answer with the refusal's row (a hospital's delivery)."""
-    try:
-        return authorize(actor, action, patient_id, now=now, consent=consent, context=context)
-    except (AccessRefused, ActionNotAllowed) as refused:
-        await audit.append(refused.audit)
-        if commit_refusal:
-            await uow.commit()
-        raise

@@ -16,8 +16,9 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import Actor, PatientActor, Permit, authorize_audited
+from domain.access import Actor, PatientActor, Permit
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import Consent
 from domain.dicom import DEFAULT_TAGS, Level, element, first_value
 from domain.errors import NotFound

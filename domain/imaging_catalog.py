@@ -16,8 +16,9 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import Actor, authorize_audited
+from domain.access import Actor
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import Consent
 from domain.imaging_ports import ImagingStore, ViewerTokens
 from domain.imaging_store import StoredStudy

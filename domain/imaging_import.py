@@ -15,14 +15,9 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import (
-    Action,
-    Actor,
-    Permit,
-    SystemActor,
-    authorize_audited,
-)
+from domain.access import Action, Actor, Permit, SystemActor
 from domain.audit.events import NO_REQUEST, RequestContext
+from domain.audited_access import authorize_audited
 from domain.dicom import DicomInstance
 from domain.dicom_archive import HostileArchive
 from domain.errors import NotFound, UnreadableDicom

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import PatientActor, authorize_audited
+from domain.access import PatientActor
 from domain.accounts.account import Account, normalise_email
 from domain.accounts.flow_support import EmailNotVerified
 from domain.accounts.login_throttle import (
@@ -23,6 +23,7 @@ from domain.accounts.passwords import PasswordPolicy, normalise_password
 from domain.accounts.sessions import device_name_from, validated_device_name
 from domain.accounts.tokens import AccessClaims, TokenPair, new_refresh_token, refresh_token_hash
 from domain.audit.events import AuditEvent, RequestContext
+from domain.audited_access import authorize_audited
 from domain.blobs import patient_files_prefix
 from domain.erasure_traces import erased_ref_digest
 from domain.errors import (

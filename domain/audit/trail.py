@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.access import PatientActor, authorize_audited
+from domain.access import PatientActor
 from domain.audit.checkpoints import (
     Checkpoint,
     CheckpointError,
@@ -42,6 +42,7 @@ from domain.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from domain.audited_access import authorize_audited
 from domain.errors import InvalidInput, NotFound
 from domain.ports import AuditLog, Clock, UnitOfWork
 

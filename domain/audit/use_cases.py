@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from domain.access import PatientActor, authorize_audited
+from domain.access import PatientActor
 from domain.audit.events import RecordedAuditEvent, RequestContext
+from domain.audited_access import authorize_audited
 from domain.ports import AuditLog, Clock, UnitOfWork
 
 MAX_PAGE = 200

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from domain.access import Action, PatientActor, Permit, authorize_audited
+from domain.access import Action, PatientActor, Permit
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import Consent
 from domain.errors import NotFound
 from domain.ports import AuditLog, Clock, ConsentStore, UnitOfWork

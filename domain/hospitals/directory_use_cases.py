@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.access import PatientActor, authorize_audited
+from domain.access import PatientActor
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.hospitals.directory import (
     DirectoryCursor,
     DirectoryEntry,

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
-from domain.access import Action, PatientActor, Permit, authorize_audited
+from domain.access import Action, PatientActor, Permit
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import ConsentScope
 from domain.errors import Conflict
 from domain.hospitals.hospital import UnknownHospital

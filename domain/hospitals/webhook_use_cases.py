@@ -21,8 +21,9 @@ from uuid import UUID
 
 import msgspec
 
-from domain.access import AccessRefused, Action, HospitalActor, Permit, authorize_audited
+from domain.access import AccessRefused, Action, HospitalActor, Permit
 from domain.audit.events import PURPOSE_OPERATIONS, AuditEvent, RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import Consent
 from domain.erasure_traces import PatientRefErased, erased_ref_digest
 from domain.errors import FieldProblem, InvalidInput, RateLimited

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from domain.access import Action, Actor, Permit, authorize, authorize_audited
+from domain.access import Action, Actor, Permit, authorize
 from domain.audit.events import NO_REQUEST, RequestContext
+from domain.audited_access import authorize_audited
 from domain.errors import NotFound
 from domain.notifications.model import InboxCursor, InboxQuery, Notification, Preferences
 from domain.ports import AuditLog, Clock, NotificationStore, UnitOfWork

@@ -16,9 +16,9 @@ from domain.access import (
     PatientActor,
     Permit,
     authorize,
-    authorize_audited,
 )
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import Consent
 from domain.errors import AuthenticationFailed, FieldProblem, InvalidInput, NotFound
 from domain.fhir.bundle import ParsedEntry

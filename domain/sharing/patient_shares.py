@@ -12,8 +12,9 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from domain.access import Action, PatientActor, Permit, authorize_audited
+from domain.access import Action, PatientActor, Permit
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.consents.consent import ConsentScope
 from domain.errors import FieldProblem, InvalidInput, NotFound
 from domain.ports import (

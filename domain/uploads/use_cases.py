@@ -8,13 +8,9 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from domain.access import (
-    Action,
-    Actor,
-    Permit,
-    authorize_audited,
-)
+from domain.access import Action, Actor, Permit
 from domain.audit.events import RequestContext
+from domain.audited_access import authorize_audited
 from domain.blobs import PresignedRequest
 from domain.consents.consent import Consent
 from domain.errors import (
