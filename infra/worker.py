@@ -274,7 +274,8 @@ class Worker:
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.exception("periodic job failed", extra={"worker": self.name, "periodic": name})
+            # During a database outage: the outage's one line, not a traceback per turn.
+            self._loop_failed("periodic job failed", exc, {"worker": self.name, "periodic": name})
         finally:
             await self._advisory(periodic, "pg_advisory_unlock")
         with contextlib.suppress(Exception):

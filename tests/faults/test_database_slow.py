@@ -10,8 +10,7 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
-from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 
 PROBLEM = "application/problem+json"
 
@@ -21,14 +20,7 @@ async def test_a_stuck_statement_answers_503_within_the_timeout(
 ):
     from api.app import create_app
 
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_dsn,
-            "PHR_DATA_DIR": str(data_dir),
-            "PHR_PUBLIC_URL": "http://testserver.local",
-            "PHR_DB_STATEMENT_TIMEOUT": "1",
-        }
-    )
+    settings = settings_for(database_dsn, data_dir, {"PHR_DB_STATEMENT_TIMEOUT": "1"})
     app = create_app(settings)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         patient = await register_patient(client)

@@ -13,8 +13,7 @@ import httpx
 from litestar.testing import AsyncTestClient
 from moto.server import ThreadedMotoServer
 
-from infra.settings import load_settings
-from tests.conftest import register_patient
+from tests.conftest import register_patient, settings_for
 from tests.s3_server import S3Server
 
 PROBLEM = "application/problem+json"
@@ -63,8 +62,7 @@ async def test_s3_down_answers_503_for_files_and_records_keep_working(
     boto.create_bucket(Bucket=s3.bucket)
     boto.close()
     port = int(s3.endpoint_url.rsplit(":", 1)[1])
-    env = {"DATABASE_URL": database_dsn, "PHR_DATA_DIR": str(data_dir), "PHR_PUBLIC_URL": PUBLIC}
-    app = create_app(load_settings(env | s3.env()))
+    app = create_app(settings_for(database_dsn, data_dir, {"PHR_PUBLIC_URL": PUBLIC, **s3.env()}))
     try:
         async with (
             AsyncTestClient(app=app, base_url=PUBLIC) as client,
