@@ -43,12 +43,6 @@ async def test_registration_mail_is_an_eml_file_that_verifies_the_account(client
     assert patient.profile["emailVerified"] is True
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open: in about one run in four a third .eml file appears within "
-    "10 ms of the registration mail (two express deliveries of one mail.send job?); "
-    "the assertion stays so the duplicate is seen until it is fixed",
-)
 async def test_one_log_line_per_message_without_content_or_code(client, data_dir, caplog):
     caplog.set_level(logging.INFO, logger="phr.mail")
     folder = EmlFolder(data_dir / "mail")
@@ -59,7 +53,9 @@ async def test_one_log_line_per_message_without_content_or_code(client, data_dir
     await client.post("/v1/auth/password-reset", json={"email": email})
     reset = await folder.next_to(email)
     reset_code = code_in(reset)
-    ours = [p.name for p in folder.files()]
+    # The database is shared by the tests of this process: a mail job an earlier
+    # test's app left queued may be delivered into this folder by this app's worker.
+    ours = [p.name for p in folder.files() if _addressed_to(p, email)]
     assert len(ours) == 2
 
     def written() -> list[str]:
@@ -148,3 +144,8 @@ async def test_mail_queued_during_an_smtp_outage_is_sent_by_the_worker_later(
         assert await superuser_conn.fetchval("SELECT done_at FROM job WHERE id = $1", row["id"])
     finally:
         server.stop()
+
+
+def _addressed_to(path, address: str) -> bool:
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    return str(message["To"]).lower() == address.lower()
