@@ -18,7 +18,7 @@ log = logging.getLogger("phr.jobs")
 
 
 def build_worker(services: Services) -> Worker:
-    worker = Worker(services.database)
+    worker = Worker(services.database, retry_base_seconds=services.settings.job_retry_base_seconds)
     clock = services.clock
     retention = PgRetention(services.database)
 

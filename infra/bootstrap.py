@@ -227,7 +227,13 @@ class Services:
     def mail_outbox(self):  # -> infra.mail.outbox.JobMailOutbox
         from infra.mail.outbox import JobMailOutbox
 
-        return JobMailOutbox(self.database, self.jobs, self.secret_box, self.mailer)
+        return JobMailOutbox(
+            self.database,
+            self.jobs,
+            self.secret_box,
+            self.mailer,
+            retry_base_seconds=self.settings.job_retry_base_seconds,
+        )
 
     @cached_property
     def account_ports(self):  # -> domain.accounts.flow_support.AccountPorts

@@ -105,6 +105,10 @@ class Settings(msgspec.Struct, frozen=True):
     # The background-job worker runs inside `phr serve` unless PHR_WORKER=off
     # (deployments that run `phr worker` separately).
     worker_enabled: bool = True
+    # The first retry of a failed background job (mail to an SMTP server that is
+    # down) waits between half and all of this, doubling per attempt
+    # (PHR_JOB_RETRY_BASE_SECONDS; the fault tests shorten it).
+    job_retry_base_seconds: float = 5.0
     # How often the sequencer seals new audit events into a signed checkpoint.
     audit_seal_interval_ms: int = 250
     # The audit log's Ed25519 key seed, base64 (PHR_AUDIT_LOG_KEY); unset: a file
@@ -139,6 +143,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be greater than zero, got {value}")
+    return value
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < 86400:
+        raise SettingsError(f"{name} must be more than 0 and less than a day, got {raw}")
     return value
 
 
@@ -245,6 +262,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         account_mail_window_seconds=_positive_int(env, "PHR_ACCOUNT_MAIL_WINDOW_SECONDS", 15 * 60),
         code_failures_per_email=_positive_int(env, "PHR_CODE_FAILURES_PER_EMAIL", 10),
         worker_enabled=_on_off(env, "PHR_WORKER", True),
+        job_retry_base_seconds=_positive_seconds(env, "PHR_JOB_RETRY_BASE_SECONDS", 5.0),
         audit_seal_interval_ms=_positive_int(env, "PHR_AUDIT_SEAL_INTERVAL_MS", 250),
         audit_log_key=SecretText(env["PHR_AUDIT_LOG_KEY"])
         if env.get("PHR_AUDIT_LOG_KEY")

@@ -72,6 +72,7 @@ class WebPushReceiver:
 
     script: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     hang_first: bool = False
+    port: int = 0  # 0: any free port; a given one brings a stopped service back where it was
     ua_private: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
@@ -95,7 +96,7 @@ class WebPushReceiver:
             def do_POST(self) -> None:
                 receiver._handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self

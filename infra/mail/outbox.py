@@ -24,7 +24,7 @@ from domain.mail import MailMessage
 from infra.mail.messages import Mailer
 from infra.pg.database import Database
 from infra.secret_box import SecretBox
-from infra.worker import Worker
+from infra.worker import BACKOFF_BASE_SECONDS, Worker
 
 log = logging.getLogger("phr.mail")
 
@@ -57,12 +57,20 @@ def register_mail_jobs(worker: Worker, box: SecretBox, mailer: Mailer) -> None:
 
 
 class JobMailOutbox:
-    def __init__(self, database: Database, jobs: JobQueue, box: SecretBox, mailer: Mailer):
+    def __init__(
+        self,
+        database: Database,
+        jobs: JobQueue,
+        box: SecretBox,
+        mailer: Mailer,
+        *,
+        retry_base_seconds: float = BACKOFF_BASE_SECONDS,
+    ):
         self._jobs = jobs
         self._box = box
         self._mailer = mailer
         # A worker that knows only mail, run on demand right after a commit.
-        self._express = Worker(database, concurrency=2)
+        self._express = Worker(database, concurrency=2, retry_base_seconds=retry_base_seconds)
         register_mail_jobs(self._express, box, mailer)
         self._tasks: set[asyncio.Task[int]] = set()
 

@@ -1,0 +1,170 @@
+"""The SMTP server or a push service down: account mail and pushes wait in their
+outboxes (the job table, the notification deliveries) and go out, each once,
+when the service is back on the same address. The app runs its own worker, as
+`phr serve` does, with short retry backoffs so the test waits seconds, not
+minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from uuid import UUID
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from tests.conftest import register_patient, settings_for
+from tests.hospital_support import linked, new_hospital
+from tests.mail_support import SmtpServer, code_in
+from tests.push_receivers import WebPushReceiver
+from tests.records_support import bundle, observation
+
+BASE_URL = "http://testserver.local"
+
+
+async def eventually(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
+        await asyncio.sleep(0.1)
+
+
+async def test_mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_once_it_returns(
+    database_dsn, data_dir, superuser_conn
+):
+    server = SmtpServer().start()
+    port = server.port
+    settings = settings_for(
+        database_dsn,
+        data_dir,
+        {"PHR_WORKER": "on", "SMTP_URL": server.url, "PHR_JOB_RETRY_BASE_SECONDS": "0.5"},
+    )
+    async with AsyncTestClient(app=create_app(settings), base_url=BASE_URL) as client:
+        await register_patient(client, mailbox=server)  # mail flows while it is up
+        mark = await superuser_conn.fetchval("SELECT coalesce(max(id), 0) FROM job")
+        server.stop()
+
+        emails = [f"outage-{uuid.uuid4().hex[:10]}@example.org" for _ in range(3)]
+        password = f"outage kettle {uuid.uuid4().hex[:8]} orchard"
+        for email in emails:
+            made = await client.post(
+                "/v1/auth/register", json={"email": email, "password": password}
+            )
+            assert made.status_code == 202, made.text  # the outage is not the user's
+
+        async def waiting() -> list:
+            rows = await superuser_conn.fetch(
+                "SELECT attempts, last_error, done_at, failed_at FROM job "
+                "WHERE kind = 'mail.send' AND id > $1",
+                mark,
+            )
+            tried = len(rows) == len(emails) and all(r["attempts"] >= 2 for r in rows)
+            return rows if tried else []
+
+        # Tried (by the request's express delivery, then by the worker's retries),
+        # failed, and kept: none done, none given up.
+        rows = await eventually(waiting, 30, "every message tried twice against the dead server")
+        assert all(r["last_error"] and r["done_at"] is None for r in rows), rows
+        assert all(r["failed_at"] is None for r in rows), rows
+
+        back = SmtpServer(port).start()
+        try:
+            for email in emails:
+                code = code_in(await back.next_to(email, timeout=60))
+                verified = await client.post(
+                    "/v1/auth/verify-email", json={"email": email, "code": code}
+                )
+                assert verified.status_code == 204, verified.text
+
+            async def all_done() -> bool:
+                return await superuser_conn.fetchval(
+                    "SELECT bool_and(done_at IS NOT NULL) FROM job "
+                    "WHERE kind = 'mail.send' AND id > $1",
+                    mark,
+                )
+
+            await eventually(all_done, 10, "every mail job marked done")
+            await asyncio.sleep(1.0)  # a second send, if any, would land by now
+            for email in emails:
+                assert len(back.to(email)) == 1, f"{email}: {len(back.to(email))} messages"
+        finally:
+            back.stop()
+
+
+@pytest.fixture
+def fast_push_retries(monkeypatch):
+    monkeypatch.setenv("PHR_WEBPUSH_ENDPOINT_ALLOW", "http://127.0.0.1:*")
+    monkeypatch.setenv("PHR_PUSH_RETRY_BASE_SECONDS", "0.5")
+
+
+async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_returns(
+    database_dsn, data_dir, superuser_conn, fast_push_retries
+):
+    receiver = WebPushReceiver().start()
+    port = receiver.server.server_address[1]
+    settings = settings_for(database_dsn, data_dir, {"PHR_WORKER": "on"})
+    async with AsyncTestClient(app=create_app(settings), base_url=BASE_URL) as client:
+        patient = await register_patient(client)
+        hospital = await new_hospital(client, settings, name="Outbox General")
+        await linked(client, patient, hospital, "MRN-OUTBOX")
+        device = await client.post(
+            "/v1/devices",
+            json={"kind": "webpush", "subscription": receiver.subscription(), "name": "Firefox"},
+            headers=patient.headers,
+        )
+        assert device.status_code == 201, device.text
+        key = await client.get("/v1/devices/webpush-key", headers=patient.headers)
+        receiver.expected_key = key.json()["applicationServerKey"]
+
+        pushed = await hospital.push("MRN-OUTBOX", bundle(observation("before-1", value=70)))
+        assert pushed.status_code == 200, pushed.text
+        assert len(await receiver.wait_for(1)) == 1, (receiver.errors, receiver.attempts)
+        receiver.stop()
+
+        for n in range(3):
+            result = observation(f"during-{n}", value=71 + n, when=f"2024-06-0{n + 1}T08:00:00Z")
+            pushed = await hospital.push("MRN-OUTBOX", bundle(result))
+            assert pushed.status_code == 200, pushed.text
+
+        async def waiting() -> list:
+            rows = await superuser_conn.fetch(
+                "SELECT notification_id, status, attempts, last_error FROM notification_delivery "
+                "WHERE patient_id = $1 AND status <> 'delivered'",
+                UUID(patient.id),
+            )
+            tried = len(rows) == 3 and all(r["attempts"] >= 2 for r in rows)
+            return rows if tried else []
+
+        rows = await eventually(waiting, 30, "every push tried twice against the dead service")
+        assert all(r["status"] == "pending" and r["last_error"] for r in rows), rows
+        waiting_ids = {r["notification_id"].hex for r in rows}
+
+        back = WebPushReceiver(
+            port=port,
+            ua_private=receiver.ua_private,
+            auth=receiver.auth,
+            expected_key=receiver.expected_key,
+        ).start()
+        try:
+            got = await back.wait_for(3, timeout=60)
+            assert len(got) == 3 and not back.errors, (back.errors, len(got))
+
+            async def all_delivered() -> bool:
+                statuses = await superuser_conn.fetch(
+                    "SELECT status FROM notification_delivery WHERE patient_id = $1",
+                    UUID(patient.id),
+                )
+                return len(statuses) == 4 and all(s["status"] == "delivered" for s in statuses)
+
+            await eventually(all_delivered, 10, "every delivery recorded as delivered")
+            await asyncio.sleep(1.0)  # a second send, if any, would land by now
+            assert len(back.received) == 3, "a push went out twice"
+            assert set(back.unique()) == waiting_ids
+        finally:
+            back.stop()
