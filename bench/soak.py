@@ -3,13 +3,15 @@
     python bench/soak.py              # 200,000 requests, 2 workers
     PHR_SOAK_REQUESTS=50000 python bench/soak.py
 
-wrk drives a mix through two uvicorn workers: 9 in 10 requests read (a record,
-the first timeline page, a deeper page, the profile) and 1 in 10 is a hospital
-push of a new result (signed, a fresh webhook-id each). The run is cut into ten
-chunks; after each, every worker's RSS is read from /proc. The first chunk warms
-the workers up (caches, pools, code paths); its RSS is the baseline, and every
-later sample must stay within +-5% of it. Share manifests join the mix once
-shares exist.
+wrk drives a mix through two uvicorn workers: 8 in 10 requests read (a record,
+the first timeline page, a deeper page, the profile), 1 in 10 is a hospital push
+of a new result (signed, a fresh webhook-id each) and 1 in 10 is a doctor
+resolving a share's manifest (a snapshot share and a long-term one, rebuilt per
+request, by a few named recipients). The run is cut into ten chunks; after each,
+every worker's RSS is read from /proc. The first chunk warms the workers up
+(caches, pools, code paths); its RSS is the baseline, and every later sample
+must stay within +-5% of it. `uptime` is printed before and after: the figure
+means little on a loaded machine.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import base64
 import json
 import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -60,7 +63,7 @@ def _request(method: str, path: str, host: str, headers: dict[str, str], body: b
 def _push(secret: str, ref: str, n: int) -> tuple[bytes, dict[str, str]]:
     resource = {
         "resourceType": "Observation",
-        "id": f"soak-{n}",
+        "id": f"soak-{ref}-{n}",
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}], "text": "Pulse"},
         "effectiveDateTime": f"2025-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
@@ -79,7 +82,7 @@ def _push(secret: str, ref: str, n: int) -> tuple[bytes, dict[str, str]]:
             },
         }
     ).encode()
-    msg_id = f"soak_{n}"
+    msg_id = f"soak_{ref}_{n}"
     now = datetime.now(UTC)
     headers = {
         "webhook-id": msg_id,
@@ -99,11 +102,23 @@ def chunk_script(
     ref: str,
     first: int,
     count: int,
+    manifests: list[tuple[str, str]],
 ) -> Path:
     """A wrk script for about `count` requests: reads cycling, every tenth a
-    fresh push (pushes repeat, as idempotent redeliveries, only past `count`)."""
+    fresh push (pushes repeat, as idempotent redeliveries, only past `count`),
+    every tenth (offset by five) a manifest request as a named doctor."""
     auth = {"Authorization": f"Bearer {token}"}
     read_requests = [_request("GET", path, host, auth) for path in reads]
+    manifest_requests = [
+        _request(
+            "POST",
+            path,
+            host,
+            {"Content-Type": "application/json"},
+            json.dumps({"recipient": doctor}).encode(),
+        )
+        for path, doctor in manifests
+    ]
     pushes = []
     for n in range(first, first + count // 10 + 1):
         body, headers = _push(hospital["webhookSecret"], ref, n)
@@ -114,19 +129,75 @@ def chunk_script(
     script.write_text(
         "local reads = {" + ",\n".join(_lua(r) for r in read_requests) + "}\n"
         "local pushes = {" + ",\n".join(_lua(r) for r in pushes) + "}\n"
+        "local manifests = {" + ",\n".join(_lua(r) for r in manifest_requests) + "}\n"
         """
-local i, j = 0, 0
+local i, j, k = 0, 0, 0
 request = function()
   i = i + 1
   if i % 10 == 0 then
     j = j + 1
     return pushes[(j - 1) % #pushes + 1]
   end
+  if i % 10 == 5 then
+    k = k + 1
+    return manifests[(k - 1) % #manifests + 1]
+  end
   return reads[i % #reads + 1]
 end
 """
     )
     return script
+
+
+def manifest_url(shlink: str) -> str:
+    encoded = shlink.split("shlink:/", 1)[1]
+    return json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))["url"]
+
+
+def linked_patient(client: httpx.Client, hospital: dict, ref: str, records: int):
+    """A patient registered, linked to the hospital as `ref` and pushed `records`
+    results; returns a function that signs in again (a fresh access token)."""
+    email = f"soak-{uuid.uuid4().hex[:8]}@example.org"
+    made = client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert made.status_code == 202, made.text
+
+    def token() -> str:
+        return client.post("/v1/auth/login", json={"email": email, "password": PASSWORD}).json()[
+            "accessToken"
+        ]
+
+    auth = {"Authorization": f"Bearer {token()}"}
+    code = client.post("/v1/links", json={"hospitalId": hospital["id"]}, headers=auth).json()[
+        "code"
+    ]
+    body = json.dumps(
+        {"type": "patient.linked", "data": {"code": code, "patientRef": ref}}
+    ).encode()
+    now = datetime.now(UTC)
+    msg_id = f"soak_link_{ref}"
+    linked = client.post(
+        f"/v1/hospitals/{hospital['id']}/webhook",
+        content=body,
+        headers={
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(hospital["webhookSecret"]).sign(
+                msg_id, now, body.decode()
+            ),
+            "content-type": "application/json",
+        },
+    )
+    assert linked.status_code == 200, linked.text
+    for n in range(-records, 0):
+        b, h = _push(hospital["webhookSecret"], ref, n)
+        pushed = client.post(f"/v1/hospitals/{hospital['id']}/webhook", content=b, headers=h)
+        assert pushed.status_code == 200, pushed.text
+    return token
+
+
+def uptime() -> str:
+    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
 def run(quick: bool) -> list[Row]:
@@ -136,9 +207,14 @@ def run(quick: bool) -> list[Row]:
     env = {
         "PHR_SECRETS_KEY": os.environ["PHR_SECRETS_KEY"],
         "PHR_WEBHOOK_RATE_LIMIT": "100000000",
+        "PHR_WEBHOOK_ADDRESS_LIMIT": "100000000",
+        "PHR_SHARE_REQUESTS_PER_LINK": "100000000",
+        "PHR_SHARE_REQUESTS_PER_ADDRESS": "100000000",
         "PHR_LOG_LEVEL": "WARNING",
     }
     folder = Path(tempfile.mkdtemp(prefix="phr-soak-"))
+    load_before = uptime()
+    print(f"uptime before: {load_before}", flush=True)
     with (
         scratch_database() as dsn,
         uvicorn_server("api.app:create_app_from_env", dsn, env=env, workers=WORKERS) as (base, pid),
@@ -157,48 +233,14 @@ def run(quick: bool) -> list[Row]:
         )
         hospital = asyncio.run(add_hospital(dsn, settings, "Soak General"))
         client = httpx.Client(base_url=base, timeout=60)
-        email = f"soak-{uuid.uuid4().hex[:8]}@example.org"
-        assert (
-            client.post(
-                "/v1/auth/register", json={"email": email, "password": PASSWORD}
-            ).status_code
-            == 202
-        )
-
-        def token() -> str:
-            return client.post(
-                "/v1/auth/login", json={"email": email, "password": PASSWORD}
-            ).json()["accessToken"]
-
+        # The patient whose timeline is read and who gets the soak's pushes, and
+        # one who shares a fixed record set: a long-term share is rebuilt per
+        # request from every live record, so a share of the patient the soak keeps
+        # pushing to would grow with the run (a bigger manifest each time, not a
+        # leak) and no RSS could stay flat.
+        token = linked_patient(client, hospital, "SOAK-1", 200)
+        sharer_token = linked_patient(client, hospital, "SOAK-SHARE", 50)
         auth = {"Authorization": f"Bearer {token()}"}
-        code = client.post("/v1/links", json={"hospitalId": hospital["id"]}, headers=auth).json()[
-            "code"
-        ]
-        body = json.dumps(
-            {"type": "patient.linked", "data": {"code": code, "patientRef": "SOAK-1"}}
-        ).encode()
-        now = datetime.now(UTC)
-        linked = client.post(
-            f"/v1/hospitals/{hospital['id']}/webhook",
-            content=body,
-            headers={
-                "webhook-id": "soak_link",
-                "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": Webhook(hospital["webhookSecret"]).sign(
-                    "soak_link", now, body.decode()
-                ),
-                "content-type": "application/json",
-            },
-        )
-        assert linked.status_code == 200, linked.text
-        for n in range(-200, 0):  # some records to read before the soak pushes more
-            b, h = _push(hospital["webhookSecret"], "SOAK-1", n)
-            assert (
-                client.post(
-                    f"/v1/hospitals/{hospital['id']}/webhook", content=b, headers=h
-                ).status_code
-                == 200
-            )
         page = client.get("/v1/records?limit=20", headers=auth).json()
         ids = [item["id"] for item in page["items"]]
         reads = [f"/v1/records/{i}" for i in ids[:4]] + [
@@ -206,6 +248,22 @@ def run(quick: bool) -> list[Row]:
             f"/v1/records?limit=20&cursor={page['nextCursor']}",
             "/v1/me",
         ]
+        manifests = []
+        sharer = {"Authorization": f"Bearer {sharer_token()}"}
+        for body in ({}, {"longTerm": True}):
+            expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+            share = client.post(
+                "/v1/shares",
+                json={"expiresAt": expires.isoformat(), "label": "soak", **body},
+                headers=sharer,
+            )
+            assert share.status_code == 201, share.text
+            url = manifest_url(share.json()["shlink"])
+            path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+            for doctor in ("Dr. Soak", "Dr. Flat", "Dr. Steady"):
+                resolved = client.post(path, json={"recipient": doctor})
+                assert resolved.status_code == 200, resolved.text
+                manifests.append((path, doctor))
         host = base.removeprefix("http://")
         workers = worker_pids(pid)
         samples: list[list[int]] = []
@@ -231,6 +289,7 @@ def run(quick: bool) -> list[Row]:
                 "SOAK-1",
                 chunk * 10 * per_chunk,
                 expected * 2,
+                manifests,
             )
             result = wrk(base + "/", script=script, seconds=seconds, connections=CONNECTIONS)
             chunk += 1
@@ -254,7 +313,14 @@ def run(quick: bool) -> list[Row]:
         for sample in samples[1:]
         for w in range(len(workers))
     )
+    load_after = uptime()
+    print(f"uptime after: {load_after}", flush=True)
     print(f"soak: {done:,} requests in {elapsed:.0f} s; max RSS drift {drift:.1f}% after warm-up")
+    start_end = ", ".join(
+        f"worker {w + 1} {base_rss[w] / 1024:.0f} -> {samples[-1][w] / 1024:.0f} MiB"
+        for w in range(len(workers))
+    )
+    print(f"soak: RSS per worker after warm-up -> at the end: {start_end}")
     return [
         at_most(
             f"soak: RSS drift per worker over {done:,} mixed requests ({WORKERS} workers)",
@@ -262,8 +328,10 @@ def run(quick: bool) -> list[Row]:
             DRIFT_LIMIT_PERCENT,
             unit="%",
             note=(
-                f"after a {warmup_requests:,}-request ({WARMUP_SECONDS:g} s) warm-up, "
-                f"largest worker then {max(base_rss) / 1024:.0f} MiB; {done / elapsed:,.0f} req/s"
+                f"after a {warmup_requests:,}-request ({WARMUP_SECONDS:g} s) warm-up: "
+                f"{start_end}; {done / elapsed:,.0f} req/s; load before/after "
+                f"{load_before.split('load average: ')[-1]} / "
+                f"{load_after.split('load average: ')[-1]}"
             ),
         ),
         holds(

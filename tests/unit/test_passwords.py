@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import argon2
 import pytest
@@ -121,3 +124,40 @@ async def test_hasher_runs_off_the_event_loop_and_refuses_beyond_its_queue():
         assert seen and loop_thread not in seen
     finally:
         hasher.close()
+
+
+_HASHING_RSS_PROBE = """
+import asyncio
+from infra.password_hasher import ThreadPoolPasswordHasher
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+async def main():
+    hasher = ThreadPoolPasswordHasher(workers=2, queue_limit=8)
+    await asyncio.gather(*(hasher.hash(f"first passphrase {n}") for n in range(2)))
+    before = rss_kib()
+    for round in range(6):
+        await asyncio.gather(*(hasher.hash(f"passphrase {round} {n}") for n in range(2)))
+    print(before, rss_kib())
+    hasher.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_hashing_threads_give_argon2s_memory_back():
+    """Each hash takes 19 MiB; a process that kept it per hashing thread would
+    grow by that much per thread as sign-ins go on (what a soak sees as a leak)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HASHING_RSS_PROBE],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after = (int(value) for value in done.stdout.split())
+    assert after - before < 8 * 1024, f"RSS grew {(after - before) / 1024:.0f} MiB over 12 hashes"
