@@ -15,6 +15,7 @@ def test_defaults_use_the_embedded_database_and_local_files(tmp_path):
     assert settings.uses_embedded_database and settings.s3 is None
     assert settings.data_dir == tmp_path.resolve()
     assert settings.access_token_ttl_seconds <= 900
+    assert settings.job_retry_base_seconds == 5.0
 
 
 def test_external_servers_are_switched_on_by_their_settings(tmp_path):
@@ -45,6 +46,9 @@ def test_external_servers_are_switched_on_by_their_settings(tmp_path):
         ({"PHR_MAX_BODY_BYTES": "-1"}, "PHR_MAX_BODY_BYTES"),
         ({"S3_ENDPOINT_URL": "https://s3.example"}, "S3_BUCKET"),
         ({"PHR_LOG_LEVEL": "LOUD"}, "PHR_LOG_LEVEL"),
+        ({"PHR_JOB_RETRY_BASE_SECONDS": "0"}, "PHR_JOB_RETRY_BASE_SECONDS"),
+        ({"PHR_JOB_RETRY_BASE_SECONDS": "nan"}, "PHR_JOB_RETRY_BASE_SECONDS"),
+        ({"PHR_JOB_RETRY_BASE_SECONDS": "soon"}, "PHR_JOB_RETRY_BASE_SECONDS"),
     ],
 )
 def test_a_bad_value_is_named(env, named, tmp_path):
