@@ -463,6 +463,8 @@ class Services:
             clock=self.clock,
             viewer_tokens=self.viewer_tokens,
             reader=self.dicom_reader,
+            consents=self.consents,
+            shares=self.share_store,
             base_url=self.dicomweb_base,
         )
 

@@ -150,6 +150,15 @@ class PydicomReader:
     async def bulk_data(self, data: bytes, tag: int) -> bytes | None:
         return await asyncio.wait_for(asyncio.to_thread(_element_bytes, data, tag), self._timeout)
 
+    async def frames(
+        self, data: bytes, numbers: list[int], *, decoded: bool
+    ) -> tuple[str, list[bytes]]:
+        from infra.dicom.frames import read_frames
+
+        return await asyncio.wait_for(
+            asyncio.to_thread(read_frames, data, numbers, decoded=decoded), self._timeout
+        )
+
 
 def _element_bytes(data: bytes, tag: int) -> bytes | None:
     from pydicom import dcmread
