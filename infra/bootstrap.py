@@ -501,9 +501,16 @@ class Services:
     @cached_property
     def share_content(self):  # -> domain.sharing.content.ShareContent
         from domain.sharing.content import ShareContent
+        from domain.sharing.imaging import SharedImaging
         from infra.shl_jose import JoseContentCipher
 
-        return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
+        imaging = SharedImaging(
+            store=self.imaging_store,
+            blobs=self.blobs,  # type: ignore[arg-type]
+            viewer_tokens=self.viewer_tokens,
+            public_url=self.settings.public_url,
+        )
+        return ShareContent(self.share_store, self.blobs, JoseContentCipher(), imaging)  # type: ignore[arg-type]
 
     # QR codes render in a process of their own (pure Python that would hold this
     # process's GIL); its pool is shut down in close_services.
