@@ -405,17 +405,25 @@ class Services:
 
         return QueuedImagingJobs(self.jobs)
 
+    # DICOM parsing and rendering run in worker processes killed at their
+    # deadline (a thread cannot be stopped); the pool is closed in close_services.
+    @cached_property
+    def dicom_processes(self):  # -> infra.dicom.processes.DicomProcesses
+        from infra.dicom.processes import DicomProcesses
+
+        return DicomProcesses()
+
     @cached_property
     def frame_renderer(self):  # -> infra.dicom.render.PillowRenderer
         from infra.dicom.render import PillowRenderer
 
-        return PillowRenderer()
+        return PillowRenderer(processes=self.dicom_processes)
 
     @cached_property
     def dicom_reader(self):  # -> infra.dicom.header.PydicomReader
         from infra.dicom.header import PydicomReader
 
-        return PydicomReader()
+        return PydicomReader(processes=self.dicom_processes)
 
     @cached_property
     def dicomweb_base(self) -> str:
@@ -731,6 +739,8 @@ async def close_services(services: Services) -> None:
         services.password_hasher.close()
     if "qr_renderer" in services.__dict__:
         services.qr_renderer.close()
+    if "dicom_processes" in services.__dict__:
+        services.dicom_processes.close()
     for sender in services.__dict__.get("push_senders", {}).values():
         close = getattr(sender, "close", None)
         if close is not None:
