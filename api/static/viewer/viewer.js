@@ -295,7 +295,9 @@ function renderBundle(resources, container) {
     for (const e of viewers) {
       // The viewer asks the doctor's name for the patient's access history: the
       // one given here travels along, in the fragment (never sent to a server).
-      const href = e.address + (RECIPIENT ? "&recipient=" + encodeURIComponent(RECIPIENT) : "");
+      // Only to phr's own viewer (this origin): another issuer's page is not told the name.
+      const own = e.address.startsWith(location.origin + "/") && e.address.includes("#");
+      const href = e.address + (own && RECIPIENT ? "&recipient=" + encodeURIComponent(RECIPIENT) : "");
       cell.append(el("p", null, el("a", { class: "viewer-link", href, target: "_blank", rel: "noopener noreferrer" }, t("openImages"))));
     }
     return [tr, el("tr", { class: "imaging-extras" }, cell)];
