@@ -43,6 +43,7 @@ from domain.qido import (
     series_json,
     study_json,
 )
+from domain.sharing.model import ShareAccess
 from domain.sharing.recipient import check_recipient
 
 
@@ -146,6 +147,20 @@ class DicomWeb:
             permit = await self._permit(uow, caller, context)
             if not await self._store.studies(permit, grant.study_uid):
                 raise await self._refuse(uow, permit, grant.study_uid)
+            assert grant.share_id is not None
+            # In the share's access list too: the patient sees who opened the images.
+            await self._shares.record_access(
+                permit,
+                grant.share_id,
+                ShareAccess(
+                    kind="viewer",
+                    recipient=recipient,
+                    client_address=context.client_address,
+                    user_agent=context.user_agent,
+                    files=0,
+                    accessed_at=now,
+                ),
+            )
             await self._audit.append(permit.event("ImagingStudy", grant.study_uid))
             await uow.commit()
         return SharedViewerSession(

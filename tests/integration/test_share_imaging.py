@@ -145,6 +145,11 @@ def test_a_share_carries_previews_and_a_viewer_link_audited_as_the_recipient(
             hours=1, minutes=1
         )
         base = session["dicomwebUrl"]
+        accesses = http.get(f"/v1/shares/{share['id']}/accesses", headers=headers).json()
+        assert [(a["kind"], a["recipient"]) for a in accesses["items"]] == [
+            ("viewer", "Dr. Lee"),
+            ("manifest", "Dr. Lee"),
+        ]
 
     # An independent DICOMweb client through the session: that study, all of it.
     client = DICOMwebClient(url=base)
