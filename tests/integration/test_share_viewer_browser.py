@@ -281,16 +281,24 @@ def test_a_shared_study_shows_its_previews_and_opens_in_the_viewer(
     assert href.startswith(server.url(f"/imaging/viewer#study={cd.study_uid}&share="))
     assert href.endswith("&recipient=Dr.%20Lee")
     # The built-in viewer opens the study for the named doctor, previews and all.
-    browser.get(href)
     thumbs = (
         "return [...document.querySelectorAll('#series img')]"
         ".filter(i => i.complete && i.naturalWidth > 0).length"
     )
+    browser.get(href)
     wait(browser, 60).until(lambda b: b.execute_script(thumbs) == 6)
     screenshot(browser, "viewer-shared-imaging-study.png")
+    # Opened without a name (the link copied elsewhere), it asks for one first.
+    browser.get("about:blank")
+    browser.get(href.removesuffix("&recipient=Dr.%20Lee"))
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "recipient")))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#series img")
+    browser.find_element(By.ID, "recipient").send_keys("Dr. Lee")
+    browser.find_element(By.CSS_SELECTOR, "#who button").click()
+    wait(browser, 60).until(lambda b: b.execute_script(thumbs) == 6)
 
     with server.client() as http:
         audit = http.get("/v1/audit?limit=200", headers=headers).json()["items"]
     reads = [e for e in audit if e["action"] == "imaging.read" and e["outcome"] == "success"]
-    assert len(reads) >= 7  # the session, the series search, six thumbnails
+    assert len(reads) >= 14  # twice: the session, the series search, six thumbnails
     assert {e["actorId"] for e in reads} == {f"{created['id']} Dr. Lee"}
