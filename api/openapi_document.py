@@ -122,7 +122,8 @@ def _plain_path_parameters(document: dict[str, Any]) -> None:
                 if parameter.get("in") != "path" or not options:
                     continue
                 [schema] = [o for o in options if o.get("type") != "null"]
-                parameter["schema"] = schema
+                outer = {k: v for k, v in parameter["schema"].items() if k != "oneOf"}
+                parameter["schema"] = schema = {**schema, **outer}
                 if "description" in schema:
                     parameter["description"] = schema["description"]
 

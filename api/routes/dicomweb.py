@@ -30,7 +30,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 from litestar.response import Stream
 
 from api.current_patient import provide_current_patient
@@ -42,9 +42,16 @@ DICOM_JSON = "application/dicom+json"
 _UID = r"^[0-9]+(\.[0-9]+)*$"
 _PAGING = {"limit", "offset", "includefield", "fuzzymatching"}
 
-StudyUid = Annotated[str, Parameter(description="StudyInstanceUID", pattern=_UID, max_length=64)]
-SeriesUid = Annotated[str, Parameter(description="SeriesInstanceUID", pattern=_UID, max_length=64)]
-InstanceUid = Annotated[str, Parameter(description="SOPInstanceUID", pattern=_UID, max_length=64)]
+_STUDY_UID = PathParameter(description="StudyInstanceUID", pattern=_UID, max_length=64)
+_SERIES_UID = PathParameter(description="SeriesInstanceUID", pattern=_UID, max_length=64)
+_INSTANCE_UID = PathParameter(description="SOPInstanceUID", pattern=_UID, max_length=64)
+StudyUid = Annotated[str, _STUDY_UID]
+SeriesUid = Annotated[str, _SERIES_UID]
+InstanceUid = Annotated[str, _INSTANCE_UID]
+# In a handler that also serves paths without them (see _operation).
+SomeStudyUid = Annotated[str | None, _STUDY_UID]
+SomeSeriesUid = Annotated[str | None, _SERIES_UID]
+SomeInstanceUid = Annotated[str | None, _INSTANCE_UID]
 Frame = Annotated[int, Parameter(description="frame number, from 1", ge=1, le=100_000)]
 FrameList = Annotated[
     str,
@@ -204,7 +211,7 @@ async def qido_series(
     dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
-    study: StudyUid | None = None,
+    study: SomeStudyUid = None,
 ) -> Response[Any]:
     return _json(await dicomweb.search_series(caller, study, _query(request), context=context))
 
@@ -226,8 +233,8 @@ async def qido_instances(
     dicomweb: DicomWebDep,
     caller: CallerDep,
     context: RequestContextDep,
-    study: StudyUid | None = None,
-    series: SeriesUid | None = None,
+    study: SomeStudyUid = None,
+    series: SomeSeriesUid = None,
 ) -> Response[Any]:
     found = await dicomweb.search_instances(caller, study, series, _query(request), context=context)
     return _json(found)
@@ -271,8 +278,8 @@ async def wado_retrieve(
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
-    series: SeriesUid | None = None,
-    instance: InstanceUid | None = None,
+    series: SomeSeriesUid = None,
+    instance: SomeInstanceUid = None,
 ) -> Stream:
     instances = await dicomweb.instances(caller, study, series, instance, context=context)
     boundary = secrets.token_hex(16)
@@ -301,8 +308,8 @@ async def wado_metadata(
     caller: CallerDep,
     context: RequestContextDep,
     study: StudyUid,
-    series: SeriesUid | None = None,
-    instance: InstanceUid | None = None,
+    series: SomeSeriesUid = None,
+    instance: SomeInstanceUid = None,
 ) -> Response[Any]:
     found = await dicomweb.instances(
         caller, study, series, instance, context=context, with_metadata=True
