@@ -365,16 +365,17 @@ class DicomWeb:
         instance_uid: str,
         numbers: list[int],
         *,
-        decoded: bool,
+        accept: frozenset[str] | None,
         context: RequestContext,
     ) -> tuple[str, list[bytes]]:
         """Frames as stored (their media type: image/jpeg, image/jp2, ... or
-        application/octet-stream for native pixel data), or `decoded` to native
-        little-endian bytes; NotFound if the instance lacks one of them."""
+        application/octet-stream for native pixel data), or decoded to native
+        little-endian bytes if only that is in `accept` (None: anything);
+        NotFound if the instance lacks one of them."""
         found, data = await self._one_file(caller, study_uid, series_uid, instance_uid, context)
         if any(n > found.frames for n in numbers):
             raise NotFound("The instance has no such frame.")
-        return await self._reader.frames(data, numbers, decoded=decoded)
+        return await self._reader.frames(data, numbers, accept=accept)
 
     async def bulk_data(
         self,

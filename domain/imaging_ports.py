@@ -64,12 +64,13 @@ class DicomInstanceReader(Protocol):
         ...
 
     async def frames(
-        self, data: bytes, numbers: list[int], *, decoded: bool
+        self, data: bytes, numbers: list[int], *, accept: frozenset[str] | None
     ) -> tuple[str, list[bytes]]:
-        """Frames `numbers` (1-based) of the instance's pixel data: as stored,
-        with the media type of its transfer syntax, or `decoded` to native
-        little-endian bytes (`application/octet-stream`). UnreadableDicom if
-        the pixel data cannot be split or decoded."""
+        """Frames `numbers` (1-based) of the instance's pixel data, in the first
+        form `accept` (media types; None: any) allows: as stored, with the media
+        type of its transfer syntax, else decoded to native little-endian bytes
+        (`application/octet-stream`). NotAcceptable if neither is accepted;
+        UnreadableDicom if the pixel data cannot be split or decoded."""
         ...
 
 

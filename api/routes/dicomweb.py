@@ -89,6 +89,12 @@ class UnrenderableImage(ClientException):
     status_code = 422
 
 
+class UnacceptableFrames(ClientException):
+    """Documents the 406 answer (no accepted media type for the frames) in OpenAPI."""
+
+    status_code = 406
+
+
 def _operation(names: str | dict[str, str]) -> Any:
     """One handler serves several paths: each is named by the last UID (or frame)
     parameter it carries (`""` for none); through a viewer token, the name gets
@@ -370,19 +376,20 @@ def _multipart_body(parts: list[bytes], part_type: str) -> Response[bytes]:
     )
 
 
-def _wants_decoded(request: Request[Any, Any, Any]) -> bool:
-    """PS3.18 8.7.3.5.3: frames as stored unless the client accepts only
-    `application/octet-stream` for them (without `transfer-syntax=*`): then
-    compressed frames are decoded to native bytes."""
-    accept = request.headers.get("accept") or ""
-    types: list[str] = []
+def _frame_types(request: Request[Any, Any, Any]) -> frozenset[str] | None:
+    """PS3.18 8.7.3.5.3: the media types the client takes for a frame (the
+    `type` of each `multipart/related` range), or None for anything (no Accept,
+    a wildcard, or `transfer-syntax=*`)."""
+    accept = (request.headers.get("accept") or "").strip()
+    types: set[str] = set()
     for media_range in accept.lower().split(","):
         kind, *params = [p.strip() for p in media_range.split(";")]
-        named = dict(p.partition("=")[::2] for p in params)
-        if named.get("transfer-syntax", "").strip('"') == "*":
-            return False
-        types.append(named.get("type", "").strip('"') if kind == "multipart/related" else kind)
-    return bool(types) and all(t == "application/octet-stream" for t in types)
+        named = {k.strip(): v.strip().strip('"') for k, _, v in (p.partition("=") for p in params)}
+        part = named.get("type", "") if kind == "multipart/related" else kind
+        if not part or "*" in part or named.get("transfer-syntax") == "*":
+            return None
+        types.add(part)
+    return frozenset(types) if accept else None
 
 
 @get(
@@ -392,8 +399,9 @@ def _wants_decoded(request: Request[Any, Any, Any]) -> bool:
     description='`multipart/related`, one part per frame: `type="application/octet-stream"` '
     "for native pixel data; compressed frames as stored with their own media type "
     "(`image/jpeg`, `image/jls`, `image/jp2`, `image/dicom-rle`, with `transfer-syntax`), "
-    "or decoded to native bytes when the client accepts only `application/octet-stream`.",
-    **_RENDERED,
+    "or decoded to native bytes when the client accepts `application/octet-stream` and "
+    "not the stored type; 406 when it accepts neither.",
+    **{**_RENDERED, "raises": [*_RENDERED["raises"], UnacceptableFrames]},
 )
 async def wado_frames(
     request: Request[Any, Any, Any],
@@ -412,7 +420,7 @@ async def wado_frames(
         series,
         instance,
         numbers,
-        decoded=_wants_decoded(request),
+        accept=_frame_types(request),
         context=context,
     )
     return _multipart_body(parts, media_type)

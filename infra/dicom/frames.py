@@ -4,9 +4,9 @@ Native (uncompressed) pixel data is cut frame by frame and answered as
 `application/octet-stream` (little-endian; a big-endian file's 16-bit words are
 swapped). Encapsulated pixel data is answered frame by frame as stored, with the
 media type of its transfer syntax (image/jpeg, image/jls, image/jp2,
-image/dicom-rle), unless the client accepts only `application/octet-stream`:
-then it is decoded (pydicom with the pylibjpeg plugins) to native bytes.
-Blocking: run in a worker thread."""
+image/dicom-rle) when the client accepts it, else decoded (pydicom with the
+pylibjpeg plugins) to native bytes if it accepts `application/octet-stream`;
+NotAcceptable otherwise. Blocking: run in a worker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import io
 from typing import Any
 
 import infra.dicom  # noqa: F401  (silences pydicom's logger before first use)
-from domain.errors import UnreadableDicom
+from domain.errors import NotAcceptable, UnreadableDicom
 
 OCTET_STREAM = "application/octet-stream"
 # PS3.18 table 8.7.3-5: the media type of a frame kept in each transfer syntax.
@@ -99,20 +99,33 @@ def _decoded_frames(dataset: Any, numbers: list[int]) -> list[bytes]:
     return out
 
 
-def read_frames(data: bytes, numbers: list[int], *, decoded: bool) -> tuple[str, list[bytes]]:
+def read_frames(
+    data: bytes, numbers: list[int], *, accept: frozenset[str] | None
+) -> tuple[str, list[bytes]]:
+    """`accept`: the media types the client takes for a frame; None: any."""
     from pydicom import dcmread
+
+    def takes(media_type: str) -> bool:
+        return accept is None or media_type in accept
 
     try:
         dataset = dcmread(io.BytesIO(data))
         if "PixelData" not in dataset:
             raise UnreadableDicom("The instance has no pixel data.")
         syntax = str(dataset.file_meta.TransferSyntaxUID)
-        if not dataset.file_meta.TransferSyntaxUID.is_compressed:
+        stored = stored_media_type(syntax)
+        if not dataset.file_meta.TransferSyntaxUID.is_compressed and takes(OCTET_STREAM):
             return OCTET_STREAM, _native_frames(dataset, numbers, syntax)
-        if decoded:
+        if dataset.file_meta.TransferSyntaxUID.is_compressed and takes(stored):
+            return stored, _encapsulated_frames(dataset, numbers)
+        if dataset.file_meta.TransferSyntaxUID.is_compressed and takes(OCTET_STREAM):
             return OCTET_STREAM, _decoded_frames(dataset, numbers)
-        return stored_media_type(syntax), _encapsulated_frames(dataset, numbers)
-    except UnreadableDicom:
+        raise NotAcceptable(
+            f"The frames can be sent as {stored} or {OCTET_STREAM}."
+            if stored != OCTET_STREAM
+            else f"The frames can be sent as {OCTET_STREAM}."
+        )
+    except (UnreadableDicom, NotAcceptable):
         raise
     except (Exception, RecursionError) as exc:
         raise UnreadableDicom(f"The frames could not be read ({type(exc).__name__}).") from None

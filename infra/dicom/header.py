@@ -166,12 +166,12 @@ class PydicomReader:
             raise UnreadableDicom("The DICOM file took too long to read.") from None
 
     async def frames(
-        self, data: bytes, numbers: list[int], *, decoded: bool
+        self, data: bytes, numbers: list[int], *, accept: frozenset[str] | None
     ) -> tuple[str, list[bytes]]:
         from infra.dicom.frames import read_frames
 
         try:
-            return await self._run(read_frames, data, numbers, decoded=decoded)
+            return await self._run(read_frames, data, numbers, accept=accept)
         except TimeoutError:
             raise UnreadableDicom("The frames took too long to read.") from None
 

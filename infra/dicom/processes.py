@@ -9,7 +9,7 @@ outside this process also keeps pure-Python parsing off the event loop's GIL
 and a MemoryError inside the worker's memory.
 
 Errors travel back as (kind, message) and are raised here again: only the
-domain's own errors (UnreadableDicom, NotFound) and ValueError cross; anything
+domain's own errors (UnreadableDicom, NotFound, NotAcceptable) and ValueError cross; anything
 else, or a worker that died, is an UnreadableDicom naming what happened."""
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from domain.errors import NotFound, UnreadableDicom
+from domain.errors import NotAcceptable, NotFound, UnreadableDicom
 
 _ERRORS: dict[str, type[Exception]] = {
     "UnreadableDicom": UnreadableDicom,
     "NotFound": NotFound,
+    "NotAcceptable": NotAcceptable,
     "ValueError": ValueError,
 }
 

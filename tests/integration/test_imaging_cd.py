@@ -220,6 +220,12 @@ def test_frames_come_as_stored_or_decoded_per_ps3_18(
         raw = http.get(f"{base}/frames/1", headers=imported["headers"])
         assert raw.status_code == 200
         assert raw.headers["content-type"].startswith('multipart/related; type="image/jp2"')
+        refused = http.get(
+            f"{base}/frames/1",
+            headers=imported["headers"] | {"Accept": 'multipart/related; type="image/jpeg"'},
+        )
+        assert refused.status_code == 406
+        assert refused.headers["content-type"].startswith("application/problem+json")
         for bad, status in (("2", 404), ("0", 400), ("1,x", 400)):
             response = http.get(f"{base}/frames/{bad}", headers=imported["headers"])
             assert response.status_code == status, bad
