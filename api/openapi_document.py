@@ -109,9 +109,29 @@ def _closed_request_schemas(document: dict[str, Any]) -> None:
                         schema["additionalProperties"] = False
 
 
+def _plain_path_parameters(document: dict[str, Any]) -> None:
+    """A handler that serves paths with and without a UID (DICOMweb's study,
+    series and instance levels) declares it optional; in each path that names
+    it, it is a plain required string, never null."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters") or []:
+                options = parameter.get("schema", {}).get("oneOf")
+                if parameter.get("in") != "path" or not options:
+                    continue
+                [schema] = [o for o in options if o.get("type") != "null"]
+                outer = {k: v for k, v in parameter["schema"].items() if k != "oneOf"}
+                parameter["schema"] = schema = {**schema, **outer}
+                if "description" in schema:
+                    parameter["description"] = schema["description"]
+
+
 def render_openapi() -> str:
     settings = load_settings({"DATABASE_URL": "postgresql://openapi@localhost/openapi"})
     app = create_app(settings)
     schema = with_problem_details(app.openapi_schema.to_schema())
     _closed_request_schemas(schema)
+    _plain_path_parameters(schema)
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -92,8 +92,10 @@ _PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {
     "link.completed",
     "notification.created",
 }  # type: ignore[attr-defined]
+# imaging.read: the study viewer a share links to (DICOMweb through a token
+# bound to the share's consent, so it ends with the share).
 _SHARE_ACTIONS = frozenset(
-    {"record.read", "record.list", "imaging.list", "share.manifest", "share.file"}
+    {"record.read", "record.list", "imaging.list", "imaging.read", "share.manifest", "share.file"}
 )
 _HOSPITAL_ACTIONS = frozenset({"record.ingest", "link.completed"})
 _SYSTEM_ACTIONS = frozenset(

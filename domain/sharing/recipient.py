@@ -28,6 +28,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
+from domain.sharing.imaging import ShareLinkGrant
 from domain.sharing.link import new_token, token_digest
 from domain.sharing.model import Share, ShareAccess
 from domain.sharing.passcode import WrongPasscode
@@ -160,7 +161,10 @@ class ShareManifests:
         now = self._clock.now()
         records = await self._content.records(permit, share.scope, now, live_sources_only=True)
         key = await self._shares.key(permit, share.id)
-        encrypted = await self._content.encrypt(permit, records, key, now)
+        grant = ShareLinkGrant(
+            share_id=share.id, consent_id=share.consent_id, expires_at=share.expires_at
+        )
+        encrypted = await self._content.encrypt(permit, records, key, now, grant)
         return encrypted.jwe.encode("ascii"), encrypted.record_ids
 
     async def manifest(
