@@ -187,7 +187,12 @@ class Worker:
         ]
         log.info(
             "worker started",
-            extra={"worker": self.name, "kinds": self.kinds, "periodic": sorted(self._periodic)},
+            extra={
+                "worker": self.name,
+                "kinds": self.kinds,
+                "periodic": sorted(self._periodic),
+                "woken": sorted(self._woken),
+            },
         )
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
