@@ -97,10 +97,13 @@ class PgNotificationStore:
     # a pending delivery for each device of each patient whose notification was
     # new (an occurrence already told inserts nothing and queues nothing), and a
     # NOTIFY that wakes the workers when the transaction commits. The distinct
-    # items travel once; each emission names its item by position.
+    # items travel once; each emission names its item by position, and its times
+    # only when they are not `now` (most are: timestamps are the dearest values
+    # to encode, ~30 ms for a fan-out's 20,000).
     _ADD = """
         WITH emission AS MATERIALIZED (
-            SELECT gen_random_uuid() AS id, e.patient_id, e.visible_at, e.due_at,
+            SELECT gen_random_uuid() AS id, e.patient_id,
+                   coalesce(e.visible_at, $8) AS visible_at, coalesce(e.due_at, $8) AS due_at,
                    i.kind, i.dedupe_key, i.params::jsonb AS params
             FROM unnest($4::uuid[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
                  AS e (patient_id, item, visible_at, due_at)
@@ -141,8 +144,8 @@ class PgNotificationStore:
                 position = positions[id(e.item)] = len(items)
             patients.append(e.recipient.patient_id)
             chosen.append(position)
-            visible.append(e.visible_at)
-            due.append(e.push_due_at)
+            visible.append(None if e.visible_at == now else e.visible_at)
+            due.append(None if e.push_due_at == now else e.push_due_at)
         async with self._database.transaction() as conn:
             row = await conn.fetchrow(
                 self._ADD,
