@@ -254,3 +254,31 @@ def authorize(
     return Permit(
         _MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event
     )
+
+
+def authorize_each(
+    actor: SystemActor,
+    action: Action,
+    patient_ids: list[UUID],
+    *,
+    now: datetime,
+    context: RequestContext,
+) -> list[Permit]:
+    """`authorize` for a system job acting on many patients at once (a fan-out
+    to thousands): a system actor's decision rests on the action alone, no
+    consent and no patient, so it is taken once; each patient gets a Permit of
+    their own, with their own success event."""
+    if not patient_ids:
+        return []
+    first = authorize(actor, action, patient_ids[0], now=now, context=context)
+    return [first] + [
+        Permit(
+            _MINT,
+            actor=actor,
+            action=action,
+            patient_id=patient_id,
+            scope=first.scope,
+            audit=msgspec.structs.replace(first.audit, patient_id=patient_id),
+        )
+        for patient_id in patient_ids[1:]
+    ]

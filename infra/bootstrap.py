@@ -210,6 +210,7 @@ class Services:
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
             refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
             verification_required=settings.email_verification,
+            on_signed_in=self.notifier.signed_in,
         )
 
     # Account flows: mailed codes, password changes, sessions, profile.
