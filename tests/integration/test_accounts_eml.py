@@ -11,7 +11,6 @@ import uuid
 from email import message_from_bytes, policy
 
 import msgspec
-import pytest
 
 from tests.conftest import register_patient
 from tests.mail_support import EmlFolder, SmtpServer, body_html, body_text, code_in
