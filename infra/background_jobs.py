@@ -62,12 +62,18 @@ def build_worker(services: Services) -> Worker:
     async def seal_audit_events() -> None:
         await services.transparency_log.seal()
 
+    async def thin_audit_checkpoints() -> None:
+        thinned = await services.transparency_log.thin_checkpoints()
+        if thinned:
+            log.info("thinned audit checkpoints", extra={"thinned": thinned})
+
     # The sequencer: a single writer (one run at a time across the deployment).
     worker.every(
         "audit.seal",
         timedelta(milliseconds=services.settings.audit_seal_interval_ms),
         seal_audit_events,
     )
+    worker.every("audit.thin_checkpoints", timedelta(hours=1), thin_audit_checkpoints)
     worker.every("uploads.purge_expired", timedelta(minutes=10), purge_expired_uploads)
     worker.every("webhooks.prune_deliveries", timedelta(hours=1), prune_webhook_deliveries)
     worker.every("webhooks.drop_parked", timedelta(hours=1), drop_parked_pushes)

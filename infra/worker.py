@@ -31,7 +31,9 @@ outside that transaction (its own unit of work, an SMTP server, a push service)
 must be idempotent: it may run again after a crash. A handler that raises is
 retried with exponential backoff and jitter (5 s doubling, at most 1 h) up to
 `max_attempts` (10), then left failed (failed_at, last_error) for an operator.
-Handlers must finish within their lease; pass `lease=` to `register` for long ones.
+While a handler runs, its worker renews the lease every third of it, so a long
+job is not claimed again while its process lives; the lease is how soon a job
+whose process died runs again.
 A job's transaction, once it has written something, holds back the audit
 sequencer's horizon (events committed after it started are sealed only after it
 ends): do slow outside work (SMTP, push) before the handler's first write.
@@ -231,7 +233,8 @@ class Worker:
         extra = {"worker": self.name, "jobId": job.id, "kind": job.kind, "attempt": job.attempt}
         try:
             async with self._database.transaction() as conn:
-                await registration.handler(job)
+                async with self._lease_kept(job, registration.lease):
+                    await registration.handler(job)
                 if not await self._store.complete(conn, job, self.name):
                     raise LeaseLost(f"job {job.id} was claimed again before it finished")
         except asyncio.CancelledError:
@@ -257,6 +260,32 @@ class Worker:
                 )
             return
         log.debug("job done", extra=extra)
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, job: Job, lease: timedelta):
+        """Renews the job's lease while its handler runs (a third of the lease at a
+        time), so a long job that is alive is not claimed again; if the process
+        dies the renewals stop and the lease runs out as before. Stopped before
+        the handler's transaction marks the job done (that holds the row)."""
+        beat = asyncio.create_task(self._renew_lease(job, lease), name=f"phr-lease-{job.id}")
+        try:
+            yield
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _renew_lease(self, job: Job, lease: timedelta) -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                kept = await self._store.renew_lease(job, self.name, lease)
+            except Exception as exc:
+                self._loop_failed("renewing a job lease failed", exc, {"jobId": job.id})
+                continue
+            if not kept:
+                # Claimed elsewhere after all: the final fence rolls this run back.
+                return
 
     # Periodic jobs -------------------------------------------------------------
     async def run_periodic(self, name: str, *, force: bool = False) -> bool:

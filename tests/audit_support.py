@@ -75,13 +75,22 @@ class PatientApp:
         kept_size, kept_root = open_note(self.kept_note, self.verifier_key)
         if size < kept_size:
             return ["log-truncated"]
-        response = await self.client.get(
-            f"/v1/audit/proof?from={kept_size}&to={size}", headers=self.patient.headers
-        )
-        if response.status_code != 200:
-            return [f"no-proof-{response.status_code}"]
-        proof = response.json()
-        assert open_note(proof["checkpoint"], self.verifier_key) == (size, root)
+        # Inclusions come a page at a time; a small page makes the app follow them.
+        pages: list[dict] = []
+        query = {"from": kept_size, "to": size, "limit": 2}
+        while True:
+            response = await self.client.get(
+                "/v1/audit/proof", params=query, headers=self.patient.headers
+            )
+            if response.status_code != 200:
+                return [f"no-proof-{response.status_code}"]
+            pages.append(response.json())
+            if pages[-1]["nextAfter"] is None:
+                break
+            query["after"] = pages[-1]["nextAfter"]
+        proof = pages[0]
+        for page in pages:
+            assert open_note(page["checkpoint"], self.verifier_key) == (size, root)
         found: list[str] = []
         if kept_size:
             try:
@@ -93,7 +102,7 @@ class PatientApp:
                 )  # fmt: skip
             except ProofError:
                 found.append("log-rewritten")
-        inclusions = {i["leafIndex"]: i for i in proof["inclusions"]}
+        inclusions = {i["leafIndex"]: i for page in pages for i in page["inclusions"]}
         for index, leaf in sorted(self.remembered.items()):
             got = inclusions.get(index)
             if got is None:

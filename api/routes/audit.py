@@ -17,6 +17,7 @@ from api.current_patient import CurrentPatient
 from api.deps import AuditHistoryDep, AuditTrailDep, RequestContextDep
 from domain.access import PatientActor
 from domain.audit.leaves import event_leaf_hash
+from domain.audit.trail import PROOF_PAGE_MAX
 
 # Tree sizes in queries stay within JSON's exact integers (a client's float
 # parser, and a schema's bound, lose digits past 2**53).
@@ -151,8 +152,11 @@ class AuditProofOut(msgspec.Struct, rename="camel"):
     # RFC 9162 consistency proof from `fromSize` to `toSize`; empty when fromSize
     # is 0 or equals toSize; null when the stored tree cannot make one.
     consistency: list[str] | None
-    # Inclusion proofs of the patient's events in the tree of `toSize`.
+    # Inclusion proofs of the patient's events in the tree of `toSize`, oldest
+    # first, one page of them.
     inclusions: list[InclusionOut]
+    # Pass as `after` for the next page of inclusions; null on the last page.
+    next_after: int | None
 
 
 @get(
@@ -187,9 +191,26 @@ async def audit_proof(
             le=MAX_TREE_SIZE,
         ),
     ] = None,
+    after: Annotated[
+        int | None,
+        QueryParameter(
+            description="nextAfter from the previous page: inclusions of leaves after this index",
+            ge=0,
+            schema_extra={"minimum": 0},
+            le=MAX_TREE_SIZE,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, QueryParameter(description="inclusion proofs per page", ge=1, le=PROOF_PAGE_MAX)
+    ] = 200,
 ) -> AuditProofOut:
     proof = await audit_trail.proof(
-        PatientActor(patient.patient_id), from_size, to_size, context=context
+        PatientActor(patient.patient_id),
+        from_size,
+        to_size,
+        after_index=-1 if after is None else after,
+        limit=limit,
+        context=context,
     )
     return AuditProofOut(
         checkpoint=proof.checkpoint.note,
@@ -205,6 +226,7 @@ async def audit_proof(
             )
             for i in proof.inclusions
         ],
+        next_after=proof.next_after,
     )
 
 

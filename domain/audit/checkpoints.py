@@ -16,9 +16,10 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable
-from typing import Protocol
 
 import msgspec
+
+from domain.audit.ports import NoteSigner
 
 ED25519_ALGORITHM = b"\x01"
 _SIGNATURE_PREFIX = "\u2014 "
@@ -35,21 +36,6 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
     def body(self) -> str:
         return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root_hash).decode()}\n"
-
-
-class NoteSigner(Protocol):
-    """The audit log's Ed25519 key (kept apart from the access-token keys); also
-    verifies signatures, for checkpoints a caller hands back."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def public_key(self) -> bytes: ...
-
-    def sign(self, message: bytes) -> bytes: ...
-
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 
 
 def key_id(name: str, public_key: bytes) -> bytes:

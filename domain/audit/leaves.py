@@ -11,11 +11,9 @@ guessed contents."""
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Protocol
 
 import msgspec
 
-from domain.access import Permit
 from domain.audit.events import RecordedAuditEvent
 from domain.audit.merkle import leaf_hash
 
@@ -63,17 +61,3 @@ class PatientLeaf(msgspec.Struct, frozen=True):
     leaf_index: int
     stored_hash: bytes
     event: RecordedAuditEvent | None
-
-
-# The log's store is a port of its own module (domain/ports.py holds the rest): it
-# serves one service-wide log; only `patient_leaves` reads a patient's rows, by permit.
-class TransparencyLogStore(Protocol):
-    """The sealed audit log: checkpoints, tree nodes by (level, index), leaves."""
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
-    async def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
-    async def node_hashes(
-        self, positions: set[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]: ...
-    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]: ...
-    async def leaf_count(self, below_size: int) -> int: ...

@@ -34,15 +34,19 @@ class TransparencyLogStore(Protocol):
         """Stored perfect-subtree hashes by (level, index); absent ones are left out."""
         ...
 
-    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
-        """The permit's patient's leaves with index below `below_size`, oldest first."""
+    async def patient_leaves(
+        self, permit: Permit, below_size: int, *, after_index: int, limit: int
+    ) -> list[PatientLeaf]:
+        """Up to `limit` of the permit's patient's leaves with an index between
+        `after_index` and `below_size` (both excluded), oldest first."""
         ...
 
     async def leaf_count(self, below_size: int) -> int: ...
 
 
 class NoteSigner(Protocol):
-    """The audit log's Ed25519 key (kept apart from the access-token keys)."""
+    """The audit log's Ed25519 key (kept apart from the access-token keys); also
+    verifies signatures, for checkpoints a caller hands back."""
 
     @property
     def name(self) -> str: ...

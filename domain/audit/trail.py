@@ -20,18 +20,12 @@ from domain.access import PatientActor
 from domain.audit.checkpoints import (
     Checkpoint,
     CheckpointError,
-    NoteSigner,
     open_signed_checkpoint,
     sign_checkpoint,
     verifier_key,
 )
 from domain.audit.events import RequestContext
-from domain.audit.leaves import (
-    PatientLeaf,
-    StoredCheckpoint,
-    TransparencyLogStore,
-    event_leaf_hash,
-)
+from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
 from domain.audit.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -42,6 +36,7 @@ from domain.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from domain.audit.ports import NoteSigner, TransparencyLogStore
 from domain.audited_access import authorize_audited
 from domain.errors import InvalidInput, NotFound
 from domain.ports import AuditLog, Clock, UnitOfWork
@@ -60,6 +55,14 @@ class AuditProof(msgspec.Struct, frozen=True):
     # None when the stored tree cannot produce one (it was tampered with)
     consistency: list[bytes] | None
     inclusions: list[Inclusion]
+    # The leaf index to ask the next page of inclusions after; None on the last.
+    next_after: int | None
+
+
+# A patient's history grows with every read of their record: proofs and checks go
+# through it a bounded page at a time.
+PROOF_PAGE_MAX = 1000
+_VERIFY_CHUNK = 1000
 
 
 Problem = Literal[
@@ -151,6 +154,8 @@ class AuditTrail:
         from_size: int,
         to_size: int | None,
         *,
+        after_index: int = -1,
+        limit: int = PROOF_PAGE_MAX,
         context: RequestContext,
     ) -> AuditProof:
         async with self._unit_of_work() as uow:
@@ -172,10 +177,16 @@ class AuditTrail:
                 raise CheckpointNotPublished("No checkpoint of that tree size was published.")
             if not 0 <= from_size <= target.size:
                 raise InvalidInput("from must be between 0 and the tree size of `to`.")
-            leaves = await self._store.patient_leaves(permit, target.size)
+            if not 1 <= limit <= PROOF_PAGE_MAX:
+                raise InvalidInput(f"limit must be between 1 and {PROOF_PAGE_MAX}.")
+            leaves = await self._store.patient_leaves(
+                permit, target.size, after_index=after_index, limit=limit + 1
+            )
             await self._audit.append(permit.event("AuditEvent"))
             await uow.commit()
 
+        next_after = leaves[limit - 1].leaf_index if len(leaves) > limit else None
+        leaves = leaves[:limit]
         nodes = _Nodes(self._store)
         size = target.size
         present = [leaf for leaf in leaves if leaf.event is not None]
@@ -198,7 +209,7 @@ class AuditTrail:
             inclusions.append(
                 Inclusion(leaf.leaf_index, leaf.event.id, _current_hash(leaf), path)  # type: ignore[union-attr]
             )
-        return AuditProof(target, from_size, consistency, inclusions)
+        return AuditProof(target, from_size, consistency, inclusions, next_after)
 
     async def verify(
         self, patient: PatientActor, previous_note: str | None, *, context: RequestContext
@@ -213,23 +224,32 @@ class AuditTrail:
                 now=self._clock.now(),
                 context=context,
             )
-            latest = await self.checkpoint()
-            leaves = await self._store.patient_leaves(permit, latest.size)
-            leaf_count = await self._store.leaf_count(latest.size)
             await self._audit.append(permit.event("AuditEvent"))
+            latest = await self.checkpoint()
+            leaf_count = await self._store.leaf_count(latest.size)
+            findings = await self._check_log(latest, previous_note, leaf_count)
+            # The patient's leaves a chunk at a time: memory stays bounded however
+            # long the history, and every chunk is read under the one permit.
+            checked, after = 0, -1
+            while True:
+                chunk = await self._store.patient_leaves(
+                    permit, latest.size, after_index=after, limit=_VERIFY_CHUNK
+                )
+                findings += await self._check_leaves(latest, chunk)
+                checked += len(chunk)
+                if len(chunk) < _VERIFY_CHUNK:
+                    break
+                after = chunk[-1].leaf_index
             await uow.commit()
-        findings = await self._check(latest, previous_note, leaves, leaf_count)
         return Verification(
-            valid=not findings, checked=len(leaves), tree_size=latest.size, findings=findings
+            valid=not findings, checked=checked, tree_size=latest.size, findings=findings
         )
 
-    async def _check(
-        self,
-        latest: StoredCheckpoint,
-        previous_note: str | None,
-        leaves: list[PatientLeaf],
-        leaf_count: int,
+    async def _check_log(
+        self, latest: StoredCheckpoint, previous_note: str | None, leaf_count: int
     ) -> list[Finding]:
+        """The log as a whole: its signature, its stored tree, its consistency with
+        the caller's checkpoint, and that no leaf row is gone."""
         findings: list[Finding] = []
         size = latest.size
         try:
@@ -250,8 +270,6 @@ class AuditTrail:
         makers = [lambda n: root_hash(size, n)]
         if previous is not None and 0 < previous.size < size:
             makers.append(lambda n: consistency_proof(previous.size, size, n))
-        sealed = [leaf for leaf in leaves if leaf.event is not None]
-        makers += [lambda n, i=leaf.leaf_index: inclusion_proof(i, size, n) for leaf in sealed]
         await nodes.load(*makers)
         try:
             if root_hash(size, nodes) != latest.root_hash:
@@ -268,6 +286,19 @@ class AuditTrail:
                 findings.append(Finding("log-rewritten"))
         if leaf_count != size:
             findings.append(Finding("leaves-missing"))
+        return findings
+
+    async def _check_leaves(
+        self, latest: StoredCheckpoint, leaves: list[PatientLeaf]
+    ) -> list[Finding]:
+        """Each of the patient's leaves: its row unchanged and in the signed tree."""
+        findings: list[Finding] = []
+        size = latest.size
+        nodes = _Nodes(self._store)
+        sealed = [leaf for leaf in leaves if leaf.event is not None]
+        await nodes.load(
+            *(lambda n, i=leaf.leaf_index: inclusion_proof(i, size, n) for leaf in sealed)
+        )
         for leaf in leaves:
             if leaf.event is None:
                 findings.append(Finding("entry-missing", leaf.leaf_index))

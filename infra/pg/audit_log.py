@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 
 from domain.access import Permit
-from domain.audit.checkpoints import Checkpoint, NoteSigner, sign_checkpoint
+from domain.audit.checkpoints import Checkpoint, sign_checkpoint
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
 from domain.audit.merkle import Node, append_leaves, frontier_positions, frontier_root
+from domain.audit.ports import NoteSigner
 from infra.pg.audit import recorded_event
 from infra.pg.database import Database
 
@@ -118,6 +119,17 @@ class PgTransparencyLog:
         log.debug("sealed audit events", extra={"sealed": len(events), "treeSize": new_size})
         return len(events)
 
+    async def thin_checkpoints(self, *, batch: int = 10000) -> int:
+        """Drops superseded checkpoints past the last day, keeping each hour's last
+        (the rule is the database's: see migration 0019). Returns how many went."""
+        thinned = 0
+        while True:
+            async with self._database.transaction() as conn:
+                count = await conn.fetchval("SELECT audit_thin_checkpoints($1)", batch)
+            thinned += count
+            if count < batch:
+                return thinned
+
     # --- reads for proofs ------------------------------------------------------
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         async with self._database.transaction() as conn:
@@ -157,13 +169,18 @@ class PgTransparencyLog:
         SELECT l.leaf_index AS sealed_index, l.leaf_hash, {_EVENT_COLUMNS},
                l.leaf_index
         FROM audit_leaf l LEFT JOIN audit_event e ON e.id = l.event_id
-        WHERE l.patient_id = $1 AND l.leaf_index < $2
+        WHERE l.patient_id = $1 AND l.leaf_index < $2 AND l.leaf_index > $3
         ORDER BY l.leaf_index
+        LIMIT $4
     """
 
-    async def patient_leaves(self, permit: Permit, below_size: int) -> list[PatientLeaf]:
+    async def patient_leaves(
+        self, permit: Permit, below_size: int, *, after_index: int, limit: int
+    ) -> list[PatientLeaf]:
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(self._PATIENT_LEAVES, permit.patient_id, below_size)
+            rows = await conn.fetch(
+                self._PATIENT_LEAVES, permit.patient_id, below_size, after_index, limit
+            )
         return [
             PatientLeaf(
                 leaf_index=row["sealed_index"],

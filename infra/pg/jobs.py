@@ -95,6 +95,19 @@ class PgJobStore:
         """Marks the job done on `conn`, inside the handler's transaction."""
         return bool(await conn.fetchval(self._COMPLETE, job.id, worker, job.attempt))
 
+    _RENEW = """
+        UPDATE job SET locked_until = now() + make_interval(secs => $4)
+        WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND done_at IS NULL
+        RETURNING true
+    """
+
+    async def renew_lease(self, job: Job, worker: str, lease: timedelta) -> bool:
+        """Extends a lease this worker still holds; False once it has run out."""
+        async with self._database.pool.acquire() as conn:
+            return bool(
+                await conn.fetchval(self._RENEW, job.id, worker, job.attempt, lease.total_seconds())
+            )
+
     _RETRY = """
         UPDATE job SET locked_until = NULL,
                        last_error = $4,

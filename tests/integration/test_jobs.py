@@ -105,3 +105,46 @@ async def test_a_periodic_job_running_in_one_worker_is_not_started_by_another(se
         await one.stop()
         await two.stop()
         await second_database.close()
+
+
+async def test_a_job_that_outlives_its_lease_while_alive_is_not_run_again(services, superuser_conn):
+    """The running worker renews the lease; a second worker polling all along
+    never claims the job, which finishes once."""
+    runs: list[str] = []
+    release = asyncio.Event()
+    lease = timedelta(milliseconds=600)
+
+    def slow(name: str):
+        async def handler(job) -> None:
+            runs.append(name)
+            await release.wait()
+
+        return handler
+
+    one = Worker(services.database, concurrency=1)
+    two = Worker(services.database, concurrency=1)
+    one.register("test.long", slow("one"), lease=lease)
+    two.register("test.long", slow("two"), lease=lease)
+    async with services.unit_of_work() as uow:
+        await services.jobs.enqueue("test.long", {}, dedupe_key="long-1")
+        await uow.commit()
+    first = asyncio.create_task(one.run_pending())
+    try:
+        for _ in range(100):
+            if runs:
+                break
+            await asyncio.sleep(0.02)
+        # Three leases long, the second worker keeps asking for due work.
+        for _ in range(18):
+            # (a claimed job would hang on `release`: the timeout fails the test)
+            assert await asyncio.wait_for(two.run_pending(), 5) == 0
+            await asyncio.sleep(0.1)
+        release.set()
+        assert await first == 1
+    finally:
+        release.set()
+    assert runs == ["one"]
+    row = await superuser_conn.fetchrow(
+        "SELECT attempts, done_at FROM job WHERE dedupe_key = 'long-1'"
+    )
+    assert row["attempts"] == 1 and row["done_at"] is not None

@@ -179,3 +179,29 @@ async def test_proof_sizes_out_of_range_are_problems_not_errors(client, patient)
         assert response.headers["content-type"].startswith("application/problem+json")
     other = await client.get("/v1/audit/proof")
     assert other.status_code == 401
+
+
+async def test_inclusion_proofs_come_in_pages_that_add_up_to_the_whole_history(
+    client, services, patient, other_patient, superuser_conn
+):
+    await activity(client, patient, reads=4)
+    await activity(client, other_patient, reads=2)
+    await seal_everything(services, superuser_conn)
+    whole = (await client.get("/v1/audit/proof", headers=patient.headers)).json()
+    assert whole["nextAfter"] is None and len(whole["inclusions"]) >= 5
+
+    paged, query = [], {"limit": 2}
+    while True:
+        page = (await client.get("/v1/audit/proof", params=query, headers=patient.headers)).json()
+        assert len(page["inclusions"]) <= 2 and page["checkpoint"] == whole["checkpoint"]
+        paged += page["inclusions"]
+        if page["nextAfter"] is None:
+            break
+        assert page["nextAfter"] == page["inclusions"][-1]["leafIndex"]
+        query["after"] = page["nextAfter"]
+    assert paged == whole["inclusions"]
+
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": -1}):
+        response = await client.get("/v1/audit/proof", params=bad, headers=patient.headers)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
