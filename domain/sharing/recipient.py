@@ -39,6 +39,12 @@ from domain.sharing.ports import ShareAccessListener
 LOCATION_LIFETIME = timedelta(minutes=30)
 MAX_RECIPIENT_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# check_recipient's rule as one regular expression, for the contract: what
+# str.strip() leaves is not empty and has no control character. Python's
+# whitespace is spelled out (JSON Schema's \s is ECMAScript's, not Python's).
+_SPACE = r"[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_KEPT = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+RECIPIENT_PATTERN = rf"^{_SPACE}*{_KEPT}(?:[^\x00-\x1f\x7f]*{_KEPT})?{_SPACE}*$"
 FHIR_CONTENT_TYPE = "application/fhir+json"
 
 

@@ -392,10 +392,16 @@ async def test_public_push_services_are_accepted_and_unconfigured_kinds_refused(
         )
         assert response.status_code == 422
         assert "not configured" in response.json()["detail"]
+    # One shape per kind, declared in the contract (oneOf by `kind`): a token on a
+    # Web Push registration is a field that shape does not have (400 naming it).
     wrong_shape = await client.post(
         "/v1/devices", json={"kind": "webpush", "token": "abc"}, headers=patient.headers
     )
-    assert wrong_shape.status_code == 422
+    assert wrong_shape.status_code == 400
+    assert "token" in wrong_shape.json()["errors"][0]["message"]
+    no_token = await client.post("/v1/devices", json={"kind": "fcm"}, headers=patient.headers)
+    assert no_token.status_code == 400
+    assert "token" in no_token.json()["errors"][0]["message"]
 
 
 # --- the outbox: retries, removal, quiet hours, dead letters, crashes ---------
