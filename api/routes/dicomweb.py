@@ -37,6 +37,7 @@ from api.current_patient import provide_current_patient
 from api.deps import AuthenticationDep, DicomWebDep, RequestContextDep
 from domain.dicomweb import MAX_QIDO_LIMIT, DicomWeb, DicomWebCaller, QidoQuery
 from domain.errors import FieldProblem, InvalidInput
+from domain.sharing.recipient import MAX_RECIPIENT_LENGTH, RECIPIENT_PATTERN
 
 DICOM_JSON = "application/dicom+json"
 _UID = r"^[0-9]+(\.[0-9]+)*$"
@@ -471,7 +472,10 @@ async def wado_bulk_data(
 
 class ShareSessionIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     link: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    # The same rule as the manifest's recipient: the name the doctor gave.
+    recipient: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_RECIPIENT_LENGTH, pattern=RECIPIENT_PATTERN)
+    ]
 
 
 class ShareSessionOut(msgspec.Struct, rename="camel"):

@@ -19,7 +19,7 @@ from domain.accounts.tokens import refresh_token_hash
 from domain.clock import FixedClock
 from domain.notifications.rules import new_sign_in
 from infra.bootstrap import close_services, open_services
-from tests.conftest import register_patient, settings_for
+from tests.conftest import register_patient, scratch_database, settings_for
 from tests.hospital_support import linked, new_hospital
 from tests.push_receivers import WebPushReceiver
 from tests.records_support import bundle, observation
@@ -408,9 +408,18 @@ async def test_public_push_services_are_accepted_and_unconfigured_kinds_refused(
 
 
 @pytest.fixture
-async def quiet(database_dsn, data_dir, monkeypatch):
+def own_database(admin_dsn: str):
+    """These tests count what one dispatcher run delivers: deliveries other tests
+    left pending in the run's shared database would be claimed first."""
+    with scratch_database(admin_dsn, prefix="phr_push") as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def quiet(own_database, data_dir, monkeypatch):
     """An app without its worker, and the service's adapters on a clock the test
     moves: the test is the worker."""
+    database_dsn = own_database
     monkeypatch.setenv("PHR_WEBPUSH_ENDPOINT_ALLOW", "http://127.0.0.1:*")
     monkeypatch.setenv("PHR_PUSH_RETRY_BASE_SECONDS", "10")
     monkeypatch.setenv("PHR_PUSH_MAX_ATTEMPTS", "4")
