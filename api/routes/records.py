@@ -301,7 +301,7 @@ async def list_records(
         until=parse_instant("until", until),
         text=q or None,
         after=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
+        limit=limit,
     )
     # The page's one statement checks the account too (the reader's token check skips it).
     patient, context = reader.patient, reader.context
