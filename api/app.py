@@ -21,6 +21,7 @@ from api.problems import exception_handlers, unavailable_handler
 from api.request_body import BoundedRequest
 from api.request_log import configure_logging, request_id_middleware
 from api.routes import route_handlers
+from api.struct_schemas import ContractStructSchemaPlugin
 from domain.ports import Clock
 from infra.bootstrap import close_services, open_services
 from infra.pg.database import UNAVAILABLE_ERRORS, unavailable_reason
@@ -77,6 +78,7 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,
         openapi_config=openapi_config(),
+        plugins=[ContractStructSchemaPlugin()],
         debug=False,
         # Logging is ours (JSON lines with request ids), configured by the entry point.
         logging_config=None,

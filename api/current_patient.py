@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from api.deps import AuthenticationDep, request_context
 from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
+from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.records.use_cases import PatientRecords
 
 
@@ -41,15 +42,17 @@ async def provide_current_patient(
 class AuditedReader(msgspec.Struct, frozen=True):
     """Everything an audited read needs from the request, resolved as one
     dependency: the records use case, the token's holder (token checked, account
-    not: the read's own statement checks it) and where the request came from."""
+    not: the read's own statement checks it), where the request came from, and
+    the directory that names the hospitals in what it returns."""
 
     records: PatientRecords
     patient: AuthenticatedPatient
     context: RequestContext
+    hospitals: HospitalDirectory
 
 
 async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedReader:
-    # One dependency rather than three: Litestar resolves sibling dependencies in
+    # One dependency rather than four: Litestar resolves sibling dependencies in
     # a task group, which cost about a tenth of an audited read's CPU time.
     services = request.app.state.services
     header = request.headers.get("authorization", "")
@@ -63,6 +66,7 @@ async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedRead
             patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
         ),
         context=request_context(request),
+        hospitals=services.hospital_directory,
     )
 
 

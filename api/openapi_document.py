@@ -57,6 +57,13 @@ BINARY_RESPONSES: dict[str, dict[str, Any]] = {
         "application/octet-stream": {"schema": _BINARY},
     },
 }
+# The viewers' static script and style sheet: their own types, not JSON.
+_TEXT = {"type": "string"}
+_VIEWER_ASSET = {"text/javascript": {"schema": _TEXT}, "text/css": {"schema": _TEXT}}
+STATIC_RESPONSES: dict[str, dict[str, Any]] = {
+    "getViewerAsset": _VIEWER_ASSET,
+    "imagingViewerAsset": _VIEWER_ASSET,
+}
 _INVALID = {
     "description": "The request is well-formed but a value is invalid; `errors` names each field",
     "content": _PROBLEM_CONTENT,
@@ -73,9 +80,10 @@ def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
             if raw_body is not None:
                 operation["requestBody"] = raw_body
             responses = operation["responses"]
-            binary = BINARY_RESPONSES.get(operation.get("operationId", ""))
-            if binary is not None:
-                responses["200"]["content"] = binary
+            operation_id = operation.get("operationId", "")
+            content = BINARY_RESPONSES.get(operation_id) or STATIC_RESPONSES.get(operation_id)
+            if content is not None:
+                responses["200"]["content"] = content
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = _PROBLEM_CONTENT
@@ -90,28 +98,28 @@ def with_problem_details(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _closed_request_schemas(document: dict[str, Any]) -> None:
-    """Request Structs forbid unknown fields (msgspec forbid_unknown_fields); say so,
-    so that clients and fuzzers know an extra property is refused."""
-    schemas = document.get("components", {}).get("schemas", {})
+def _plain_path_parameters(document: dict[str, Any]) -> None:
+    """A handler that serves paths with and without a UID (DICOMweb's study,
+    series and instance levels) declares it optional; in each path that names
+    it, it is a plain required string, never null."""
     for item in document.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict):
                 continue
-            for media in operation.get("requestBody", {}).get("content", {}).values():
-                body = media.get("schema", {})
-                refs = [body.get("$ref", "")] + [
-                    part.get("$ref", "") for part in body.get("allOf", [])
-                ]
-                for ref in filter(None, refs):
-                    schema = schemas.get(ref.rsplit("/", 1)[-1])
-                    if schema is not None and schema.get("type") == "object":
-                        schema["additionalProperties"] = False
+            for parameter in operation.get("parameters") or []:
+                options = parameter.get("schema", {}).get("oneOf")
+                if parameter.get("in") != "path" or not options:
+                    continue
+                [schema] = [o for o in options if o.get("type") != "null"]
+                outer = {k: v for k, v in parameter["schema"].items() if k != "oneOf"}
+                parameter["schema"] = schema = {**schema, **outer}
+                if "description" in schema:
+                    parameter["description"] = schema["description"]
 
 
 def render_openapi() -> str:
     settings = load_settings({"DATABASE_URL": "postgresql://openapi@localhost/openapi"})
     app = create_app(settings)
     schema = with_problem_details(app.openapi_schema.to_schema())
-    _closed_request_schemas(schema)
+    _plain_path_parameters(schema)
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

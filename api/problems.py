@@ -21,6 +21,7 @@ from domain.errors import (
     FieldProblem,
     Forbidden,
     InvalidInput,
+    NotAcceptable,
     NotFound,
     Overloaded,
     RateLimited,
@@ -41,6 +42,7 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     RateLimited: 429,
     Overloaded: 503,
     Gone: 410,
+    NotAcceptable: 406,
 }
 
 

@@ -90,16 +90,18 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route_handler")
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "route": getattr(route, "paths", None) and sorted(route.paths)[0],
-                    "status": status_holder["status"],
-                    "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            # Checked first: the line's fields are worth building only when logged.
+            if access_log.isEnabledFor(logging.INFO):
+                route = scope.get("route_handler")
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "route": getattr(route, "paths", None) and sorted(route.paths)[0],
+                        "status": status_holder["status"],
+                        "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
     return middleware

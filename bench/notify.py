@@ -5,10 +5,10 @@
 
 1. Fan-out: one notification to 10,000 patients (each with a Web Push
    registration) into the outbox through `Notifier.emit`, the path the refill
-   scan and a share take: preferences read, notification and delivery rows
-   written in one transaction (target <= 1 s), against a raw asyncpg COPY of
-   the same rows into scratch tables shaped like `notification` and
-   `notification_delivery`.
+   scan and a share take: preferences read, then the notification and delivery
+   rows written by one INSERT ... SELECT statement (target <= 1 s), against a
+   raw asyncpg COPY of the same rows into scratch tables shaped like
+   `notification` and `notification_delivery` (indexes, no foreign keys).
 2. Delivery: those pushes sent by the dispatcher (VAPID-signed, aes128gcm
    encrypted, over HTTP) to a local Web Push receiver in a process of its own,
    in deliveries per second.

@@ -92,8 +92,10 @@ _PATIENT_ACTIONS: frozenset[str] = frozenset(Action.__args__) - {
     "link.completed",
     "notification.created",
 }  # type: ignore[attr-defined]
+# imaging.read: the study viewer a share links to (DICOMweb through a token
+# bound to the share's consent, so it ends with the share).
 _SHARE_ACTIONS = frozenset(
-    {"record.read", "record.list", "imaging.list", "share.manifest", "share.file"}
+    {"record.read", "record.list", "imaging.list", "imaging.read", "share.manifest", "share.file"}
 )
 _HOSPITAL_ACTIONS = frozenset({"record.ingest", "link.completed"})
 _SYSTEM_ACTIONS = frozenset(
@@ -252,3 +254,31 @@ def authorize(
     return Permit(
         _MINT, actor=actor, action=action, patient_id=patient_id, scope=scope, audit=event
     )
+
+
+def authorize_each(
+    actor: SystemActor,
+    action: Action,
+    patient_ids: list[UUID],
+    *,
+    now: datetime,
+    context: RequestContext,
+) -> list[Permit]:
+    """`authorize` for a system job acting on many patients at once (a fan-out
+    to thousands): a system actor's decision rests on the action alone, no
+    consent and no patient, so it is taken once; each patient gets a Permit of
+    their own, with their own success event."""
+    if not patient_ids:
+        return []
+    first = authorize(actor, action, patient_ids[0], now=now, context=context)
+    return [first] + [
+        Permit(
+            _MINT,
+            actor=actor,
+            action=action,
+            patient_id=patient_id,
+            scope=first.scope,
+            audit=msgspec.structs.replace(first.audit, patient_id=patient_id),
+        )
+        for patient_id in patient_ids[1:]
+    ]

@@ -41,6 +41,13 @@ class DomainError(Exception):
         self.errors = errors or []
 
 
+class NotAcceptable(DomainError):
+    """The client accepts none of the forms the resource can be sent in."""
+
+    kind = "not-acceptable"
+    title = "None of the accepted media types can be served"
+
+
 class InvalidInput(DomainError):
     kind = "invalid-input"
     title = "The request has invalid fields"

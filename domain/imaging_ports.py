@@ -63,6 +63,16 @@ class DicomInstanceReader(Protocol):
         or None if the instance has no such element."""
         ...
 
+    async def frames(
+        self, data: bytes, numbers: list[int], *, accept: frozenset[str] | None
+    ) -> tuple[str, list[bytes]]:
+        """Frames `numbers` (1-based) of the instance's pixel data, in the first
+        form `accept` (media types; None: any) allows: as stored, with the media
+        type of its transfer syntax, else decoded to native little-endian bytes
+        (`application/octet-stream`). NotAcceptable if neither is accepted;
+        UnreadableDicom if the pixel data cannot be split or decoded."""
+        ...
+
 
 class ImagingStore(Protocol):
     async def add_instance(
@@ -77,13 +87,13 @@ class ImagingStore(Protocol):
     async def instances(
         self,
         permit: Permit,
-        study_uid: str,
+        study_uid: str | None,
         series_uid: str | None = None,
         instance_uid: str | None = None,
         *,
         with_metadata: bool = False,
     ) -> list[StoredInstance]:
-        """In series, then instance-number order."""
+        """In series, then instance-number order; `study_uid` None: every study's."""
         ...
 
     async def set_record(self, permit: Permit, study_uid: str, record_id: UUID) -> None: ...
@@ -139,6 +149,15 @@ class ViewerTokens(Protocol):
     """Study-scoped, short-lived tokens for viewers that cannot send a header."""
 
     def mint(self, patient_id: UUID, study_uid: str, now: datetime) -> str: ...
+
+    def seal(self, grant: ViewerGrant) -> str:
+        """A token for exactly this grant (a share's link: until the share ends)."""
+        ...
+
+    def session(self, link: ViewerGrant, recipient: str, now: datetime) -> ViewerGrant:
+        """The short-lived grant a share link opens for a named recipient: the
+        tokens' lifetime, and never past the share's end."""
+        ...
 
     def verify(self, token: str, now: datetime) -> ViewerGrant:
         """AuthenticationFailed if the token is forged, damaged or expired."""

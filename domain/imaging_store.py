@@ -85,8 +85,20 @@ class RenderedImage(msgspec.Struct, frozen=True):
 
 
 class ViewerGrant(msgspec.Struct, frozen=True, array_like=True):
-    """What a study-scoped viewer token carries: whose study, which, until when."""
+    """What a study-scoped viewer token carries: whose study, which, until when.
+
+    A share's viewer link carries the share and the consent it relies on (the
+    link lives as long as the share, and every use is checked against both); it
+    opens nothing by itself until a recipient names themselves, which yields a
+    short-lived session grant carrying that name for the audit."""
 
     patient_id: UUID
     study_uid: str
     expires: int  # unix seconds
+    share_id: UUID | None = None
+    consent_id: UUID | None = None
+    recipient: str | None = None
+
+    @property
+    def is_share_link(self) -> bool:
+        return self.share_id is not None and self.recipient is None

@@ -134,7 +134,9 @@ class RecordStore(Protocol):
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]: ...
     async def timeline_audited(
         self, permit: Permit, query: TimelineQuery, event: AuditEvent
-    ) -> tuple[list[RecordSummary], bool]: ...
+    ) -> tuple[list[RecordSummary], bool]:
+        """Up to `query.limit + 1` rows (the extra one only says a next page exists)
+        and whether the account is active; the audit event lists the page's ids."""
 
     async def of_types(self, permit: Permit, resource_types: list[str]) -> list[ImagingRecord]:
         """Every record of these types (supporting ones included), within scope."""

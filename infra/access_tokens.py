@@ -11,7 +11,6 @@ from typing import Any
 from uuid import UUID
 
 import jwt
-import msgspec
 
 from domain.accounts.tokens import (
     ACCESS_TOKEN_AUDIENCE,
@@ -46,7 +45,10 @@ class JwtAccessTokens:
         self._keys = keys
         self._issuer = issuer
         self._ttl = ttl_seconds
-        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        # token -> (iat, nbf, exp), and the claims as checked (with the key's id)
+        self._verified: OrderedDict[str, tuple[tuple[float, float, float], AccessClaims]] = (
+            OrderedDict()
+        )
 
     @property
     def keys(self) -> PgSigningKeys:
@@ -81,14 +83,16 @@ class JwtAccessTokens:
             raise _refused()
         cached = self._verified.get(token)
         if cached is not None:
-            kid, claims = cached
-            # The signature stands; the key's standing and the times are checked
-            # afresh: a retired key, or an expired token, is refused all the same.
-            if await self._keys.verification_key(kid, now) is None:
+            times, checked = cached
+            # The signature and the claims stand; the key's standing and the times
+            # are checked afresh: a retired key, or an expired token, is refused
+            # all the same.
+            if await self._keys.verification_key(checked.kid, now) is None:
                 self._verified.pop(token, None)
                 raise _refused()
+            self._check_times(times, now)
             self._verified.move_to_end(token)
-            return msgspec.structs.replace(self._checked(claims, now), kid=kid)
+            return checked
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -126,22 +130,33 @@ class JwtAccessTokens:
             )
         except jwt.PyJWTError:
             raise _refused() from None
-        checked = msgspec.structs.replace(self._checked(claims, now), kid=kid)
-        self._verified[token] = (kid, claims)
+        times = self._times(claims)
+        self._check_times(times, now)
+        checked = self._checked(claims, kid)
+        self._verified[token] = (times, checked)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return checked
 
-    def _checked(self, claims: dict[str, Any], now: datetime) -> AccessClaims:
+    @staticmethod
+    def _times(claims: dict[str, Any]) -> tuple[float, float, float]:
         times = [claims.get(name) for name in ("iat", "nbf", "exp")]
         if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
             raise _refused()
+        iat, nbf, exp = times
+        return iat, nbf, exp
+
+    def _check_times(self, times: tuple[float, float, float], now: datetime) -> None:
         iat, nbf, exp = times
         moment = now.timestamp()
         if exp <= moment - LEEWAY_SECONDS or nbf > moment + LEEWAY_SECONDS:
             raise _refused()
         if iat > moment + LEEWAY_SECONDS or exp - iat > self._ttl + LEEWAY_SECONDS:
             raise _refused()
+
+    def _checked(self, claims: dict[str, Any], kid: str) -> AccessClaims:
+        """The claims other than the times (checked by `_check_times`)."""
+        exp = claims["exp"]
         jti = claims.get("jti")
         sub = claims.get("sub")
         if not isinstance(jti, str) or not jti or not isinstance(sub, str):
@@ -156,6 +171,7 @@ class JwtAccessTokens:
             patient_id=patient_id,
             token_id=jti,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            kid=kid,
             session_id=session_id,
         )
 

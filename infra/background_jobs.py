@@ -11,10 +11,15 @@ from domain.retention import FINISHED_JOB_TTL, PARKED_PUSH_TTL, WEBHOOK_DELIVERY
 from infra.bootstrap import Services
 from infra.imaging_jobs import register_imaging_jobs
 from infra.pg.jobs import PgJobStore
+from infra.pg.notifications import DELIVERY_WAKE
 from infra.pg.retention import PgRetention
 from infra.worker import Worker
 
 log = logging.getLogger("phr.jobs")
+
+# How often each worker looks for pushes that fell due without a notice (a retry
+# after its backoff, the end of quiet hours, a lapsed lease).
+DELIVERY_SWEEP = timedelta(seconds=5)
 
 
 def build_worker(services: Services) -> Worker:
@@ -87,7 +92,10 @@ def build_worker(services: Services) -> Worker:
     register_mail_jobs(worker, services.secret_box, services.mailer)
 
     # Push deliveries from the notification outbox (it keeps its own leases,
-    # backoff and dead letters), and the refill scan (idempotent by dedupe keys).
+    # backoff and dead letters): woken by the NOTIFY that the transaction writing
+    # a notification sends when it commits, so a push leaves at once; the sweep
+    # sends retries and pushes held for quiet hours once they fall due. The
+    # refill scan is idempotent by dedupe keys.
     async def deliver_notifications() -> None:
         while await services.push_dispatcher.run_once() > 0:
             pass
@@ -98,7 +106,7 @@ def build_worker(services: Services) -> Worker:
             log.info("refill scan", extra={"added": added})
 
     services.vapid  # noqa: B018 (the Web Push key pair is made on first start, not first push)
-    worker.every("notifications.deliver", timedelta(seconds=1), deliver_notifications)
+    worker.on_wake(DELIVERY_WAKE, deliver_notifications, sweep=DELIVERY_SWEEP)
     worker.every("medications.refill_scan", timedelta(hours=1), refill_scan)
 
     # Deployments (and the tests) may plant further jobs: modules named in

@@ -210,6 +210,7 @@ class Services:
             refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
             refresh_family_lifetime_seconds=settings.refresh_family_lifetime_seconds,
             verification_required=settings.email_verification,
+            on_signed_in=self.notifier.signed_in,
         )
 
     # Account flows: mailed codes, password changes, sessions, profile.
@@ -411,17 +412,25 @@ class Services:
 
         return QueuedImagingJobs(self.jobs)
 
+    # DICOM parsing and rendering run in worker processes killed at their
+    # deadline (a thread cannot be stopped); the pool is closed in close_services.
+    @cached_property
+    def dicom_processes(self):  # -> infra.dicom.processes.DicomProcesses
+        from infra.dicom.processes import DicomProcesses
+
+        return DicomProcesses()
+
     @cached_property
     def frame_renderer(self):  # -> infra.dicom.render.PillowRenderer
         from infra.dicom.render import PillowRenderer
 
-        return PillowRenderer()
+        return PillowRenderer(processes=self.dicom_processes)
 
     @cached_property
     def dicom_reader(self):  # -> infra.dicom.header.PydicomReader
         from infra.dicom.header import PydicomReader
 
-        return PydicomReader()
+        return PydicomReader(processes=self.dicom_processes)
 
     @cached_property
     def dicomweb_base(self) -> str:
@@ -469,6 +478,8 @@ class Services:
             clock=self.clock,
             viewer_tokens=self.viewer_tokens,
             reader=self.dicom_reader,
+            consents=self.consents,
+            shares=self.share_store,
             base_url=self.dicomweb_base,
         )
 
@@ -505,9 +516,16 @@ class Services:
     @cached_property
     def share_content(self):  # -> domain.sharing.content.ShareContent
         from domain.sharing.content import ShareContent
+        from domain.sharing.imaging import SharedImaging
         from infra.shl_jose import JoseContentCipher
 
-        return ShareContent(self.share_store, self.blobs, JoseContentCipher())  # type: ignore[arg-type]
+        imaging = SharedImaging(
+            store=self.imaging_store,
+            blobs=self.blobs,  # type: ignore[arg-type]
+            viewer_tokens=self.viewer_tokens,
+            public_url=self.settings.public_url,
+        )
+        return ShareContent(self.share_store, self.blobs, JoseContentCipher(), imaging)  # type: ignore[arg-type]
 
     # QR codes render in a process of their own (pure Python that would hold this
     # process's GIL); its pool is shut down in close_services.
@@ -728,6 +746,8 @@ async def close_services(services: Services) -> None:
         services.password_hasher.close()
     if "qr_renderer" in services.__dict__:
         services.qr_renderer.close()
+    if "dicom_processes" in services.__dict__:
+        services.dicom_processes.close()
     for sender in services.__dict__.get("push_senders", {}).values():
         close = getattr(sender, "close", None)
         if close is not None:

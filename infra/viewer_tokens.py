@@ -38,14 +38,22 @@ class ViewerTokens:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
 
     def mint(self, patient_id: UUID, study_uid: str, now: datetime) -> str:
-        grant = ViewerGrant(patient_id, study_uid, int(now.timestamp()) + self.ttl_seconds)
+        return self.seal(
+            ViewerGrant(patient_id, study_uid, int(now.timestamp()) + self.ttl_seconds)
+        )
+
+    def seal(self, grant: ViewerGrant) -> str:
         body = msgspec.json.encode(grant)
         return f"{_b64(body)}.{_b64(self._mac(body))}"
+
+    def session(self, link: ViewerGrant, recipient: str, now: datetime) -> ViewerGrant:
+        expires = min(link.expires, int(now.timestamp()) + self.ttl_seconds)
+        return msgspec.structs.replace(link, expires=expires, recipient=recipient)
 
     def verify(self, token: str, now: datetime) -> ViewerGrant:
         refused = AuthenticationFailed("The viewer link is not valid or has expired.")
         body_text, _, mac_text = token.partition(".")
-        if len(token) > 512 or not mac_text:
+        if len(token) > 1024 or not mac_text:
             raise refused
         try:
             body, mac = _unb64(body_text), _unb64(mac_text)

@@ -38,6 +38,14 @@ A job's transaction, once it has written something, holds back the audit
 sequencer's horizon (events committed after it started are sealed only after it
 ends): do slow outside work (SMTP, push) before the handler's first write.
 
+Woken jobs (`on_wake`) run in every process with a worker as soon as a
+transaction that called `pg_notify('phr_job', <name>)` commits, and at least
+every `sweep` in case a notice was missed (a worker that was down) or work fell
+due later (retries): for queues that keep their own claims, like the push
+outbox, whose handler is safe to run in several processes at once.
+
+    worker.on_wake("notifications.deliver", deliver, sweep=timedelta(seconds=5))
+
 Periodic jobs (`every`) run once per occurrence per deployment, however many
 processes run workers: a process runs an occurrence only after moving the
 `job_schedule` row's next_run_at forward (one winner) and while holding the name's
@@ -87,6 +95,14 @@ class _Registration:
     lease: timedelta
 
 
+@dataclass
+class _Woken:
+    name: str
+    sweep: timedelta
+    handler: PeriodicHandler
+    wake: asyncio.Event
+
+
 @dataclass(frozen=True)
 class _Periodic:
     name: str
@@ -121,6 +137,7 @@ class Worker:
         self._retry_base = retry_base_seconds
         self._handlers: dict[str, _Registration] = {}
         self._periodic: dict[str, _Periodic] = {}
+        self._woken: dict[str, _Woken] = {}
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -141,6 +158,13 @@ class Worker:
             interval = timedelta(seconds=interval)
         self._periodic[name] = _Periodic(name, interval, handler)
 
+    def on_wake(self, name: str, handler: PeriodicHandler, *, sweep: timedelta | float) -> None:
+        if name in self._woken or name in self._periodic:
+            raise ValueError(f"a job named {name!r} is already registered")
+        if not isinstance(sweep, timedelta):
+            sweep = timedelta(seconds=sweep)
+        self._woken[name] = _Woken(name, sweep, handler, asyncio.Event())
+
     @property
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -157,9 +181,18 @@ class Worker:
             asyncio.create_task(self._periodic_loop(p), name=f"phr-worker-{p.name}")
             for p in self._periodic.values()
         ]
+        self._tasks += [
+            asyncio.create_task(self._woken_loop(w), name=f"phr-worker-{w.name}")
+            for w in self._woken.values()
+        ]
         log.info(
             "worker started",
-            extra={"worker": self.name, "kinds": self.kinds, "periodic": sorted(self._periodic)},
+            extra={
+                "worker": self.name,
+                "kinds": self.kinds,
+                "periodic": sorted(self._periodic),
+                "woken": sorted(self._woken),
+            },
         )
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -338,6 +371,34 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
 
+    async def _woken_loop(self, woken: _Woken) -> None:
+        while not self._stopping.is_set():
+            # Cleared before the run: a notice that arrives during it runs it again.
+            woken.wake.clear()
+            try:
+                await woken.handler()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._loop_failed(
+                    "woken job failed", exc, {"worker": self.name, "woken": woken.name}
+                )
+            # Notices come through the listening connection: back after it dropped.
+            with contextlib.suppress(Exception):
+                async with self._lock_guard:
+                    await self._lock_connection()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken_or_stopping(woken), woken.sweep.total_seconds())
+
+    async def _woken_or_stopping(self, woken: _Woken) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        wake = asyncio.ensure_future(woken.wake.wait())
+        try:
+            await asyncio.wait([stopping, wake], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            wake.cancel()
+
     async def _lock_connection(self) -> asyncpg.Connection:
         """A connection of the worker's own, outside the pool: session advisory
         locks live as long as it does (a process that dies releases them), and it
@@ -350,8 +411,12 @@ class Worker:
             self._lock_conn = conn
         return self._lock_conn
 
-    def _on_enqueued(self, *args: object) -> None:
-        self._wake.set()
+    def _on_enqueued(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        woken = self._woken.get(payload)
+        if woken is not None:
+            woken.wake.set()
+        else:
+            self._wake.set()
 
     async def _advisory(self, periodic: _Periodic, function: str) -> bool:
         async with self._lock_guard:

@@ -107,3 +107,14 @@ def wait_for_previews(http: httpx.Client, headers: dict[str, str], series: int) 
             return studies
         time.sleep(0.3)
     raise AssertionError("previews were not made")
+
+
+def import_cd(http: httpx.Client, headers: dict[str, str], cd: Any) -> list[dict]:
+    """Uploads `cd` (a tests.dicom_cd.DicomCd) as one zip and waits for its
+    import and every series' preview; the patient's /v1/imaging listing."""
+    archive, _ = cd.zip()
+    done = upload(http, headers, "cd.zip", "application/zip", archive)
+    assert done.status_code == 202, done.text
+    status = wait_for_import(http, headers, done.json()["id"])
+    assert status["status"] == "done", status
+    return wait_for_previews(http, headers, len(cd.series_counts))

@@ -1,7 +1,10 @@
 """APNs and FCM as the tests run them: local servers that check what the real
 services check and answer with their documented error bodies.
 
-APNs: HTTP/2 only (a non-HTTP/2 client fails the connection preface), the
+APNs: HTTP/2 over TLS, as Apple serves it: a certificate from a CA the test
+makes (`LocalCa`; phr trusts it through PHR_APNS_CA_FILE), ALPN `h2` and nothing
+else (a client that does not offer h2 is dropped after the handshake, one that
+skips the HTTP/2 preface fails it), `:scheme` https, the
 `:path` /3/device/<token>, a provider JWT (ES256, kid, iss = team, iat within
 the hour), apns-topic, apns-push-type, apns-collapse-id (64 bytes at most),
 apns-id (a UUID), a JSON body with `aps` of at most 4 KiB; reasons
@@ -15,14 +18,18 @@ QUOTA_EXCEEDED 429 with Retry-After, INVALID_ARGUMENT 400, UNAUTHENTICATED 401).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,8 +38,97 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _TOKEN = re.compile(r"^/3/device/([0-9a-fA-F]{64})$")
+
+
+@dataclass
+class LocalCa:
+    """A certificate authority made for one test, and a server certificate it
+    issued for 127.0.0.1 (files in `folder`): `ca_file` is what a client is told
+    to trust, `server_context()` what the fake serves with."""
+
+    folder: Path
+
+    def __post_init__(self) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phr test push CA")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        server = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ca_file = self.folder / "test-ca.pem"
+        self.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self.cert_file = self.folder / "server.pem"
+        self.cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+        self.key_file = self.folder / "server.key"
+        self.key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    def server_context(self, alpn: list[str]) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_file, self.key_file)
+        context.set_alpn_protocols(alpn)
+        return context
 
 
 @dataclass
@@ -41,6 +137,7 @@ class FakeApns:
     key_id: str
     team_id: str
     topic: str
+    ca: LocalCa
     known_tokens: set[str] = field(default_factory=set)
     unregistered: set[str] = field(default_factory=set)
     script: list[tuple[int, str]] = field(default_factory=list)
@@ -49,7 +146,9 @@ class FakeApns:
     provider_tokens: list[str] = field(default_factory=list)
 
     async def start(self) -> FakeApns:
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(
+            self._connection, "127.0.0.1", 0, ssl=self.ca.server_context(["h2"])
+        )
         return self
 
     async def stop(self) -> None:
@@ -58,9 +157,15 @@ class FakeApns:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return f"https://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        tls = writer.get_extra_info("ssl_object")
+        if tls is None or tls.selected_alpn_protocol() != "h2":
+            # APNs speaks nothing but HTTP/2, and says so in the TLS handshake.
+            self.errors.append("not HTTP/2: the client did not negotiate h2 by ALPN")
+            writer.close()
+            return
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
@@ -103,6 +208,8 @@ class FakeApns:
         return status, {"apns-id": str(uuid.uuid4()).upper()}, json.dumps(body).encode()
 
     def _respond(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if headers.get(":scheme") != "https":
+            self.errors.append(f"scheme {headers.get(':scheme')!r}")
         if headers.get(":method") != "POST":
             return self._error(405, "MethodNotAllowed")
         match = _TOKEN.match(headers.get(":path", ""))

@@ -19,7 +19,7 @@ from litestar.exceptions import (
 from litestar.params import HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.deps import AuthenticationDep, NotifierDep, RegistrationDep, RequestContextDep
+from api.deps import AuthenticationDep, RegistrationDep, RequestContextDep
 from domain.accounts.account import Account
 from domain.accounts.passwords import MAX_PASSWORD_LENGTH
 from domain.accounts.profile_rules import DEFAULT_TIME_ZONE, locale_from_accept_language
@@ -192,18 +192,16 @@ async def register(
 async def login(
     data: JSONBody[LoginRequest],
     authentication: AuthenticationDep,
-    notifier: NotifierDep,
     context: RequestContextDep,
 ) -> Response[Tokens]:
     """An unknown email and a wrong password give the same 401. The right password
     of an address not verified yet gets 403 `email-not-verified`. Repeated failures
     for one account or from one address answer 429 with Retry-After."""
+    # A sign-in from a device not seen before tells the patient (in the
+    # sign-in's own transaction: see Authentication's on_signed_in).
     pair = await authentication.login(
         email=data.email, password=data.password, context=context, device_name=data.device_name
     )
-    # A sign-in from a device not seen before tells the patient.
-    claims = await authentication.authenticate(pair.access_token)
-    await notifier.signed_in(claims.patient_id, context.user_agent)
     return Response(Tokens.of(pair), headers=_NO_STORE)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -14,7 +14,6 @@ from litestar.params import JSONBody, PathParameter
 from api.current_patient import CurrentPatient
 from api.deps import DevicesDep, RequestContextDep
 from domain.access import PatientActor
-from domain.errors import FieldProblem, InvalidInput
 from domain.notifications.devices import Registration
 from domain.notifications.model import Device
 
@@ -34,11 +33,37 @@ class PushSubscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     expiration_time: int | float | None = None
 
 
-class DeviceIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
-    kind: Literal["webpush", "apns", "fcm"]
-    subscription: PushSubscription | None = None
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[\x21-\x7e]+$")] | None = None  # fmt: skip
-    name: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None  # fmt: skip
+DeviceName = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+DeviceToken = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[\x21-\x7e]+$")]
+
+
+# One shape per kind, told apart by `kind` (a tagged union, `oneOf` in the
+# contract): a Web Push registration carries the browser's subscription and no
+# token, an APNs or FCM one the device token and no subscription.
+class _DeviceIn(
+    msgspec.Struct,
+    frozen=True,
+    forbid_unknown_fields=True,
+    rename="camel",
+    kw_only=True,
+    tag_field="kind",
+):
+    name: DeviceName | None = None
+
+
+class WebPushDeviceIn(_DeviceIn, tag="webpush"):
+    subscription: PushSubscription
+
+
+class ApnsDeviceIn(_DeviceIn, tag="apns"):
+    token: DeviceToken
+
+
+class FcmDeviceIn(_DeviceIn, tag="fcm"):
+    token: DeviceToken
+
+
+DeviceIn = WebPushDeviceIn | ApnsDeviceIn | FcmDeviceIn
 
 
 class DeviceOut(msgspec.Struct, rename="camel"):
@@ -64,12 +89,7 @@ class WebPushKeyOut(msgspec.Struct, rename="camel"):
 
 
 def _registration(data: DeviceIn) -> Registration:
-    if data.kind == "webpush":
-        if data.subscription is None or data.token is not None:
-            raise InvalidInput(
-                "A webpush registration carries the browser's subscription, and no token.",
-                errors=[FieldProblem("subscription", "required for webpush")],
-            )
+    if isinstance(data, WebPushDeviceIn):
         return Registration(
             kind="webpush",
             address=data.subscription.endpoint,
@@ -77,12 +97,8 @@ def _registration(data: DeviceIn) -> Registration:
             auth=data.subscription.keys.auth,
             name=data.name,
         )
-    if data.token is None or data.subscription is not None:
-        raise InvalidInput(
-            f"An {data.kind} registration carries the device token, and no subscription.",
-            errors=[FieldProblem("token", f"required for {data.kind}")],
-        )
-    return Registration(kind=data.kind, address=data.token, name=data.name)
+    kind = "apns" if isinstance(data, ApnsDeviceIn) else "fcm"
+    return Registration(kind=kind, address=data.token, name=data.name)
 
 
 @post(

@@ -22,7 +22,7 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
 from api.current_patient import AuditedReaderDep, CurrentPatient
-from api.deps import ClockDep, HospitalDirectoryDep, PatientRecordsDep, RequestContextDep
+from api.deps import ClockDep, PatientRecordsDep, RequestContextDep
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.fhir import json_codec
@@ -234,7 +234,6 @@ _RAISES = [NotAuthorizedException, ValidationException]
 )
 async def list_records(
     reader: AuditedReaderDep,
-    hospital_directory: HospitalDirectoryDep,
     types: Annotated[
         list[str] | None,
         QueryParameter(
@@ -302,7 +301,7 @@ async def list_records(
         until=parse_instant("until", until),
         text=q or None,
         after=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
+        limit=limit,
     )
     # The page's one statement checks the account too (the reader's token check skips it).
     patient, context = reader.patient, reader.context
@@ -314,7 +313,7 @@ async def list_records(
     )
     page = items[:limit]
     next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
-    names = await hospital_directory.names([item.source.hospital_id for item in page])
+    names = await reader.hospitals.names([item.source.hospital_id for item in page])
     return RecordPage(items=[summary_out(item, names) for item in page], next_cursor=next_cursor)
 
 
@@ -328,7 +327,6 @@ async def list_records(
 )
 async def get_record(
     reader: AuditedReaderDep,
-    hospital_directory: HospitalDirectoryDep,
     record_id: Annotated[UUID, PathParameter(description="the record's id")],
 ) -> Response[RecordOut]:
     # The read's one statement checks the account too (the reader's token check skips it).
@@ -339,7 +337,7 @@ async def get_record(
         record_id,
         context=context,
     )
-    names = await hospital_directory.names([record.source.hospital_id])
+    names = await reader.hospitals.names([record.source.hospital_id])
     return fhir_response(record_out(record, history, names))
 
 

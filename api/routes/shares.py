@@ -33,9 +33,14 @@ from domain.errors import DomainError, FieldProblem, InvalidInput, NotFound
 from domain.sharing.link import TOKEN_BYTES
 from domain.sharing.model import Share, ShareAccess, SharePageCursor
 from domain.sharing.patient_shares import ShareRequest
+from domain.sharing.recipient import MAX_RECIPIENT_LENGTH, RECIPIENT_PATTERN
 from domain.sharing.scope import ShareScope
 
 _TYPE_NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
+# The label's and the passcode's rules are declared for the contract; the checks
+# (422 naming the field) stay in the domain (check_request, check_passcode).
+_NO_CONTROL = {"extra": {"pattern": r"^[^\x00-\x1f\x7f]*$"}}
+_PASSCODE = {"extra": {"pattern": r"^[^\x00-\x1f]*$"}}
 _CATEGORY = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
 
 
@@ -54,8 +59,8 @@ class ShareScopeIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 class CreateShareIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     expires_at: datetime
-    label: Annotated[str, msgspec.Meta(max_length=80)] | None = None
-    passcode: Annotated[str, msgspec.Meta(min_length=4, max_length=64)] | None = None
+    label: Annotated[str, msgspec.Meta(max_length=80, extra_json_schema=_NO_CONTROL)] | None = None
+    passcode: Annotated[str, msgspec.Meta(min_length=4, max_length=64, extra_json_schema=_PASSCODE)] | None = None  # fmt: skip
     long_term: bool = False
     scope: ShareScopeIn = msgspec.field(default_factory=ShareScopeIn)
 
@@ -396,7 +401,9 @@ _CORS_ERRORS: dict[Any, Any] = {
 class ManifestIn(msgspec.Struct, rename="camel"):
     """Unknown fields are ignored, as the SHL spec asks of servers."""
 
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    recipient: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_RECIPIENT_LENGTH, pattern=RECIPIENT_PATTERN)
+    ]
     passcode: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     embedded_length_max: Annotated[int, msgspec.Meta(ge=0)] | None = None
 

@@ -7,8 +7,13 @@
 (function () {
   const params = new URLSearchParams(location.hash.slice(1));
   const study = params.get("study") || "";
-  const token = params.get("token") || "";
-  const base = "/v1/dicomweb/t/" + encodeURIComponent(token) + "/studies/" + encodeURIComponent(study);
+  // A share's link (share=…) opens a session for the doctor who names themselves
+  // (the share viewer passes the name it was given as recipient=…).
+  const shareLink = params.get("share") || "";
+  let token = params.get("token") || "";
+  let base = "";
+  const setBase = () => { base = "/v1/dicomweb/t/" + encodeURIComponent(token) + "/studies/" + encodeURIComponent(study); };
+  setBase();
   const $ = (id) => document.getElementById(id);
   const status = (text) => { $("status").textContent = text; };
   const first = (item, tag) => { const v = (item[tag] || {}).Value; return v && v.length ? v[0] : undefined; };
@@ -92,6 +97,33 @@
     if (step) { show(index + step); touchY = e.touches[0].clientY; }
   }, { passive: true });
 
-  if (!study || !token) { status("This link has no study."); return; }
-  showSeries().catch((err) => status("Could not load the study (" + err.message + ")."));
+  async function openShare(recipient) {
+    const response = await fetch("/v1/dicomweb/share-sessions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ link: shareLink, recipient }),
+    });
+    if (response.status === 404 || response.status === 401) throw new Error("the share has ended");
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    token = (await response.json()).token;
+    setBase();
+  }
+
+  const load = () => showSeries().catch((err) => status("Could not load the study (" + err.message + ")."));
+  if (!study || !(token || shareLink)) { status("This link has no study."); return; }
+  if (token) { load(); return; }
+  const start = (recipient) => openShare(recipient).then(load,
+    (err) => status("This shared study cannot be opened (" + err.message + ")."));
+  const named = (params.get("recipient") || "").trim();
+  if (named) { start(named); return; }
+  status("");
+  $("who").hidden = false;
+  $("who").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const recipient = $("recipient").value.trim();
+    if (!recipient) return;
+    $("who").hidden = true;
+    status("Loading…");
+    start(recipient);
+  });
 })();

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from uuid import UUID
 
@@ -56,6 +56,11 @@ FILE_SWEEP_MARGIN = timedelta(minutes=1)
 
 log = logging.getLogger("phr.auth")
 
+# Told of every successful sign-in, inside its transaction (patient id, the
+# client's User-Agent): a sign-in from a device not seen before notifies, and the
+# notification commits with the sign-in or not at all.
+SignInListener = Callable[[UUID, str | None], Awaitable[object]]
+
 
 def _refused_refresh() -> RefreshTokenRefused:
     return RefreshTokenRefused("The refresh token is not valid; sign in again.")
@@ -79,7 +84,9 @@ class Authentication:
         refresh_token_ttl_seconds: int,
         refresh_family_lifetime_seconds: int = 30 * 24 * 3600,
         verification_required: bool = True,
+        on_signed_in: SignInListener | None = None,
     ):
+        self._on_signed_in = on_signed_in
         self._accounts = accounts
         self._hasher = hasher
         self._policy = policy
@@ -206,6 +213,8 @@ class Authentication:
             )
             access = await self._access_tokens.issue(patient_id, now, family_id)
             await self._audit.append(_patient_event("auth.login", patient_id, context))
+            if self._on_signed_in is not None:
+                await self._on_signed_in(patient_id, context.user_agent)
             await uow.commit()
         return TokenPair(
             access_token=access.token,

@@ -3,6 +3,7 @@ so the search runs under a permit and is audited like listing them."""
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 from domain.access import PatientActor
@@ -15,6 +16,10 @@ from domain.hospitals.directory import (
     validated_search_text,
 )
 from domain.ports import AuditLog, Clock, HospitalDirectoryStore, UnitOfWorkFactory
+
+# A hospital added to the directory is named within this long everywhere.
+UNKNOWN_RETRY_SECONDS = 60.0
+_UNKNOWN_KEPT = 10_000
 
 
 class HospitalDirectory:
@@ -31,6 +36,9 @@ class HospitalDirectory:
         self._clock = clock
         # Hospitals are added, never renamed or removed: a name once read stays true.
         self._names: dict[UUID, str] = {}
+        # Ids the directory does not hold (yet), with when to ask again: without
+        # this, every record naming such a hospital costs a round trip per read.
+        self._unknown: dict[UUID, float] = {}
 
     async def search(
         self,
@@ -63,7 +71,14 @@ class HospitalDirectory:
         """Names for the ids (None ignored), to show beside every hospital id the
         API returns. Public directory data: no permit needed."""
         wanted = {i for i in hospital_ids if i is not None}
-        missing = [i for i in wanted if i not in self._names]
+        now = time.monotonic()
+        missing = [i for i in wanted if i not in self._names and self._unknown.get(i, 0.0) <= now]
         if missing:
-            self._names.update(await self._store.names(missing))
+            found = await self._store.names(missing)
+            self._names.update(found)
+            if len(self._unknown) > _UNKNOWN_KEPT:
+                self._unknown.clear()
+            for i in missing:
+                if i not in found:
+                    self._unknown[i] = now + UNKNOWN_RETRY_SECONDS
         return {i: self._names[i] for i in wanted if i in self._names}

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.access import Permit, SystemActor, authorize
+from domain.access import Permit, SystemActor, authorize, authorize_each
 from domain.audit.events import NO_REQUEST
 from domain.notifications import rules
 from domain.notifications.model import Emission, NewNotification, push_due_at, visible_at
@@ -40,9 +40,13 @@ class Notifier:
         if not items:
             return []
         now = now or self._clock.now()
-        permits = [
-            self._permit(patient_id, now) for patient_id in dict.fromkeys(p for p, _ in items)
-        ]
+        permits = authorize_each(
+            NOTIFIER,
+            "notification.created",
+            list(dict.fromkeys(p for p, _ in items)),
+            now=now,
+            context=NO_REQUEST,
+        )
         recipients = {r.patient_id: r for r in await self._store.recipients(permits)}
         emissions = []
         for patient_id, item in items:
@@ -80,8 +84,9 @@ class Notifier:
         )
 
     async def signed_in(self, patient_id: UUID, user_agent: str | None) -> list[UUID]:
-        """After a successful sign-in: tells the patient when it came from a device
-        not seen before (not on the very first one)."""
+        """Inside a successful sign-in's transaction (Authentication's
+        on_signed_in): tells the patient when it came from a device not seen
+        before (not on the very first one)."""
         now = self._clock.now()
         fingerprint = rules.device_fingerprint(user_agent)
         seen = await self._store.seen_device(self._permit(patient_id, now), fingerprint, now)

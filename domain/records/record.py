@@ -89,6 +89,7 @@ class TimelineQuery(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime | None = None
     text: str | None = None
     after: TimelineCursor | None = None
+    # The page size; a page read returns up to one more, the first of the next page.
     limit: int = 50
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.sharing.imaging import StudyExtras
 from domain.sharing.scope import Candidate
 
 MAX_INLINE_FILE_BYTES = 5 * 1024 * 1024
@@ -46,6 +47,7 @@ def share_bundle(
     organizations: dict[UUID, str],
     records: list[Candidate],
     files: dict[UUID, bytes],
+    imaging: dict[UUID, StudyExtras] | None = None,
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"urn:uuid:{patient_id}", "resource": patient},
@@ -62,7 +64,13 @@ def share_bundle(
         if record.file_key is not None:
             resource = _with_file(resource, files.get(record.id))
         resource = {**resource, "id": str(record.id)}
+        extras = (imaging or {}).get(record.id)
+        if extras is not None and extras.endpoint_ref is not None:
+            endpoints = [e for e in resource.get("endpoint") or [] if isinstance(e, dict)]
+            resource["endpoint"] = [*endpoints, {"reference": extras.endpoint_ref}]
         entries.append({"fullUrl": f"urn:uuid:{record.id}", "resource": resource})
+        for extra in extras.entries if extras is not None else ():
+            entries.append({"fullUrl": f"urn:uuid:{extra['id']}", "resource": extra})
     return {
         "resourceType": "Bundle",
         "id": str(bundle_id),

@@ -12,6 +12,7 @@ from domain.errors import NotFound
 from domain.fhir import json_codec
 from domain.ports import BlobStore, ContentCipher, ShareStore
 from domain.sharing.bundle import share_bundle, should_inline
+from domain.sharing.imaging import SharedImaging, ShareLinkGrant
 from domain.sharing.scope import Candidate, ShareScope, select
 
 JWE_MEDIA_TYPE = "application/jose"
@@ -27,10 +28,17 @@ class EncryptedContent:
 
 
 class ShareContent:
-    def __init__(self, shares: ShareStore, files: BlobStore, cipher: ContentCipher):
+    def __init__(
+        self,
+        shares: ShareStore,
+        files: BlobStore,
+        cipher: ContentCipher,
+        imaging: SharedImaging | None = None,
+    ):
         self._shares = shares
         self._files = files
         self._cipher = cipher
+        self._imaging = imaging
 
     async def records(
         self, permit: Permit, scope: ShareScope, now: datetime, *, live_sources_only: bool
@@ -41,8 +49,15 @@ class ShareContent:
         return select(scope, candidates, now)
 
     async def encrypt(
-        self, permit: Permit, records: list[Candidate], key: bytes, now: datetime
+        self,
+        permit: Permit,
+        records: list[Candidate],
+        key: bytes,
+        now: datetime,
+        grant: ShareLinkGrant | None = None,
     ) -> EncryptedContent:
+        """`grant`: the share the bundle is for, which its imaging viewer links
+        are bound to (without one, studies travel without previews or links)."""
         files: dict[UUID, bytes] = {}
         for record in records:
             if should_inline(record):
@@ -55,6 +70,11 @@ class ShareContent:
         organizations = await self._shares.organizations(
             sorted({r.hospital_id for r in records if r.hospital_id is not None}, key=str)
         )
+        imaging = (
+            await self._imaging.extras(permit, records, grant)
+            if self._imaging is not None and grant is not None
+            else None
+        )
         bundle = share_bundle(
             bundle_id=uuid4(),
             timestamp=now,
@@ -63,6 +83,7 @@ class ShareContent:
             organizations=organizations,
             records=records,
             files=files,
+            imaging=imaging,
         )
         # Encoding a bundle with files in it is CPU work: off the event loop.
         plaintext = await asyncio.to_thread(json_codec.encode, bundle)

@@ -66,7 +66,8 @@ class NewShare(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ShareAccess(msgspec.Struct, frozen=True, kw_only=True):
-    kind: Literal["manifest", "file"]
+    # viewer: the imaging viewer the shared bundle links to, opened by its recipient.
+    kind: Literal["manifest", "file", "viewer"]
     recipient: str
     client_address: str | None
     user_agent: str | None

@@ -28,6 +28,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
+from domain.sharing.imaging import ShareLinkGrant
 from domain.sharing.link import (
     MAX_LABEL_LENGTH,
     encode_shlink,
@@ -178,7 +179,15 @@ class PatientShares:
             if not request.long_term:
                 # Encrypted once, now; the key leaves with the response and is
                 # kept only inside the briefly held link.
-                encrypted = await self._content.encrypt(permit, records, key, now)
+                encrypted = await self._content.encrypt(
+                    permit,
+                    records,
+                    key,
+                    now,
+                    ShareLinkGrant(
+                        share_id=share_id, consent_id=consent.id, expires_at=request.expires_at
+                    ),
+                )
                 ciphertext_key = f"patients/{permit.patient_id}/shares/{share_id}"
                 data = encrypted.jwe.encode("ascii")
                 await self._files.put(ciphertext_key, data, content_type=JWE_MEDIA_TYPE)

@@ -28,6 +28,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.sharing.content import JWE_MEDIA_TYPE, ShareContent
+from domain.sharing.imaging import ShareLinkGrant
 from domain.sharing.link import new_token, token_digest
 from domain.sharing.model import Share, ShareAccess
 from domain.sharing.passcode import WrongPasscode
@@ -38,6 +39,12 @@ from domain.sharing.ports import ShareAccessListener
 LOCATION_LIFETIME = timedelta(minutes=30)
 MAX_RECIPIENT_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# check_recipient's rule as one regular expression, for the contract: what
+# str.strip() leaves is not empty and has no control character. Python's
+# whitespace is spelled out (JSON Schema's \s is ECMAScript's, not Python's).
+_SPACE = r"[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_KEPT = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+RECIPIENT_PATTERN = rf"^{_SPACE}*{_KEPT}(?:[^\x00-\x1f\x7f]*{_KEPT})?{_SPACE}*$"
 FHIR_CONTENT_TYPE = "application/fhir+json"
 
 
@@ -160,7 +167,10 @@ class ShareManifests:
         now = self._clock.now()
         records = await self._content.records(permit, share.scope, now, live_sources_only=True)
         key = await self._shares.key(permit, share.id)
-        encrypted = await self._content.encrypt(permit, records, key, now)
+        grant = ShareLinkGrant(
+            share_id=share.id, consent_id=share.consent_id, expires_at=share.expires_at
+        )
+        encrypted = await self._content.encrypt(permit, records, key, now, grant)
         return encrypted.jwe.encode("ascii"), encrypted.record_ids
 
     async def manifest(

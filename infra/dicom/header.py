@@ -5,7 +5,8 @@ Damaged files make pydicom raise nearly anything (ValueError, KeyError,
 NotImplementedError, struct.error, BytesLengthException, RecursionError on deep
 sequences, MemoryError on absurd lengths): every failure becomes UnreadableDicom
 naming the problem. The read is bounded in bytes (the caller's size limit) and in
-time (`timeout`), and runs in a worker thread: parsing is pure Python."""
+time (`timeout`), and runs in a worker process killed at its deadline (parsing
+is pure Python, and a thread could not be stopped)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import infra.dicom  # noqa: F401  (silences pydicom's logger before first use)
 from domain.dicom import DicomInstance, is_uid
 from domain.errors import UnreadableDicom
+from infra.dicom.processes import DicomProcesses
 
 # Elements larger than this are not inlined in the DICOM JSON metadata.
 BULK_DATA_THRESHOLD = 1024
@@ -136,19 +138,42 @@ def parse_instance(data: bytes, *, bulk_base: str) -> DicomInstance:
 
 
 class PydicomReader:
-    def __init__(self, timeout: float = READ_TIMEOUT_SECONDS):
+    """Reads in a killable worker process (infra.dicom.processes) when given
+    one: a read past its deadline stops there. Without one (a tool, a test),
+    in a thread, which a deadline can only stop waiting for."""
+
+    def __init__(
+        self, timeout: float = READ_TIMEOUT_SECONDS, processes: DicomProcesses | None = None
+    ):
         self._timeout = timeout
+        self._processes = processes
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._processes is not None:
+            return await self._processes.run(self._timeout, fn, *args, **kwargs)
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), self._timeout)
 
     async def read(self, data: bytes, *, bulk_base: str) -> DicomInstance:
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(parse_instance, data, bulk_base=bulk_base), self._timeout
-            )
+            return await self._run(parse_instance, data, bulk_base=bulk_base)
         except TimeoutError:
             raise UnreadableDicom("The DICOM header took too long to read.") from None
 
     async def bulk_data(self, data: bytes, tag: int) -> bytes | None:
-        return await asyncio.wait_for(asyncio.to_thread(_element_bytes, data, tag), self._timeout)
+        try:
+            return await self._run(_element_bytes, data, tag)
+        except TimeoutError:
+            raise UnreadableDicom("The DICOM file took too long to read.") from None
+
+    async def frames(
+        self, data: bytes, numbers: list[int], *, accept: frozenset[str] | None
+    ) -> tuple[str, list[bytes]]:
+        from infra.dicom.frames import read_frames
+
+        try:
+            return await self._run(read_frames, data, numbers, accept=accept)
+        except TimeoutError:
+            raise UnreadableDicom("The frames took too long to read.") from None
 
 
 def _element_bytes(data: bytes, tag: int) -> bytes | None:

@@ -13,6 +13,7 @@ from typing import Any
 import infra.dicom  # noqa: F401  (silences pydicom's logger before first use)
 from domain.errors import NotFound, UnreadableDicom
 from domain.imaging_store import RenderedImage
+from infra.dicom.processes import DicomProcesses
 
 RENDER_TIMEOUT_SECONDS = 30.0
 _FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
@@ -95,11 +96,20 @@ def render_frame(data: bytes, frame: int, media_type: str) -> RenderedImage:
 
 
 class PillowRenderer:
-    def __init__(self, timeout: float = RENDER_TIMEOUT_SECONDS):
+    """Renders in a killable worker process when given one (see PydicomReader)."""
+
+    def __init__(
+        self, timeout: float = RENDER_TIMEOUT_SECONDS, processes: DicomProcesses | None = None
+    ):
         self._timeout = timeout
+        self._processes = processes
 
     async def render(self, data: bytes, frame: int, media_type: str) -> RenderedImage:
         try:
+            if self._processes is not None:
+                return await self._processes.run(
+                    self._timeout, render_frame, data, frame, media_type
+                )
             return await asyncio.wait_for(
                 asyncio.to_thread(render_frame, data, frame, media_type), self._timeout
             )

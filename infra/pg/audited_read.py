@@ -20,7 +20,7 @@ from uuid import UUID
 
 from domain.audit.events import AuditEvent
 
-_FIELDS = 17
+_FIELDS = 18
 
 
 # Built once per shape (the timeline has a few dozen), not per request.
@@ -32,7 +32,9 @@ def audited_statement(
     account check and the audit insert; the audit fields are $first.. onwards
     (see `audit_args`). `single`: the read names one resource (its type comes from
     the row); otherwise the event lists the ids of the rows found (those matching
-    the SQL condition `listed`), in `order_by` order."""
+    the SQL condition `listed`), in `order_by` order, at most as many as the last
+    audit parameter says (a page reads one row more than it shows, to know whether
+    a next page exists: the row not shown is not listed as read)."""
     a = [f"${first + i}" for i in range(_FIELDS)]
     resource_type = (
         f"CASE WHEN hit.n > 0 THEN coalesce({a[7]}::text, hit.resource_type) ELSE {a[8]}::text END"
@@ -67,7 +69,8 @@ def audited_statement(
                    {a[12]}::text, {a[13]}::text, {a[14]}::text
             FROM (
                 SELECT count(*) AS n, min(resource_type) AS resource_type,
-                       array_agg(id::text{aggregate_order}) FILTER (WHERE {listed}) AS ids
+                       (array_agg(id::text{aggregate_order}) FILTER (WHERE {listed}))
+                           [1:coalesce({a[17]}::int, 2147483647)] AS ids
                 FROM found
             ) AS hit
             WHERE (SELECT yes FROM active)
@@ -81,11 +84,17 @@ def audited_statement(
 
 
 def audit_args(
-    found: AuditEvent, missing: AuditEvent, now: datetime, session_id: UUID | None = None
+    found: AuditEvent,
+    missing: AuditEvent,
+    now: datetime,
+    session_id: UUID | None = None,
+    *,
+    listed_max: int | None = None,
 ) -> list[object]:
     """The audit parameters: `found` is written when the read found rows,
-    `missing` (outcome, reason, resource type) when it found none; last, the
-    session whose liveness the statement checks (None: the account's)."""
+    `missing` (outcome, reason, resource type) when it found none; then the
+    session whose liveness the statement checks (None: the account's) and how
+    many of the ids found the event lists (None: all)."""
     return [
         found.patient_id,
         now,
@@ -104,4 +113,5 @@ def audit_args(
         found.context.request_id,
         list(found.resource_ids),
         session_id,
+        listed_max,
     ]

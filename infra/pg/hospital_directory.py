@@ -55,6 +55,7 @@ class PgHospitalNames:
     async def names(self, hospital_ids: list[UUID]) -> dict[UUID, str]:
         if not hospital_ids:
             return {}
-        async with self._database.transaction() as conn:
+        # One statement: no BEGIN and COMMIT around it.
+        async with self._database.connection() as conn:
             rows = await conn.fetch(self._NAMES, list(set(hospital_ids)))
         return {row["id"]: row["name"] for row in rows}

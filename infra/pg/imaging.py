@@ -148,16 +148,17 @@ class PgImagingStore:
                i.transfer_syntax, i.frames, i.rows, i.columns, i.key, i.size, {metadata}
         FROM imaging_instance i
         JOIN imaging_series se ON se.patient_id = i.patient_id AND se.series_uid = i.series_uid
-        WHERE i.patient_id = $1 AND se.study_uid = $2
+        WHERE i.patient_id = $1 AND ($2::text IS NULL OR se.study_uid = $2)
           AND ($3::text IS NULL OR i.series_uid = $3)
           AND ($4::text IS NULL OR i.instance_uid = $4)
-        ORDER BY se.number NULLS LAST, i.series_uid, i.number NULLS LAST, i.instance_uid
+        ORDER BY se.study_uid, se.number NULLS LAST, i.series_uid, i.number NULLS LAST,
+                 i.instance_uid
     """
 
     async def instances(
         self,
         permit: Permit,
-        study_uid: str,
+        study_uid: str | None,
         series_uid: str | None = None,
         instance_uid: str | None = None,
         *,

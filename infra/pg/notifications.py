@@ -4,7 +4,7 @@ the delivery outbox. Writes join the caller's transaction."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -18,17 +18,27 @@ from domain.notifications.model import (
     Device,
     Emission,
     InboxQuery,
+    NewNotification,
     Notification,
     Preferences,
     Recipient,
     SeenDevice,
 )
 from infra.pg.database import Database
+from infra.pg.jobs import JOB_CHANNEL
+
+# The NOTIFY payload that wakes the workers' push delivery (infra/background_jobs.py).
+DELIVERY_WAKE = "notifications.deliver"
+
+
+# Most patients never change their preferences: one shared (frozen) default
+# instead of one per patient of a fan-out.
+_DEFAULT_PREFERENCES = Preferences()
 
 
 def _preferences(value: object) -> Preferences:
     if not isinstance(value, dict):
-        return Preferences()
+        return _DEFAULT_PREFERENCES
     try:
         return msgspec.convert(value, Preferences)
     except msgspec.ValidationError:
@@ -83,52 +93,74 @@ class PgNotificationStore:
             for row in rows
         ]
 
-    # Notifications and their deliveries in two statements, however many
-    # patients: a fan-out to thousands is two round trips.
+    # A fan-out is one statement, however many patients: the notifications, then
+    # a pending delivery for each device of each patient whose notification was
+    # new (an occurrence already told inserts nothing and queues nothing), and a
+    # NOTIFY that wakes the workers when the transaction commits. The distinct
+    # items travel once; each emission names its item by position, and its times
+    # only when they are not `now` (most are: timestamps are the dearest values
+    # to encode, ~30 ms for a fan-out's 20,000).
     _ADD = """
-        INSERT INTO notification (id, patient_id, kind, dedupe_key, params, created_at, visible_at)
-        SELECT id, patient_id, kind, dedupe_key, params::jsonb, $6, visible_at
-        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $7::timestamptz[])
-             AS x (id, patient_id, kind, dedupe_key, params, visible_at)
-        ON CONFLICT (patient_id, dedupe_key) DO NOTHING
-        RETURNING id
-    """
-    _ADD_DELIVERIES = """
-        INSERT INTO notification_delivery
-            (id, notification_id, patient_id, device_id, kind, due_at, created_at)
-        SELECT gen_random_uuid(), x.notification_id, d.patient_id, d.id, d.kind, x.due_at, $4
-        FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
-             AS x (notification_id, patient_id, due_at)
-        JOIN push_device d ON d.patient_id = x.patient_id
+        WITH emission AS MATERIALIZED (
+            SELECT gen_random_uuid() AS id, e.patient_id,
+                   coalesce(e.visible_at, $8) AS visible_at, coalesce(e.due_at, $8) AS due_at,
+                   i.kind, i.dedupe_key, i.params::jsonb AS params
+            FROM unnest($4::uuid[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
+                 AS e (patient_id, item, visible_at, due_at)
+            JOIN unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+                 AS i (kind, dedupe_key, params, item) USING (item)
+        ), added AS (
+            INSERT INTO notification
+                (id, patient_id, kind, dedupe_key, params, created_at, visible_at)
+            SELECT id, patient_id, kind, dedupe_key, params, $8, visible_at FROM emission
+            ON CONFLICT (patient_id, dedupe_key) DO NOTHING
+            RETURNING id
+        ), queued AS (
+            INSERT INTO notification_delivery
+                (id, notification_id, patient_id, device_id, kind, due_at, created_at)
+            SELECT gen_random_uuid(), e.id, d.patient_id, d.id, d.kind, e.due_at, $8
+            FROM added a
+            JOIN emission e ON e.id = a.id
+            JOIN push_device d ON d.patient_id = e.patient_id
+            RETURNING 1
+        ), woken AS (
+            SELECT pg_notify($9, $10) FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+        )
+        SELECT coalesce(array_agg(id), '{}') AS ids, (SELECT count(*) FROM woken) AS woken
+        FROM added
     """
 
     async def add(self, emissions: list[Emission], now: datetime) -> list[UUID]:
         """Stores each emission not stored yet (by patient and dedupe key), with a
         pending delivery per device, in the caller's transaction; returns the
-        ids it added."""
-        ids = [uuid4() for _ in emissions]
+        ids it added. Workers are woken when the transaction commits."""
+        positions: dict[int, int] = {}
+        items: list[NewNotification] = []
+        patients, chosen, visible, due = [], [], [], []
+        for e in emissions:
+            position = positions.get(id(e.item))
+            if position is None:
+                items.append(e.item)
+                position = positions[id(e.item)] = len(items)
+            patients.append(e.recipient.patient_id)
+            chosen.append(position)
+            visible.append(None if e.visible_at == now else e.visible_at)
+            due.append(None if e.push_due_at == now else e.push_due_at)
         async with self._database.transaction() as conn:
-            rows = await conn.fetch(
+            row = await conn.fetchrow(
                 self._ADD,
-                ids,
-                [e.recipient.patient_id for e in emissions],
-                [e.item.kind for e in emissions],
-                [e.item.dedupe_key for e in emissions],
-                [fhir_json.encode(e.item.params).decode() for e in emissions],
+                [item.kind for item in items],
+                [item.dedupe_key for item in items],
+                [fhir_json.encode(item.params).decode() for item in items],
+                patients,
+                chosen,
+                visible,
+                due,
                 now,
-                [e.visible_at for e in emissions],
+                JOB_CHANNEL,
+                DELIVERY_WAKE,
             )
-            added = {row["id"] for row in rows}
-            chosen = [(i, e) for i, e in zip(ids, emissions, strict=True) if i in added]
-            if chosen:
-                await conn.execute(
-                    self._ADD_DELIVERIES,
-                    [i for i, _ in chosen],
-                    [e.recipient.patient_id for _, e in chosen],
-                    [e.push_due_at for _, e in chosen],
-                    now,
-                )
-        return [i for i, _ in chosen]
+        return list(row["ids"])
 
     _INBOX = """
         SELECT id, patient_id, kind, params, created_at, visible_at, read_at

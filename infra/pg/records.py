@@ -260,8 +260,9 @@ class PgRecordStore:
             add(self._TIMELINE_FILTERS["text"], escaped)
         if query.after is not None:
             add("(sort_at, id) < ({}, {})", query.after.sort_at, query.after.id)
+        # One row past the page says whether a next page exists.
         sql.append(f"ORDER BY sort_at DESC, id DESC LIMIT ${len(args) + 1}")
-        args.append(query.limit)
+        args.append(query.limit + 1)
         return "\n".join(sql), args
 
     async def timeline(self, permit: Permit, query: TimelineQuery) -> list[RecordSummary]:
@@ -273,12 +274,15 @@ class PgRecordStore:
     async def timeline_audited(
         self, permit: Permit, query: TimelineQuery, event: AuditEvent
     ) -> tuple[list[RecordSummary], bool]:
-        """A timeline page and its audit row (listing the ids read) in one statement."""
+        """A timeline page (and the first row of the next, if any) and its audit row
+        (listing the ids of the page's rows only) in one statement."""
         select, args = self._timeline_sql(permit, query)
         sql = audited_statement(
             select, len(args) + 1, single=False, order_by="sort_at DESC, id DESC"
         )
-        audit = audit_args(event, event, self._clock.now(), _session(permit))
+        audit = audit_args(
+            event, event, self._clock.now(), _session(permit), listed_max=query.limit
+        )
         async with self._database.connection() as conn:
             rows = await conn.fetch(sql, *args, *audit)
         return [_summary(row) for row in rows if row["id"] is not None], rows[0]["account_active"]

@@ -6,6 +6,7 @@ so a resend after a crash replaces rather than repeats the alert."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 
@@ -30,8 +31,13 @@ class ApnsSender:
         self._settings = settings
         self._clock = clock
         self._key = Path(settings.key_file).read_bytes()
-        # HTTP/2 only, as APNs requires (prior knowledge on a plain connection).
-        self._client = client or httpx.AsyncClient(http1=False, http2=True, timeout=15.0)
+        # HTTP/2 only, as APNs requires: over TLS, offered by ALPN as h2 alone.
+        verify: ssl.SSLContext | bool = True
+        if settings.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(settings.ca_file))
+        self._client = client or httpx.AsyncClient(
+            http1=False, http2=True, timeout=15.0, verify=verify
+        )
         self._token: str | None = None
         self._token_issued = 0.0
 

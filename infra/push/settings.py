@@ -20,6 +20,9 @@ class ApnsSettings(msgspec.Struct, frozen=True):
     team_id: str
     topic: str  # the app's bundle id
     url: str = "https://api.push.apple.com"
+    # PEM certificates to trust for `url` instead of the system's (a private
+    # gateway, or the tests' local APNs with a CA of their own).
+    ca_file: Path | None = None
 
 
 class FcmSettings(msgspec.Struct, frozen=True):
@@ -60,12 +63,19 @@ def load_push_settings(public_url: str, env: Mapping[str, str] | None = None) ->
         ]
         if missing:
             raise SettingsError(f"PHR_APNS_KEY_FILE is set but {', '.join(missing)} is not")
+        url = (env.get("PHR_APNS_URL") or "https://api.push.apple.com").rstrip("/")
+        if not url.startswith("https://"):
+            raise SettingsError("PHR_APNS_URL must be an https: URL (APNs is HTTP/2 over TLS)")
+        ca_file = env.get("PHR_APNS_CA_FILE") or None
+        if ca_file and not Path(ca_file).is_file():
+            raise SettingsError(f"PHR_APNS_CA_FILE: no such file {ca_file!r}")
         apns = ApnsSettings(
             key_file=Path(env["PHR_APNS_KEY_FILE"]),
             key_id=env["PHR_APNS_KEY_ID"],
             team_id=env["PHR_APNS_TEAM_ID"],
             topic=env["PHR_APNS_TOPIC"],
-            url=(env.get("PHR_APNS_URL") or "https://api.push.apple.com").rstrip("/"),
+            url=url,
+            ca_file=Path(ca_file) if ca_file else None,
         )
     fcm = None
     if env.get("PHR_FCM_SERVICE_ACCOUNT_FILE"):

@@ -19,6 +19,7 @@ from tests.mail_support import code_from_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_path(ROOT / "openapi" / "openapi.json")
+FUZZ_PASSWORD = "fuzzing all the things"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def live_service(fuzz_database: str, tmp_path_factory) -> Iterator[tuple[str, di
         base = service.base_url
         account = {
             "email": f"fuzz-{uuid.uuid4().hex[:8]}@example.org",
-            "password": "fuzzing all the things",
+            "password": FUZZ_PASSWORD,
         }
         assert httpx.post(base + "/v1/auth/register", json=account).status_code == 202
         code = code_from_folder(data_dir / "mail", account["email"])

@@ -79,6 +79,11 @@ KNOWN_CROSS_PATIENT = {
         "a doctor presents only the link: a routing table token_digest -> "
         "patient_id, or the patient id carried in the link's token"
     ),
+    ("infra/pg/shares.py", "UPDATE share_file_ticket SET used_at"): (
+        "a file location presents only its one-time ticket, which leads to the share: "
+        "like share links, a routing table token_digest -> patient_id (the ticket "
+        "table's own patient_id is a known gap below)"
+    ),
     ("infra/pg/shares.py", "SET link_sealed = NULL WHERE link_sealed IS NOT NULL"): (
         "the sweep that forgets held links covers every patient by design: per shard"
     ),
@@ -191,8 +196,12 @@ def names_the_patient(sql: str, distributed: set[str]) -> bool:
             "patient_id" in columns or (table == "patient" and re.search(r"\bid\b", columns))
         ):
             return False
-    # What the statement reads or changes, beyond its ON CONFLICT clause.
-    body = re.sub(r"ON CONFLICT.*", "", re.sub(r"RETURNING.*", "", sql), flags=re.I)
+    # What the statement reads or changes, beyond its ON CONFLICT clause. In a
+    # data-modifying CTE they end at the CTE's closing parenthesis, not at the end
+    # of the statement: what the statements after it read is still read.
+    body = re.sub(r"ON CONFLICT \([^()]*\) DO NOTHING", "", sql, flags=re.I)
+    body = re.sub(r"RETURNING [^()]*", "", body, flags=re.I)
+    body = re.sub(r"ON CONFLICT.*", "", body, flags=re.I)
     read = {t.lower() for t in _READS.findall(body)} & distributed
     if not read:
         return True

@@ -157,6 +157,81 @@ def test_dicomweb_client_searches_and_retrieves_byte_identical(
         assert bulk == ds.PixelData
 
 
+def test_dicomweb_client_searches_every_series_and_instance(
+    server: str, cd: DicomCd, imported: dict
+) -> None:
+    client = _client(server, imported["headers"])
+    series = client.search_for_series()
+    assert {s["0020000E"]["Value"][0] for s in series} == set(cd.series_counts)
+    assert all(s["0020000D"]["Value"] == [cd.study_uid] for s in series)
+    [ct] = client.search_for_series(search_filters={"Modality": "CT"})
+    assert ct["00201209"]["Value"] == [20]
+    instances = client.search_for_instances(fields=["PatientID"])
+    assert len(instances) == 44 and all("00100020" in i for i in instances)
+    one = cd.datasets[0]
+    [found] = client.search_for_instances(search_filters={"SOPInstanceUID": one.SOPInstanceUID})
+    assert found["0020000E"]["Value"] == [one.SeriesInstanceUID]
+    assert len(client.search_for_instances(search_filters={"Modality": "MR"}, limit=5)) == 5
+    with httpx.Client(base_url=server) as http:
+        # A UID is a part of the path: never taken from a query parameter.
+        refused = http.get(
+            f"/v1/dicomweb/studies/{cd.study_uid}/metadata?series={one.SeriesInstanceUID}",
+            headers=imported["headers"],
+        )
+        assert refused.status_code == 422
+
+
+def _by_name(cd: DicomCd, description: str) -> pydicom.Dataset:
+    return next(ds for ds in cd.datasets if ds.SeriesDescription == description)
+
+
+def test_frames_come_as_stored_or_decoded_per_ps3_18(
+    server: str, cd: DicomCd, imported: dict
+) -> None:
+    from pydicom.encaps import generate_frames
+
+    client = _client(server, imported["headers"])
+    native = cd.datasets[0]  # CT, explicit VR little endian
+    uids = (native.StudyInstanceUID, native.SeriesInstanceUID, native.SOPInstanceUID)
+    [frame] = client.retrieve_instance_frames(*uids, frame_numbers=[1])
+    assert frame == native.PixelData
+    [frame] = client.retrieve_instance_frames(
+        *uids, frame_numbers=[1], media_types=("application/octet-stream",)
+    )
+    assert frame == native.PixelData
+
+    jpeg = _by_name(cd, "JPEG baseline")
+    uids = (jpeg.StudyInstanceUID, jpeg.SeriesInstanceUID, jpeg.SOPInstanceUID)
+    stored = next(generate_frames(jpeg.PixelData, number_of_frames=1))
+    [frame] = client.retrieve_instance_frames(*uids, frame_numbers=[1], media_types=("image/jpeg",))
+    assert frame == stored and frame[:2] == b"\xff\xd8"
+
+    # Only octet-stream accepted: compressed frames are decoded (lossless: exact).
+    for description in ("JPEG-LS", "RLE", "JPEG 2000"):
+        ds = _by_name(cd, description)
+        uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        [frame] = client.retrieve_instance_frames(
+            *uids, frame_numbers=[1], media_types=("application/octet-stream",)
+        )
+        assert frame == ds.pixel_array.astype(ds.pixel_array.dtype.newbyteorder("<")).tobytes()
+
+    with httpx.Client(base_url=server) as http:
+        base = f"/v1/dicomweb/studies/{uids[0]}/series/{uids[1]}/instances/{uids[2]}"
+        raw = http.get(f"{base}/frames/1", headers=imported["headers"])
+        assert raw.status_code == 200
+        assert raw.headers["content-type"].startswith('multipart/related; type="image/jp2"')
+        refused = http.get(
+            f"{base}/frames/1",
+            headers=imported["headers"] | {"Accept": 'multipart/related; type="image/jpeg"'},
+        )
+        assert refused.status_code == 406
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        for bad, status in (("2", 404), ("0", 400), ("1,x", 400)):
+            response = http.get(f"{base}/frames/{bad}", headers=imported["headers"])
+            assert response.status_code == status, bad
+            assert response.headers["content-type"].startswith("application/problem+json")
+
+
 def test_rendered_frames_and_previews_decode_at_their_size(
     server: str, cd: DicomCd, imported: dict
 ) -> None:
@@ -271,6 +346,7 @@ def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(
         f"/studies/{st}/series/{se}/instances/{i}/frames/1/rendered",
         f"/studies/{st}/series/{se}/thumbnail",
         f"/studies/{st}/series/{se}/instances/{i}/bulkdata/7FE00010",
+        f"/studies/{st}/series/{se}/instances/{i}/frames/1",
     ]
     with httpx.Client(base_url=server, timeout=60) as http:
         stranger = register(http)
@@ -278,7 +354,8 @@ def test_another_patients_uids_are_404_on_every_dicomweb_route_and_audited(
             response = http.get(f"/v1/dicomweb{route}", headers=stranger)
             assert response.status_code == 404, (route, response.status_code)
             assert response.headers["content-type"].startswith("application/problem+json")
-        assert http.get("/v1/dicomweb/studies", headers=stranger).json() == []
+        for search in ("/studies", "/series", "/instances"):
+            assert http.get(f"/v1/dicomweb{search}", headers=stranger).json() == []
         audit = http.get("/v1/audit?limit=100", headers=stranger).json()
     refused = [
         e

@@ -6,6 +6,7 @@ hours, dead letters; the refill scan; preferences; devices and their SSRF guard.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,10 +15,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from domain.accounts.tokens import refresh_token_hash
 from domain.clock import FixedClock
 from domain.notifications.rules import new_sign_in
 from infra.bootstrap import close_services, open_services
-from tests.conftest import register_patient, settings_for
+from tests.conftest import register_patient, scratch_database, settings_for
 from tests.hospital_support import linked, new_hospital
 from tests.push_receivers import WebPushReceiver
 from tests.records_support import bundle, observation
@@ -155,6 +157,39 @@ async def test_pushed_results_notify_once_in_the_inbox_and_once_at_the_browser(
     assert len(receiver.received) == 1
 
 
+@pytest.fixture
+async def worker_without_sweep(database_dsn, data_dir, allow_local_push, monkeypatch):
+    """The app with its worker, whose sweep of the outbox would come only after
+    ten minutes: a push that leaves sooner was woken by its own commit."""
+    import infra.background_jobs
+
+    monkeypatch.setattr(infra.background_jobs, "DELIVERY_SWEEP", timedelta(minutes=10))
+    settings = settings_for(database_dsn, data_dir, {"PHR_WORKER": "on"})
+    async with AsyncTestClient(
+        app=create_app(settings), base_url="http://testserver.local"
+    ) as client:
+        yield client
+
+
+async def test_a_push_leaves_when_its_notification_commits_not_at_a_sweep(
+    worker_without_sweep, receiver
+):
+    client = worker_without_sweep
+    patient = await register_patient(client)
+    await register_webpush(client, patient, receiver)
+    await asyncio.sleep(0.5)  # the worker's first sweep (at start) is over
+    ua = {"User-Agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8)"}
+    login = {"email": patient.email, "password": patient.password}
+    started = time.monotonic()
+    assert (await client.post("/v1/auth/login", json=login, headers=ua)).status_code == 200
+    got = await receiver.wait_for(1, timeout=60.0)
+    took = time.monotonic() - started
+    assert len(got) == 1, (receiver.errors, receiver.attempts)
+    (item,) = (await inbox(client, patient))["items"]
+    assert got[0].payload["notificationId"] == item["id"] and item["kind"] == "new-sign-in"
+    assert took < 60.0, f"delivered after {took:.1f} s"
+
+
 async def test_a_changed_result_notifies_again_and_non_results_do_not(client, settings, patient):
     hospital = await new_hospital(client, settings)
     await linked(client, patient, hospital, "MRN-2")
@@ -236,6 +271,43 @@ async def test_sign_in_from_a_new_device_notifies(client):
     await client.post("/v1/auth/login", json=login, headers=ua)
     (item,) = (await inbox(client, patient))["items"]
     assert item["kind"] == "new-sign-in" and "iPhone" in item["body"]
+
+
+async def test_a_new_device_sign_in_notifies_in_the_sign_in_transaction(quiet, receiver):
+    """The notification and its push delivery commit with the sign-in (the
+    transactional outbox), not in a transaction of their own after it: the rows
+    carry the same transaction id as the sign-in's session."""
+    client, services, _ = quiet
+    patient = await register_patient(client)
+    await register_webpush(client, patient, receiver)
+    ua = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15"}
+    login = {"email": patient.email, "password": patient.password}
+    response = await client.post("/v1/auth/login", json=login, headers=ua)
+    assert response.status_code == 200
+    (item,) = (await inbox(client, patient))["items"]
+    assert item["kind"] == "new-sign-in"
+    token_hash = refresh_token_hash(response.json()["refreshToken"])
+    async with services.database.transaction() as conn:
+        row = await conn.fetchrow(
+            """
+            SELECT n.xmin::text AS notification,
+                   (SELECT array_agg(DISTINCT d.xmin::text) FROM notification_delivery d
+                    WHERE d.notification_id = n.id) AS deliveries,
+                   (SELECT t.xmin::text FROM refresh_token t
+                    WHERE t.patient_id = $2 AND t.token_hash = $3) AS sign_in
+            FROM notification n WHERE n.id = $1::uuid AND n.patient_id = $2
+            """,
+            item["id"],
+            UUID(patient.id),
+            token_hash,
+        )
+    assert row["sign_in"] is not None
+    assert row["notification"] == row["sign_in"], "written after the sign-in committed"
+    assert row["deliveries"] == [row["sign_in"]]
+    # And it is sent from there (leaving nothing pending for the tests after this one).
+    assert await services.push_dispatcher.run_once() >= 1
+    (received,) = await receiver.wait_for(1)
+    assert received.payload["notificationId"] == item["id"]
 
 
 # --- preferences -----------------------------------------------------------
@@ -320,19 +392,34 @@ async def test_public_push_services_are_accepted_and_unconfigured_kinds_refused(
         )
         assert response.status_code == 422
         assert "not configured" in response.json()["detail"]
+    # One shape per kind, declared in the contract (oneOf by `kind`): a token on a
+    # Web Push registration is a field that shape does not have (400 naming it).
     wrong_shape = await client.post(
         "/v1/devices", json={"kind": "webpush", "token": "abc"}, headers=patient.headers
     )
-    assert wrong_shape.status_code == 422
+    assert wrong_shape.status_code == 400
+    assert "token" in wrong_shape.json()["errors"][0]["message"]
+    no_token = await client.post("/v1/devices", json={"kind": "fcm"}, headers=patient.headers)
+    assert no_token.status_code == 400
+    assert "token" in no_token.json()["errors"][0]["message"]
 
 
 # --- the outbox: retries, removal, quiet hours, dead letters, crashes ---------
 
 
 @pytest.fixture
-async def quiet(database_dsn, data_dir, monkeypatch):
+def own_database(admin_dsn: str):
+    """These tests count what one dispatcher run delivers: deliveries other tests
+    left pending in the run's shared database would be claimed first."""
+    with scratch_database(admin_dsn, prefix="phr_push") as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def quiet(own_database, data_dir, monkeypatch):
     """An app without its worker, and the service's adapters on a clock the test
     moves: the test is the worker."""
+    database_dsn = own_database
     monkeypatch.setenv("PHR_WEBPUSH_ENDPOINT_ALLOW", "http://127.0.0.1:*")
     monkeypatch.setenv("PHR_PUSH_RETRY_BASE_SECONDS", "10")
     monkeypatch.setenv("PHR_PUSH_MAX_ATTEMPTS", "4")

@@ -20,7 +20,7 @@ from domain.clock import FixedClock
 from domain.notifications.rules import new_sign_in
 from infra.bootstrap import close_services, open_services
 from tests.conftest import register_patient, settings_for
-from tests.push_fakes import FakeApns, FakeFcm, quota_exceeded
+from tests.push_fakes import FakeApns, FakeFcm, LocalCa, quota_exceeded
 
 TOPIC = "org.example.phr"
 
@@ -35,12 +35,14 @@ def _pem(key) -> bytes:
 async def apns(tmp_path, monkeypatch):
     key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "AuthKey_ABC123DEFG.p8").write_bytes(_pem(key))
-    fake = await FakeApns(key.public_key(), "ABC123DEFG", "TEAM123456", TOPIC).start()
+    ca = LocalCa(tmp_path / "tls")
+    fake = await FakeApns(key.public_key(), "ABC123DEFG", "TEAM123456", TOPIC, ca).start()
     monkeypatch.setenv("PHR_APNS_KEY_FILE", str(tmp_path / "AuthKey_ABC123DEFG.p8"))
     monkeypatch.setenv("PHR_APNS_KEY_ID", "ABC123DEFG")
     monkeypatch.setenv("PHR_APNS_TEAM_ID", "TEAM123456")
     monkeypatch.setenv("PHR_APNS_TOPIC", TOPIC)
     monkeypatch.setenv("PHR_APNS_URL", fake.url)
+    monkeypatch.setenv("PHR_APNS_CA_FILE", str(ca.ca_file))
     yield fake
     await fake.stop()
 
@@ -161,13 +163,30 @@ async def test_apns_too_many_requests_is_retried_later(world, apns):
     assert len(apns.received) == 1
 
 
-async def test_a_client_without_http2_is_refused_by_the_fake(apns):
+async def test_the_fake_is_tls_with_h2_by_alpn_and_refuses_anything_else(apns):
+    """What the adapter's success above went through: a TLS handshake against
+    the test's CA (an untrusted client fails it) that settles on h2 (an
+    HTTP/1.1 client is dropped)."""
+    import ssl
+
     import httpx
 
-    async with httpx.AsyncClient() as http1:
+    trusted = ssl.create_default_context(cafile=str(apns.ca.ca_file))
+    async with httpx.AsyncClient(verify=trusted) as http1:
         with pytest.raises(httpx.HTTPError):
             await http1.post(f"{apns.url}/3/device/{'0' * 64}", content=b"{}")
     assert apns.errors and apns.errors[0].startswith("not HTTP/2")
+
+    async with httpx.AsyncClient(http1=False, http2=True) as untrusting:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.post(f"{apns.url}/3/device/{'0' * 64}", content=b"{}")
+
+    apns.errors.clear()
+    async with httpx.AsyncClient(http1=False, http2=True, verify=trusted) as h2_client:
+        response = await h2_client.post(f"{apns.url}/3/device/{'0' * 64}", content=b"{}")
+    assert response.http_version == "HTTP/2"
+    assert response.status_code == 403 and response.json()["reason"] == "MissingProviderToken"
+    assert not apns.errors, apns.errors
 
 
 async def test_fcm_delivers_with_an_oauth_token_and_collapse_key(world, fcm):

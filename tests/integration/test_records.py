@@ -235,3 +235,22 @@ async def test_decimals_keep_their_precision_in_and_out(client, services, patien
     export = await client.get("/v1/export", headers=patient.headers)
     assert b'"value": 4.10' in export.content or b'"value":4.10' in export.content
     assert b"1.50" in export.content
+
+
+async def test_a_timeline_page_is_audited_with_the_records_it_showed_and_no_more(client, patient):
+    for _ in range(3):
+        await client.post("/v1/records", json=bp_reading(), headers=patient.headers)
+    page = (await client.get("/v1/records?limit=2", headers=patient.headers)).json()
+    assert len(page["items"]) == 2 and page["nextCursor"]
+    rest = (
+        await client.get(
+            "/v1/records",
+            params={"limit": 2, "cursor": page["nextCursor"]},
+            headers=patient.headers,
+        )
+    ).json()
+    assert len(rest["items"]) == 1 and rest["nextCursor"] is None
+    history = (await client.get("/v1/audit", headers=patient.headers)).json()["items"]
+    lists = [e["resourceIds"] for e in history if e["action"] == "record.list"]
+    # Newest first: the second page, then the first.
+    assert lists == [[i["id"] for i in rest["items"]], [i["id"] for i in page["items"]]]

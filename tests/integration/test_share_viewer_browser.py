@@ -231,3 +231,74 @@ def test_the_viewer_opens_the_hl7_ips_vector_in_chinese(server, chinese_browser,
     assert "过敏与不耐受" in text
     assert not browser.find_element(By.ID, "access").is_displayed()
     screenshot(browser, "viewer-hl7-ips-vector.png")
+
+
+@pytest.fixture
+def imaging_server(database_dsn, data_dir):
+    # The worker imports the CD and makes the previews, as in `phr serve`.
+    with live_server(database_dsn, data_dir, {"PHR_WORKER": "on"}) as running:
+        yield running
+
+
+def test_a_shared_study_shows_its_previews_and_opens_in_the_viewer(
+    imaging_server, browser, data_dir
+):
+    from tests.dicom_cd import DicomCd
+    from tests.imaging_support import import_cd
+
+    server = imaging_server
+    cd = DicomCd(instances=2)
+    with server.client() as http:
+        email = f"viewer-{uuid.uuid4().hex[:10]}@example.org"
+        password = f"correct horse {uuid.uuid4().hex[:8]} battery"
+        http.post("/v1/auth/register", json={"email": email, "password": password})
+        code = code_from_folder(data_dir / "mail", email)
+        http.post("/v1/auth/verify-email", json={"email": email, "code": code})
+        token = http.post("/v1/auth/login", json={"email": email, "password": password}).json()
+        headers = {"Authorization": f"Bearer {token['accessToken']}"}
+        [study] = import_cd(http, headers, cd)
+        created = http.post(
+            "/v1/shares", json={"expiresAt": in_days(1), "label": "CT for Dr. Lee"}, headers=headers
+        ).json()
+
+    browser.get(created["viewerUrl"])
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "recipient")))
+    browser.find_element(By.ID, "recipient").send_keys("Dr. Lee")
+    browser.find_element(By.ID, "open").click()
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "summary")))
+    # The previews come out of the decrypted bundle (data: URLs): nothing fetched.
+    loaded = (
+        "return [...document.querySelectorAll('#section-imaging img.preview')]"
+        ".filter(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/png'))"
+        ".map(i => [i.naturalWidth, i.naturalHeight])"
+    )
+    sizes = wait(browser).until(lambda b: (s := b.execute_script(loaded)) and len(s) == 6 and s)
+    assert sorted(map(tuple, sizes)) == sorted((s["width"], s["height"]) for s in study["series"])
+    screenshot(browser, "viewer-shared-imaging.png")
+
+    link = browser.find_element(By.CSS_SELECTOR, "#section-imaging a.viewer-link")
+    href = link.get_attribute("href")
+    assert href.startswith(server.url(f"/imaging/viewer#study={cd.study_uid}&share="))
+    assert href.endswith("&recipient=Dr.%20Lee")
+    # The built-in viewer opens the study for the named doctor, previews and all.
+    thumbs = (
+        "return [...document.querySelectorAll('#series img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+    browser.get(href)
+    wait(browser, 60).until(lambda b: b.execute_script(thumbs) == 6)
+    screenshot(browser, "viewer-shared-imaging-study.png")
+    # Opened without a name (the link copied elsewhere), it asks for one first.
+    browser.get("about:blank")
+    browser.get(href.removesuffix("&recipient=Dr.%20Lee"))
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "recipient")))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#series img")
+    browser.find_element(By.ID, "recipient").send_keys("Dr. Lee")
+    browser.find_element(By.CSS_SELECTOR, "#who button").click()
+    wait(browser, 60).until(lambda b: b.execute_script(thumbs) == 6)
+
+    with server.client() as http:
+        audit = http.get("/v1/audit?limit=200", headers=headers).json()["items"]
+    reads = [e for e in audit if e["action"] == "imaging.read" and e["outcome"] == "success"]
+    assert len(reads) >= 14  # twice: the session, the series search, six thumbnails
+    assert {e["actorId"] for e in reads} == {f"{created['id']} Dr. Lee"}

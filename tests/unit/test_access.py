@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import msgspec
 import pytest
 
 from domain.access import (
@@ -145,6 +146,24 @@ def test_share_recipient_is_bounded_by_scope_and_expiry():
             consent=share_consent(),
             context=CTX,
         )
+
+
+def test_a_share_recipient_reads_imaging_only_while_the_share_consent_holds():
+    """The viewer a share links to: imaging.read on the share's consent, ended by
+    its revocation or expiry like every other look at the share."""
+    recipient = ShareRecipient(SHARE, "Dr. Who")
+    imaging = msgspec.structs.replace(
+        share_consent(), scope=ConsentScope(resource_types=("ImagingStudy",))
+    )
+    permit = authorize(recipient, "imaging.read", ALICE, now=NOW, consent=imaging, context=CTX)
+    assert permit.scope.resource_types == ("ImagingStudy",)
+    assert permit.event("ImagingStudy", "1.2.3").actor_id == f"{SHARE} Dr. Who"
+    for now, used in (
+        (NOW, msgspec.structs.replace(imaging, revoked_at=NOW - timedelta(minutes=1))),
+        (NOW + timedelta(hours=2), imaging),
+    ):
+        with pytest.raises(AccessRefused):
+            authorize(recipient, "imaging.read", ALICE, now=now, consent=used, context=CTX)
 
 
 def test_system_jobs_cannot_erase_or_export():

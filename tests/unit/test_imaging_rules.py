@@ -235,3 +235,41 @@ def test_qido_study_answers_carry_counts_and_includefield() -> None:
     assert plain["00081190"]["Value"] == ["https://phr.test/v1/dicomweb/studies/1.2.3"]
     included = study_json(study, "x", QidoQuery(include=frozenset({"00181030"})))
     assert included["00181030"]["Value"] == ["protocol"]
+
+
+def test_frames_are_cut_as_stored_and_decoded_alike_whatever_the_syntax():
+    """WADO-RS frames (infra.dicom.frames) on pydicom's 15-frame dose grid, kept
+    in three transfer syntaxes: native bytes agree across all of them, and the
+    RLE file's frames as stored are its own fragments."""
+    from pydicom.encaps import generate_frames
+
+    from domain.errors import NotAcceptable
+    from infra.dicom.frames import read_frames
+
+    OCTET = frozenset({"application/octet-stream"})
+
+    def data(name: str) -> bytes:
+        with open(get_testdata_file(name), "rb") as handle:
+            return handle.read()
+
+    little = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
+    size = little.Rows * little.Columns * 4
+    expected = [little.PixelData[(n - 1) * size : n * size] for n in (2, 15)]
+    assert read_frames(data("rtdose.dcm"), [2, 15], accept=None) == (
+        "application/octet-stream",
+        expected,
+    )
+    assert read_frames(data("rtdose_expb.dcm"), [2, 15], accept=None)[1] == expected
+    assert read_frames(data("rtdose_rle.dcm"), [2, 15], accept=OCTET)[1] == expected
+    rle = pydicom.dcmread(get_testdata_file("rtdose_rle.dcm"))
+    fragments = list(generate_frames(rle.PixelData, number_of_frames=15))
+    assert read_frames(data("rtdose_rle.dcm"), [2, 15], accept=None) == (
+        "image/dicom-rle",
+        [fragments[1], fragments[14]],
+    )
+    with pytest.raises(UnreadableDicom):
+        read_frames(data("rtdose.dcm"), [16], accept=None)
+    with pytest.raises(NotAcceptable):
+        read_frames(data("rtdose_rle.dcm"), [1], accept=frozenset({"image/jpeg"}))
+    with pytest.raises(NotAcceptable):
+        read_frames(data("rtdose.dcm"), [1], accept=frozenset({"image/jp2"}))

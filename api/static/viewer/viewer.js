@@ -24,6 +24,7 @@ const STRINGS = {
     dosage: "Dosage", status: "Status", reaction: "Reaction", openPdf: "Open document",
     card: "SMART Health Card (verifiable credential)", none: "Nothing shared in this section.",
     modality: "Modality", series: "series", instances: "images",
+    preview: "Series preview", openImages: "Open the images in the viewer",
   },
   zh: {
     title: "共享的健康档案", loading: "正在加载…", recipient: "您的姓名（将告知患者）",
@@ -43,6 +44,7 @@ const STRINGS = {
     dosage: "用法用量", status: "状态", reaction: "反应", openPdf: "打开文档",
     card: "SMART 健康卡（可验证凭证）", none: "此部分没有共享内容。",
     modality: "检查类型", series: "序列", instances: "图像",
+    preview: "序列预览", openImages: "在查看器中打开影像",
   },
 };
 
@@ -56,6 +58,8 @@ function t(key, values) {
 }
 
 const $ = (id) => document.getElementById(id);
+// The name the doctor gave, passed on to the imaging viewer a share links to.
+let RECIPIENT = "";
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -260,10 +264,44 @@ function renderBundle(resources, container) {
     if (bad) value.append(el("span", { class: "flag", title: t("outOfRange") }, "▲ " + t("outOfRange")));
     return row(r, [codeText(r.code), when(r.effectiveDateTime || (r.effectivePeriod && r.effectivePeriod.start) || r.issued), value, rangeText(r)], bad ? "out-of-range" : "");
   })));
-  container.append(section("imaging", ["imaging", "date", "modality"], of("ImagingStudy").map((r) =>
-    row(r, [r.description || codeText((r.procedureCode || [])[0]) || "ImagingStudy", when(r.started),
+  // Previews travel in the bundle as Media (partOf the study); the study's
+  // viewer is an Endpoint (ihe-iid) it references.
+  const previews = new Map();
+  for (const { fullUrl, resource } of resources) {
+    if (resource.resourceType !== "Media") continue;
+    for (const ref of resource.partOf || []) {
+      if (!previews.has(ref.reference)) previews.set(ref.reference, []);
+      previews.get(ref.reference).push(resource);
+    }
+  }
+  const studyRefs = new Map(resources.filter((e) => e.resource.resourceType === "ImagingStudy")
+    .map((e) => [e.resource, [e.fullUrl, "ImagingStudy/" + e.resource.id]]));
+  container.append(section("imaging", ["imaging", "date", "modality"], of("ImagingStudy").map((r) => {
+    const tr = row(r, [r.description || codeText((r.procedureCode || [])[0]) || "ImagingStudy", when(r.started),
       (r.modality || []).map((m) => m.code).join(", ") + (r.numberOfSeries ? " · " + r.numberOfSeries + " " + t("series") : "") +
-      (r.numberOfInstances ? " · " + r.numberOfInstances + " " + t("instances") : "")]))));
+      (r.numberOfInstances ? " · " + r.numberOfInstances + " " + t("instances") : "")]);
+    const media = (studyRefs.get(r) || []).flatMap((ref) => previews.get(ref) || []);
+    const viewers = (r.endpoint || []).map((e) => byRef.get(e.reference)).filter((e) => e &&
+      e.resourceType === "Endpoint" && (e.connectionType || {}).code === "ihe-iid" && /^https?:\/\//i.test(e.address || ""));
+    if (!media.length && !viewers.length) return tr;
+    const cell = el("td", { colspan: "3", class: "imaging-extras" });
+    for (const m of media) {
+      const content = m.content || {};
+      if (!content.data || !/^image\/(png|jpeg)$/.test(content.contentType || "")) continue;
+      const img = el("img", { class: "preview", alt: content.title || t("preview"), title: content.title || "" });
+      img.src = "data:" + content.contentType + ";base64," + content.data;
+      cell.append(img);
+    }
+    for (const e of viewers) {
+      // The viewer asks the doctor's name for the patient's access history: the
+      // one given here travels along, in the fragment (never sent to a server).
+      // Only to phr's own viewer (this origin): another issuer's page is not told the name.
+      const own = e.address.startsWith(location.origin + "/") && e.address.includes("#");
+      const href = e.address + (own && RECIPIENT ? "&recipient=" + encodeURIComponent(RECIPIENT) : "");
+      cell.append(el("p", null, el("a", { class: "viewer-link", href, target: "_blank", rel: "noopener noreferrer" }, t("openImages"))));
+    }
+    return [tr, el("tr", { class: "imaging-extras" }, cell)];
+  }).flat()));
   container.append(section("documents", ["documents", "date", "openPdf"], of("DocumentReference").map((r) => {
     const attachment = ((r.content || [])[0] || {}).attachment || {};
     const cell = el("td");
@@ -333,6 +371,7 @@ function start() {
     $("open").textContent = t("opening");
     try {
       const files = await fetchFiles(payload, recipient, $("passcode").value);
+      RECIPIENT = recipient;
       const decrypted = [];
       for (const file of files) {
         const { header, text } = await decryptJwe(file.jwe, key);
