@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from infra.pg.database import Database
 from infra.pg.jobs import PgJobQueue
 from tests.conftest import TEST_AUDIT_LOG_KEY, TEST_PUBLIC_URL
@@ -70,13 +72,23 @@ async def eventually(check, timeout: float, what: str, log_path: Path):
         await asyncio.sleep(0.05)
 
 
-async def test_a_worker_killed_mid_batch_loses_nothing_and_does_nothing_twice(
-    database_dsn, data_dir, superuser_conn
-):
+@pytest.fixture
+async def effect_table(superuser_conn):
+    """Where the planted jobs write their effects; dropped after the test (the
+    run's database is shared, and the schema tests read every table in it)."""
     await superuser_conn.execute(
-        "CREATE TABLE IF NOT EXISTS fault_batch_effect (job_id bigint, attempt int, pid int);"
+        "CREATE TABLE fault_batch_effect (job_id bigint, attempt int, pid int);"
         "GRANT SELECT, INSERT ON fault_batch_effect TO phr_app"
     )
+    try:
+        yield
+    finally:
+        await superuser_conn.execute("DROP TABLE fault_batch_effect")
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing_and_does_nothing_twice(
+    database_dsn, data_dir, superuser_conn, effect_table
+):
     started_log = data_dir / "started.log"
     database = Database(database_dsn)
     await database.open()
