@@ -3,6 +3,7 @@ the pool and every adapter."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,10 +32,15 @@ API_VERSION = "1.0.0"
 
 
 def create_app(
-    settings: Settings, dsn: str | None = None, *, clock: Clock | None = None
+    settings: Settings,
+    dsn: str | None = None,
+    *,
+    clock: Clock | None = None,
+    freeze_heap: bool = False,
 ) -> Litestar:
     """`dsn` is the database to use; by default the configured DATABASE_URL
-    (the embedded server's DSN is passed in by `phr serve`)."""
+    (the embedded server's DSN is passed in by `phr serve`). `freeze_heap` is for
+    a serving process that runs one app for its whole life (see the lifespan)."""
     database_dsn = dsn or settings.database_url
 
     @asynccontextmanager
@@ -53,6 +59,13 @@ def create_app(
 
                 worker = build_worker(services)
                 await worker.start()
+            if freeze_heap:
+                # Everything made so far (modules, routes, schemas, services) lives
+                # as long as the process: moved out of the collector's reach, a
+                # full collection no longer walks it, which was a pause of tens of
+                # milliseconds now and then under load (the p99 of a read).
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             try:
@@ -117,5 +130,7 @@ def create_app_from_env() -> Litestar:
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(
-        settings, os.environ.get("PHR_RESOLVED_DATABASE_URL") or settings.database_url
+        settings,
+        os.environ.get("PHR_RESOLVED_DATABASE_URL") or settings.database_url,
+        freeze_heap=True,
     )

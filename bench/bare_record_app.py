@@ -3,6 +3,7 @@ returns the same row as GET /v1/records/{id}, with no token, policy or audit."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(
         os.environ["DATABASE_URL"], min_size=2, max_size=10, init=_init_connection
     )
+    # The same server settings as phr's serving process (api/app.py, freeze_heap).
+    gc.collect()
+    gc.freeze()
     yield
     await app.state.pool.close()
 
