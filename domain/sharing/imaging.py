@@ -32,6 +32,10 @@ from domain.sharing.scope import Candidate
 # A preview larger than this (a huge secondary capture) is described, not carried:
 # the bundle is fetched whole by the doctor's phone.
 MAX_PREVIEW_BYTES = 1024 * 1024
+# And all of a share's previews together: past this the rest are left out (the
+# viewer link still shows every series), so a share of many studies stays a
+# bundle a phone can fetch.
+MAX_SHARE_PREVIEW_BYTES = 8 * 1024 * 1024
 MEDIA_TYPES = "http://terminology.hl7.org/CodeSystem/media-type"
 CONNECTION_TYPES = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
 
@@ -105,6 +109,19 @@ def preview_media(
     return media
 
 
+class _PreviewBudget:
+    """The preview bytes a share may still carry, spent study by study."""
+
+    def __init__(self, size: int):
+        self._left = size
+
+    def take(self, size: int) -> bool:
+        if size > self._left:
+            return False
+        self._left -= size
+        return True
+
+
 class SharedImaging:
     def __init__(
         self,
@@ -127,14 +144,15 @@ class SharedImaging:
         if not wanted:
             return {}
         studies = [s for s in await self._store.studies(permit) if s.record_id in wanted]
+        budget = _PreviewBudget(MAX_SHARE_PREVIEW_BYTES)
         return {
-            study.record_id: await self._study(permit, study, grant)
+            study.record_id: await self._study(permit, study, grant, budget)
             for study in studies
             if study.record_id is not None
         }
 
     async def _study(
-        self, permit: Permit, study: StoredStudy, grant: ShareLinkGrant
+        self, permit: Permit, study: StoredStudy, grant: ShareLinkGrant, budget: _PreviewBudget
     ) -> StudyExtras:
         assert study.record_id is not None
         record = str(study.record_id)
@@ -157,7 +175,7 @@ class SharedImaging:
                 png = await self._blobs.read(series.preview_key)
             except NotFound:
                 continue
-            if len(png) > MAX_PREVIEW_BYTES:
+            if len(png) > MAX_PREVIEW_BYTES or not budget.take(len(png)):
                 continue
             entries.append(
                 preview_media(

@@ -259,3 +259,22 @@ def test_a_long_term_share_rebuilds_its_previews_and_link(
             json={"link": _share_token(address), "recipient": "Dr. Ode"},
         )
         assert opened.status_code == 201
+
+
+def test_previews_past_the_share_budget_are_left_out_and_the_viewer_link_stays(
+    server: str, cd: DicomCd, patient: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import domain.sharing.imaging
+
+    # A budget smaller than any preview: none is carried, the study and its link are.
+    monkeypatch.setattr(domain.sharing.imaging, "MAX_SHARE_PREVIEW_BYTES", 1)
+    with httpx.Client(base_url=server, timeout=60) as http:
+        share = http.post(
+            "/v1/shares", json={"expiresAt": in_days(1), "label": "Many scans"},
+            headers=patient["headers"],
+        ).json()  # fmt: skip
+        entries = _open_share(http, share, "Dr. Lee")
+    study, media, address = _viewer_link(entries, cd.study_uid)
+    assert media == []
+    assert study["numberOfSeries"] == len(cd.series_counts)
+    assert address.startswith(f"{server}/imaging/viewer#study={cd.study_uid}&share=")
