@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 from uuid import UUID
 
@@ -14,9 +12,9 @@ from litestar.params import QueryParameter
 
 from api.current_patient import CurrentPatient
 from api.deps import HospitalDirectoryDep, RequestContextDep
+from api.page_cursors import decode_cursor, encode_cursor
 from domain.access import PatientActor
-from domain.errors import FieldProblem, InvalidInput
-from domain.hospitals.directory import DirectoryCursor, DirectoryEntry
+from domain.hospitals.directory import DirectoryCursor
 
 
 class HospitalOut(msgspec.Struct, rename="camel"):
@@ -29,24 +27,6 @@ class HospitalOut(msgspec.Struct, rename="camel"):
 class HospitalPage(msgspec.Struct, rename="camel"):
     items: list[HospitalOut]
     next_cursor: str | None
-
-
-def encode_cursor(entry: DirectoryEntry) -> str:
-    raw = msgspec.json.encode(DirectoryCursor(name=entry.name, id=entry.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> DirectoryCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=DirectoryCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidInput(
-            "The cursor is not one this service issued.",
-            errors=[
-                FieldProblem("cursor", "unrecognised cursor; use nextCursor from a previous page")
-            ],
-        ) from None
 
 
 @get(
@@ -76,12 +56,16 @@ async def list_hospitals(
     entries = await hospital_directory.search(
         PatientActor(patient.patient_id),
         text=q,
-        after=decode_cursor(cursor) if cursor else None,
+        after=decode_cursor(cursor, DirectoryCursor) if cursor else None,
         limit=limit,
         context=context,
     )
     page = entries[:limit]
     return HospitalPage(
         items=[HospitalOut(id=e.id, name=e.name, city=e.city, linked=e.linked) for e in page],
-        next_cursor=encode_cursor(page[-1]) if len(entries) > limit else None,
+        next_cursor=(
+            encode_cursor(DirectoryCursor(name=page[-1].name, id=page[-1].id))
+            if len(entries) > limit
+            else None
+        ),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,8 +13,8 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.current_patient import CurrentPatient
 from api.deps import InboxDep, RequestContextDep
+from api.page_cursors import decode_cursor, encode_cursor
 from domain.access import PatientActor
-from domain.errors import FieldProblem, InvalidInput
 from domain.notifications.model import InboxCursor, Notification, Preferences
 from domain.notifications.texts import render
 
@@ -55,22 +53,6 @@ class ReadAllOut(msgspec.Struct, rename="camel"):
     marked: int
 
 
-def _encode_cursor(item: Notification) -> str:
-    raw = msgspec.json.encode(InboxCursor(visible_at=item.visible_at, id=item.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> InboxCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=InboxCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidInput(
-            "The cursor is not one this service issued.",
-            errors=[FieldProblem("cursor", "use nextCursor from a previous page")],
-        ) from None
-
-
 @get(
     "/v1/notifications",
     operation_id="listNotifications",
@@ -95,14 +77,18 @@ async def list_notifications(
         PatientActor(patient.patient_id),
         patient.patient_id,
         unread_only=unread,
-        after=_decode_cursor(cursor) if cursor else None,
+        after=decode_cursor(cursor, InboxCursor) if cursor else None,
         limit=limit + 1,
         context=context,
     )
     page = items[:limit]
     return NotificationPage(
         items=[NotificationOut.of(item, locale) for item in page],
-        next_cursor=_encode_cursor(page[-1]) if len(items) > limit else None,
+        next_cursor=(
+            encode_cursor(InboxCursor(visible_at=page[-1].visible_at, id=page[-1].id))
+            if len(items) > limit
+            else None
+        ),
     )
 
 

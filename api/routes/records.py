@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, time
@@ -23,6 +21,7 @@ from litestar.response import Stream
 
 from api.current_patient import AuditedReaderDep, CurrentPatient
 from api.deps import ClockDep, PatientRecordsDep, RequestContextDep
+from api.page_cursors import decode_cursor, encode_cursor
 from domain.access import PatientActor
 from domain.errors import FieldProblem, InvalidInput
 from domain.fhir import json_codec
@@ -173,24 +172,6 @@ def fhir_response(body: RecordOut, status_code: int = 200) -> Response[RecordOut
     return Response(json_codec.encode(body), status_code=status_code, media_type="application/json")  # type: ignore[arg-type]
 
 
-def encode_cursor(item: RecordSummary) -> str:
-    raw = msgspec.json.encode(TimelineCursor(sort_at=item.sort_at, id=item.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> TimelineCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=TimelineCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidInput(
-            "The cursor is not one this service issued.",
-            errors=[
-                FieldProblem("cursor", "unrecognised cursor; use nextCursor from a previous page")
-            ],
-        ) from None
-
-
 def parse_instant(name: str, value: str | None) -> datetime | None:
     """A FHIR-style date (2024, 2024-05, 2024-05-01) or an ISO instant; UTC if no zone."""
     if value is None or value == "":
@@ -300,7 +281,7 @@ async def list_records(
         since=parse_instant("since", since),
         until=parse_instant("until", until),
         text=q or None,
-        after=decode_cursor(cursor) if cursor else None,
+        after=decode_cursor(cursor, TimelineCursor) if cursor else None,
         limit=limit,
     )
     # The page's one statement checks the account too (the reader's token check skips it).
@@ -312,7 +293,11 @@ async def list_records(
         context=context,
     )
     page = items[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
+    next_cursor = (
+        encode_cursor(TimelineCursor(sort_at=page[-1].sort_at, id=page[-1].id))
+        if len(items) > limit
+        else None
+    )
     names = await reader.hospitals.names([item.source.hospital_id for item in page])
     return RecordPage(items=[summary_out(item, names) for item in page], next_cursor=next_cursor)
 

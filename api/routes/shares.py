@@ -4,8 +4,6 @@ SMART Health Link endpoints a doctor's viewer calls without authentication
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,9 +25,10 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.current_patient import CurrentPatient
 from api.deps import ClockDep, PatientSharesDep, RequestContextDep, ShareManifestsDep
+from api.page_cursors import decode_cursor, encode_cursor
 from api.problems import domain_error_handler, http_exception_handler, nesting_error_handler
 from domain.access import PatientActor
-from domain.errors import DomainError, FieldProblem, InvalidInput, NotFound
+from domain.errors import DomainError, NotFound
 from domain.sharing.link import TOKEN_BYTES
 from domain.sharing.model import Share, ShareAccess, SharePageCursor
 from domain.sharing.patient_shares import ShareRequest
@@ -158,22 +157,6 @@ def share_out(share: Share, now: datetime) -> ShareOut:
     )
 
 
-def _encode_cursor(share: Share) -> str:
-    raw = msgspec.json.encode(SharePageCursor(created_at=share.created_at, id=share.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> SharePageCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=SharePageCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidInput(
-            "The cursor is not one this service issued.",
-            errors=[FieldProblem("cursor", "use nextCursor from a previous page")],
-        ) from None
-
-
 _SHARE_ID = PathParameter(description="the share's id (not its link)")
 _RAISES = [NotAuthorizedException, NotFoundException]
 
@@ -249,7 +232,7 @@ async def list_shares(
     ] = None,
     limit: Annotated[int, QueryParameter(description="page size", ge=1, le=100)] = 20,
 ) -> SharePage:
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, SharePageCursor) if cursor else None
     items = await patient_shares.page(
         PatientActor(patient.patient_id), after, limit + 1, context=context
     )
@@ -257,7 +240,11 @@ async def list_shares(
     now = clock.now()
     return SharePage(
         items=[share_out(s, now) for s in page],
-        next_cursor=_encode_cursor(page[-1]) if len(items) > limit else None,
+        next_cursor=(
+            encode_cursor(SharePageCursor(created_at=page[-1].created_at, id=page[-1].id))
+            if len(items) > limit
+            else None
+        ),
     )
 
 

@@ -113,3 +113,29 @@ def running_service(
         yield service
     finally:
         stop_service(service)
+
+
+@contextlib.contextmanager
+def phr_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """A `phr worker` process with this environment, its output appended to
+    `log_path`; stopped with SIGTERM (then killed) when the block ends, unless a
+    test has already killed it."""
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import asyncpg
 from infra.embedded_postgres import EmbeddedPostgres
 from infra.pg.database import Database
 from infra.pg.jobs import PgJobQueue
-from tests.e2e.service import REPO_ROOT, running_service, service_env
+from tests.e2e.service import phr_worker, running_service, service_env
 
 PLANTED = {"PHR_WORKER_MODULES": "tests.e2e.planted_jobs"}
 
@@ -27,25 +25,8 @@ PLANTED = {"PHR_WORKER_MODULES": "tests.e2e.planted_jobs"}
 @contextlib.contextmanager
 def worker_process(data_dir: Path, name: str) -> Iterator[subprocess.Popen]:
     log_path = data_dir.parent / f"{name}.log"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker"],
-            cwd=REPO_ROOT,
-            env=service_env(data_dir, 0, PLANTED),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with phr_worker(service_env(data_dir, 0, PLANTED), log_path) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def wait_for(condition, timeout: float, what: str) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from infra.pg.database import Database
 from infra.pg.jobs import PgJobQueue
 from tests.conftest import TEST_AUDIT_LOG_KEY, TEST_PUBLIC_URL
-from tests.e2e.service import REPO_ROOT
+from tests.e2e.service import phr_worker
 from tests.faults.batch_jobs import KIND, STALL_ENV
 
 BATCH = 24
@@ -40,25 +38,8 @@ def worker_process(
         "PHR_WORKER_MODULES": "tests.faults.batch_jobs",
         STALL_ENV: "1" if stall else "0",
     }
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with phr_worker(env, log_path) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def eventually(check, timeout: float, what: str, log_path: Path):
