@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
-from api.deps import AuthenticationDep, request_context
+from api.deps import AuthenticationDep, raw_header, request_context
 from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
 from domain.hospitals.directory_use_cases import HospitalDirectory
@@ -55,7 +55,7 @@ async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedRead
     # One dependency rather than four: Litestar resolves sibling dependencies in
     # a task group, which cost about a tenth of an audited read's CPU time.
     services = request.app.state.services
-    header = request.headers.get("authorization", "")
+    header = raw_header(request.scope, b"authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("A bearer access token is required.")

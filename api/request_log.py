@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -73,7 +73,9 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = (
+            incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        )
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()

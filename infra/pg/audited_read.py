@@ -4,10 +4,9 @@ come back), with `synchronous_commit` as configured. The statement also says
 whether the patient's account still exists, so a token's holder needs no
 separate look-up per request.
 
-    WITH active AS (...account exists...),
-         found AS MATERIALIZED (<the read>),
+    WITH found AS MATERIALIZED (<the read>),
          logged AS (INSERT INTO audit_event ... FROM found ... WHERE account exists)
-    SELECT account_active, found.* ...
+    SELECT <whether the event was written: the account exists>, found.* ...
 
 The audit row's fields come from the domain: the event to write when rows were
 found and the one to write when none were (a refusal, for a single record)."""
@@ -36,48 +35,55 @@ def audited_statement(
     audit parameter says (a page reads one row more than it shows, to know whether
     a next page exists: the row not shown is not listed as read)."""
     a = [f"${first + i}" for i in range(_FIELDS)]
-    resource_type = (
-        f"CASE WHEN hit.n > 0 THEN coalesce({a[7]}::text, hit.resource_type) ELSE {a[8]}::text END"
-        if single
-        else f"CASE WHEN hit.n > 0 THEN {a[7]}::text ELSE {a[8]}::text END"
-    )
-    ids = f"{a[15]}::text[]" if single else f"coalesce(hit.ids, {a[15]}::text[])"
-    aggregate_order = f" ORDER BY {order_by}" if order_by else ""
+    # The account check is the insert's condition: the event is written exactly
+    # when the account (or the session) is live, so whether it was written is
+    # the answer, and the check runs once.
+    account_live = f"""CASE WHEN {a[16]}::uuid IS NULL
+                THEN EXISTS (SELECT 1 FROM patient WHERE id = $1)
+                ELSE EXISTS (SELECT 1 FROM refresh_token_family
+                             WHERE id = {a[16]}::uuid AND patient_id = $1
+                               AND revoked_at IS NULL)
+            END"""
+    if single:
+        # At most one row: no aggregate, the row itself says whether it was found
+        # (and its type). {a[17]} (how many ids to list) is unused but typed, so
+        # every shape takes the same parameters.
+        found = "found.id IS NOT NULL"
+        resource_type = f"CASE WHEN {found} THEN coalesce({a[7]}::text, found.resource_type) ELSE {a[8]}::text END"
+        source = f"(SELECT {a[17]}::int AS listed_max) AS one LEFT JOIN found ON true"
+        ids = f"{a[15]}::text[]"
+    else:
+        aggregate_order = f" ORDER BY {order_by}" if order_by else ""
+        found = "hit.n > 0"
+        resource_type = f"CASE WHEN {found} THEN {a[7]}::text ELSE {a[8]}::text END"
+        source = f"""(
+                SELECT count(*) AS n,
+                       (array_agg(id::text{aggregate_order}) FILTER (WHERE {listed}))
+                           [1:coalesce({a[17]}::int, 2147483647)] AS ids
+                FROM found
+            ) AS hit"""
+        ids = f"coalesce(hit.ids, {a[15]}::text[])"
     outer_order = (
         "ORDER BY " + ", ".join(f"found.{part.strip()}" for part in order_by.split(","))
         if order_by
         else ""
     )
     return f"""
-        WITH active AS MATERIALIZED (
-            SELECT CASE WHEN {a[16]}::uuid IS NULL
-                THEN EXISTS (SELECT 1 FROM patient WHERE id = $1)
-                ELSE EXISTS (SELECT 1 FROM refresh_token_family
-                             WHERE id = {a[16]}::uuid AND patient_id = $1
-                               AND revoked_at IS NULL)
-            END AS yes
-        ),
-        found AS MATERIALIZED ({select_sql}),
+        WITH found AS MATERIALIZED ({select_sql}),
         logged AS (
             INSERT INTO audit_event (
                 patient_id, recorded_at, action, outcome, actor_type, actor_id, resource_type,
                 resource_ids, purpose, reason, client_address, user_agent, request_id)
             SELECT {a[0]}::uuid, {a[1]}::timestamptz, {a[2]}::text,
-                   CASE WHEN hit.n > 0 THEN {a[3]}::text ELSE {a[4]}::text END,
+                   CASE WHEN {found} THEN {a[3]}::text ELSE {a[4]}::text END,
                    {a[5]}::text, {a[6]}::text, {resource_type}, {ids}, {a[9]}::text,
-                   CASE WHEN hit.n > 0 THEN {a[10]}::text ELSE {a[11]}::text END,
+                   CASE WHEN {found} THEN {a[10]}::text ELSE {a[11]}::text END,
                    {a[12]}::text, {a[13]}::text, {a[14]}::text
-            FROM (
-                SELECT count(*) AS n, min(resource_type) AS resource_type,
-                       (array_agg(id::text{aggregate_order}) FILTER (WHERE {listed}))
-                           [1:coalesce({a[17]}::int, 2147483647)] AS ids
-                FROM found
-            ) AS hit
-            WHERE (SELECT yes FROM active)
+            FROM {source}
+            WHERE {account_live}
             RETURNING 1
         )
-        SELECT (SELECT yes FROM active) AS account_active,
-               (SELECT count(*) FROM logged) AS audited, found.*
+        SELECT EXISTS (SELECT 1 FROM logged) AS account_active, found.*
         FROM (SELECT 1) AS one LEFT JOIN found ON true
         {outer_order}
     """
