@@ -18,14 +18,33 @@ log = logging.getLogger("phr.outage")
 QUIET_SECONDS = 30.0
 
 
-class _Outage:
-    __slots__ = ("began", "failures", "last", "reason")
+# What an outage means for the callers, and what its failures count: requests
+# answered 503, or (for the services only background jobs use) job attempts that
+# will be tried again.
+ANSWERING_503 = ("answering 503 with Retry-After", "request(s) answered 503")
+JOBS_WAIT = ("jobs that need it wait and are retried", "job attempt(s) failed")
 
-    def __init__(self, reason: str, now: float):
+
+class ServiceUnavailable(Exception):
+    """A backing service a background job needs (the SMTP server, a push service)
+    cannot be reached: the job is retried, and the outage is one log line for its
+    whole length instead of a traceback per try."""
+
+    def __init__(self, service: str, reason: str):
+        super().__init__(f"{service} unavailable: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class _Outage:
+    __slots__ = ("began", "counted", "failures", "last", "reason")
+
+    def __init__(self, reason: str, now: float, counted: str):
         self.reason = reason
         self.began = now
         self.last = now
         self.failures = 0
+        self.counted = counted
 
 
 class OutageLog:
@@ -37,7 +56,14 @@ class OutageLog:
         # stores may call from threads.
         self._lock = threading.Lock()
 
-    def failed(self, service: str, reason: str, detail: str = "") -> None:
+    def failed(
+        self,
+        service: str,
+        reason: str,
+        detail: str = "",
+        *,
+        meaning: tuple[str, str] = ANSWERING_503,
+    ) -> None:
         now = self._clock()
         with self._lock:
             outage = self._open.get(service)
@@ -45,11 +71,13 @@ class OutageLog:
                 self._close(service, outage, "no failure for a while")
                 outage = None
             if outage is None:
-                outage = self._open[service] = _Outage(reason, now)
+                consequence, counted = meaning
+                outage = self._open[service] = _Outage(reason, now, counted)
                 log.warning(
-                    "%s unavailable (%s): answering 503 with Retry-After until it returns",
+                    "%s unavailable (%s): %s until it returns",
                     service,
                     reason,
+                    consequence,
                     extra={"service": service, "reason": reason, "detail": detail[:300]},
                 )
             outage.failures += 1
@@ -67,11 +95,12 @@ class OutageLog:
     def _close(self, service: str, outage: _Outage, why: str) -> None:
         del self._open[service]
         log.warning(
-            "%s available again (%s) after %.1f s; %d request(s) answered 503",
+            "%s available again (%s) after %.1f s; %d %s",
             service,
             why,
             self._clock() - outage.began,
             outage.failures,
+            outage.counted,
             extra={
                 "service": service,
                 "reason": outage.reason,

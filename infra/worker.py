@@ -69,6 +69,7 @@ from datetime import timedelta
 import asyncpg
 
 from domain.jobs import Job
+from infra.outages import JOBS_WAIT, ServiceUnavailable
 from infra.pg.database import Database
 from infra.pg.jobs import JOB_CHANNEL, PgJobStore
 
@@ -93,6 +94,9 @@ def retry_delay(attempt: int, *, base: float = BACKOFF_BASE_SECONDS) -> timedelt
 class _Registration:
     handler: JobHandler
     lease: timedelta
+    # The backing service the handler reports ServiceUnavailable for (its
+    # outage ends with the first job of this kind that succeeds).
+    service: str | None
 
 
 @dataclass
@@ -146,10 +150,17 @@ class Worker:
         self._lock_conn: asyncpg.Connection | None = None
         self._lock_guard = asyncio.Lock()
 
-    def register(self, kind: str, handler: JobHandler, *, lease: timedelta = DEFAULT_LEASE) -> None:
+    def register(
+        self,
+        kind: str,
+        handler: JobHandler,
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        service: str | None = None,
+    ) -> None:
         if kind in self._handlers:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
-        self._handlers[kind] = _Registration(handler, lease)
+        self._handlers[kind] = _Registration(handler, lease, service)
 
     def every(self, name: str, interval: timedelta | float, handler: PeriodicHandler) -> None:
         if name in self._periodic:
@@ -278,6 +289,8 @@ class Worker:
         except Exception as exc:
             delay = retry_delay(job.attempt, base=self._retry_base)
             error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ServiceUnavailable) and exc.__cause__ is not None:
+                error += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
             try:
                 gave_up = await self._store.retry(job, self.name, error, delay)
             except Exception:
@@ -285,6 +298,11 @@ class Worker:
                 return
             if gave_up:
                 log.error("job failed for the last time", exc_info=exc, extra=extra)
+            elif isinstance(exc, ServiceUnavailable):
+                cause = exc.__cause__ or exc
+                self._database.outages.failed(
+                    exc.service, exc.reason, f"{type(cause).__name__}: {cause}", meaning=JOBS_WAIT
+                )
             else:
                 log.warning(
                     "job failed; retrying",
@@ -292,6 +310,8 @@ class Worker:
                     extra={**extra, "retryInSeconds": round(delay.total_seconds(), 1)},
                 )
             return
+        if registration.service is not None:
+            self._database.outages.recovered(registration.service)
         log.debug("job done", extra=extra)
 
     @contextlib.asynccontextmanager

@@ -53,7 +53,7 @@ def mail_job_handler(box: SecretBox, mailer: Mailer):
 
 
 def register_mail_jobs(worker: Worker, box: SecretBox, mailer: Mailer) -> None:
-    worker.register(MAIL_JOB, mail_job_handler(box, mailer), lease=MAIL_LEASE)
+    worker.register(MAIL_JOB, mail_job_handler(box, mailer), lease=MAIL_LEASE, service="smtp")
 
 
 class JobMailOutbox:

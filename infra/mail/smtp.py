@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -15,6 +16,7 @@ import msgspec
 
 from domain.mail import MailMessage
 from infra.mail.messages import rfc5322
+from infra.outages import ServiceUnavailable
 
 log = logging.getLogger("phr.mail")
 
@@ -73,6 +75,19 @@ class SmtpMailer:
 
     async def send(self, message: MailMessage) -> None:
         target = self._target
+        try:
+            await self._send(message, target)
+        except _UNREACHABLE as exc:
+            # Down, refused, dropped or silent: the message waits in the outbox.
+            # Anything the server answered (a refused recipient, failed
+            # authentication) or a certificate we refuse stays the error it is.
+            reason = _outage_reason(exc)
+            if reason is None:
+                raise
+            raise ServiceUnavailable("smtp", reason) from exc
+        log.info("mail sent", extra={"mail_kind": message.kind, "smtp_host": target.host})
+
+    async def _send(self, message: MailMessage, target: SmtpTarget) -> None:
         await aiosmtplib.send(
             rfc5322(message, sender=self._sender),
             hostname=target.host,
@@ -86,4 +101,24 @@ class SmtpMailer:
             cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
-        log.info("mail sent", extra={"mail_kind": message.kind, "smtp_host": target.host})
+
+
+_UNREACHABLE = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    OSError,
+)
+
+
+def _outage_reason(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "certificate" in str(seen).lower():
+            return None
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return "connection dropped"
+    return "unreachable"

@@ -7,6 +7,7 @@ minutes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from uuid import UUID
@@ -35,9 +36,14 @@ async def eventually(check, timeout: float, what: str):
         await asyncio.sleep(0.1)
 
 
+def _lines(caplog, start: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith(start)]
+
+
 async def test_mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_once_it_returns(
-    database_dsn, data_dir, superuser_conn
+    database_dsn, data_dir, superuser_conn, caplog
 ):
+    caplog.set_level(logging.WARNING)
     server = SmtpServer().start()
     port = server.port
     settings = settings_for(
@@ -72,6 +78,11 @@ async def test_mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_once_it_
         rows = await eventually(waiting, 30, "every message tried twice against the dead server")
         assert all(r["last_error"] and r["done_at"] is None for r in rows), rows
         assert all(r["failed_at"] is None for r in rows), rows
+        assert all("Connect call failed" in r["last_error"] for r in rows), rows
+        # Six failed tries and more: one line for the outage, no traceback per try.
+        began = _lines(caplog, "smtp unavailable (unreachable)")
+        assert len(began) == 1, [r.getMessage() for r in began]
+        assert not _lines(caplog, "job failed"), [r.getMessage() for r in caplog.records]
 
         back = SmtpServer(port).start()
         try:
@@ -93,6 +104,11 @@ async def test_mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_once_it_
             await asyncio.sleep(1.0)  # a second send, if any, would land by now
             for email in emails:
                 assert len(back.to(email)) == 1, f"{email}: {len(back.to(email))} messages"
+            ended = _lines(caplog, "smtp available again (it answers again)")
+            assert len(ended) == 1 and ended[0].failedRequests >= len(emails) * 2, [
+                r.getMessage() for r in ended
+            ]
+            assert "job attempt(s) failed" in ended[0].getMessage()
         finally:
             back.stop()
 
