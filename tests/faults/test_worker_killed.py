@@ -5,11 +5,9 @@ transactions; their leases lapse and the jobs run again)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from infra.pg.jobs import PgJobQueue
 from tests.conftest import TEST_AUDIT_LOG_KEY, TEST_PUBLIC_URL
 from tests.e2e.service import phr_worker
 from tests.faults.batch_jobs import KIND, STALL_ENV
+from tests.faults.waiting import eventually
 
 BATCH = 24
 
@@ -40,17 +39,6 @@ def worker_process(
     }
     with phr_worker(env, log_path) as process:
         yield process
-
-
-async def eventually(check, timeout: float, what: str, log_path: Path):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s\n{log_path.read_text()[-3000:]}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -119,7 +107,12 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_does_nothing_twice(
             running = claimed & set(started())  # a stalled one, or one in its run
             return len(await effects()) >= 6 and len(claimed) >= 2 and bool(running)
 
-        await eventually(mid_batch, 90, "the first worker half-way through the batch", log_a)
+        await eventually(
+            mid_batch,
+            90,
+            "the first worker half-way through the batch",
+            context=lambda: log_a.read_text()[-3000:],
+        )
         first.kill()  # SIGKILL: no shutdown, no rollback sent, leases left held
         first.wait()
     held = {r["id"] for r in await claimed_unfinished()}
@@ -139,7 +132,12 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_does_nothing_twice(
                 job_ids,
             )
 
-        await eventually(all_done, 90, "the batch finished by the second worker", log_b)
+        await eventually(
+            all_done,
+            90,
+            "the batch finished by the second worker",
+            context=lambda: log_b.read_text()[-3000:],
+        )
 
     rows = await effects()
     per_job: dict[int, list[int]] = {}
