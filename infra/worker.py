@@ -290,6 +290,7 @@ class Worker:
             delay = retry_delay(job.attempt, base=self._retry_base)
             error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ServiceUnavailable) and exc.__cause__ is not None:
+                # What the service said: kept with the job, and the outage's detail.
                 error += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
             try:
                 gave_up = await self._store.retry(job, self.name, error, delay)
@@ -299,10 +300,7 @@ class Worker:
             if gave_up:
                 log.error("job failed for the last time", exc_info=exc, extra=extra)
             elif isinstance(exc, ServiceUnavailable):
-                cause = exc.__cause__ or exc
-                self._database.outages.failed(
-                    exc.service, exc.reason, f"{type(cause).__name__}: {cause}", meaning=JOBS_WAIT
-                )
+                self._database.outages.failed(exc.service, exc.reason, error, meaning=JOBS_WAIT)
             else:
                 log.warning(
                     "job failed; retrying",

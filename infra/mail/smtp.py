@@ -112,9 +112,11 @@ _UNREACHABLE = (
 
 
 def _outage_reason(exc: BaseException) -> str | None:
+    """Why the server cannot be reached, or None when the failure is a TLS one
+    (a certificate phr refuses is configuration, not an outage)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLError) or "certificate" in str(seen).lower():
+        if isinstance(seen, ssl.SSLError):
             return None
         seen = seen.__cause__ or seen.__context__
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
