@@ -17,6 +17,7 @@ from api.deps import AuthenticationDep, raw_header, request_context
 from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
 from domain.hospitals.directory_use_cases import HospitalDirectory
+from domain.imaging_catalog import ImagingCatalog
 from domain.records.use_cases import PatientRecords
 
 
@@ -41,11 +42,12 @@ async def provide_current_patient(
 
 class AuditedReader(msgspec.Struct, frozen=True):
     """Everything an audited read needs from the request, resolved as one
-    dependency: the records use case, the token's holder (token checked, account
+    dependency: the records and imaging use cases, the token's holder (token checked, account
     not: the read's own statement checks it), where the request came from, and
     the directory that names the hospitals in what it returns."""
 
     records: PatientRecords
+    imaging: ImagingCatalog
     patient: AuthenticatedPatient
     context: RequestContext
     hospitals: HospitalDirectory
@@ -62,6 +64,7 @@ async def provide_audited_reader(request: Request[Any, Any, Any]) -> AuditedRead
     claims = await services.authentication.verify_access_token(token.strip())
     return AuditedReader(
         records=services.patient_records,
+        imaging=services.imaging_catalog,
         patient=AuthenticatedPatient(
             patient_id=claims.patient_id, token_id=claims.token_id, session_id=claims.session_id
         ),

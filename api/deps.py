@@ -24,7 +24,6 @@ from domain.flood_guard import FloodGuard
 from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
-from domain.imaging_catalog import ImagingCatalog
 from domain.imaging_import import ImagingImport
 from domain.medications.use_cases import PatientMedications
 from domain.notifications.devices import Devices
@@ -76,7 +75,6 @@ PatientRecordsDep = NamedDependency[PatientRecords]
 PatientUploadsDep = NamedDependency[PatientUploads]
 HospitalWebhooksDep = NamedDependency[HospitalWebhooks]
 WebhookFloodGuardDep = NamedDependency[FloodGuard]
-ImagingCatalogDep = NamedDependency[ImagingCatalog]
 ImagingImportDep = NamedDependency[ImagingImport]
 DicomWebDep = NamedDependency[DicomWeb]
 RegistrationDep = NamedDependency[Registration]
@@ -104,7 +102,6 @@ USE_CASES = {
     "patient_uploads": "patient_uploads",
     "hospital_webhooks": "hospital_webhooks",
     "webhook_flood_guard": "webhook_flood_guard",
-    "imaging_catalog": "imaging_catalog",
     "imaging_import": "imaging_import",
     "dicomweb": "dicomweb",
     "inbox": "inbox",

@@ -1,6 +1,7 @@
 """The patient's imaging list: every ImagingStudy record (a hospital's, with its
 Endpoint links; the patient's own, with what phr stores of it: series, previews)
-in one access decision and one audit event.
+in one access decision and one audit event, in two round trips: the audited
+read of the records, then (only if the patient stores studies) the stored series.
 
 Each stored study gets links that work without a header (a study-scoped viewer
 token in the path): phr's DICOMweb base, the built-in viewer, and the external
@@ -18,7 +19,7 @@ import msgspec
 
 from domain.access import Actor
 from domain.audit.events import RequestContext
-from domain.audited_access import authorize_audited
+from domain.audited_access import account_gone, authorize_read
 from domain.consents.consent import Consent
 from domain.imaging_ports import ImagingStore, ViewerTokens
 from domain.imaging_store import StoredStudy
@@ -86,24 +87,33 @@ class ImagingCatalog:
         context: RequestContext,
         consent: Consent | None = None,
     ) -> list[StudyListing]:
-        async with self._unit_of_work() as uow:
-            permit = await authorize_audited(
-                uow,
-                self._audit,
-                actor,
-                "imaging.list",
-                patient_id,
-                now=self._clock.now(),
-                consent=consent,
-                context=context,
-            )
-            rows = await self._records.of_types(permit, ["ImagingStudy", "Endpoint"])
-            views = study_views(rows)
-            stored = {s.study_uid: s for s in await self._store.studies(permit)}
-            await self._audit.append(
-                permit.event("ImagingStudy", *(str(v.record_id) for v in views))
-            )
-            await uow.commit()
+        permit = await authorize_read(
+            self._unit_of_work,
+            self._audit,
+            actor,
+            "imaging.list",
+            patient_id,
+            now=self._clock.now(),
+            context=context,
+            consent=consent,
+        )
+        # The records, the account check and the audit row (listing the studies)
+        # are one statement, committed before anything is returned.
+        rows, account_active = await self._records.of_types_audited(
+            permit, ["ImagingStudy", "Endpoint"], permit.event("ImagingStudy"), "ImagingStudy"
+        )
+        if not account_active:
+            raise account_gone(actor)
+        views = study_views(rows)
+        # What phr stores of the patient's own studies (series, previews), read
+        # after that commit: it is attached only to studies the audit row lists,
+        # so a study stored since is not shown. Hospitals' studies need no read.
+        own = {v.study_uid for v in views if v.source.kind == "self" and v.study_uid}
+        stored = (
+            {s.study_uid: s for s in await self._store.studies(permit) if s.study_uid in own}
+            if own
+            else {}
+        )
         return [self._listing(patient_id, view, stored) for view in views]
 
     def _listing(

@@ -169,9 +169,7 @@ class Services:
 
     @cached_property
     def patient_records(self) -> PatientRecords:
-        return PatientRecords(
-            self.unit_of_work, self.records, self.audit, self.clock, content_url=self._content_url
-        )
+        return PatientRecords(self.unit_of_work, self.records, self.audit, self.clock)
 
     @cached_property
     def patient_consents(self) -> PatientConsents:

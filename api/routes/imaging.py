@@ -12,8 +12,7 @@ from litestar import Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import PathParameter
 
-from api.current_patient import CurrentPatient
-from api.deps import HospitalDirectoryDep, ImagingCatalogDep, RequestContextDep
+from api.current_patient import AuditedReaderDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.errors import NotFound
@@ -80,18 +79,16 @@ def study_out(view: ImagingStudyView, names: dict[UUID, str]) -> ImagingStudyOut
     raises=[NotAuthorizedException],
     security=[{"bearer": []}],
 )
-async def list_imaging(
-    imaging_catalog: ImagingCatalogDep,
-    hospital_directory: HospitalDirectoryDep,
-    patient: CurrentPatient,
-    context: RequestContextDep,
-) -> list[ImagingStudyOut]:
-    listings = await imaging_catalog.list(
-        PatientActor(patient.patient_id), patient.patient_id, context=context
+async def list_imaging(reader: AuditedReaderDep) -> list[ImagingStudyOut]:
+    # The listing's audited statement checks the account too (the reader's token
+    # check skips it).
+    patient = reader.patient
+    listings = await reader.imaging.list(
+        PatientActor(patient.patient_id, session_id=patient.session_id),
+        patient.patient_id,
+        context=reader.context,
     )
-    names = await hospital_directory.names(
-        [listing.view.source.hospital_id for listing in listings]
-    )
+    names = await reader.hospitals.names([listing.view.source.hospital_id for listing in listings])
     return [listing_out(listing, names) for listing in listings]
 
 

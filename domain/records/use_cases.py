@@ -9,23 +9,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from domain.access import (
-    AccessRefused,
     Action,
-    ActionNotAllowed,
     Actor,
-    PatientActor,
     Permit,
-    authorize,
 )
 from domain.audit.events import RequestContext
-from domain.audited_access import authorize_audited
+from domain.audited_access import account_gone, authorize_audited, authorize_read
 from domain.consents.consent import Consent
-from domain.errors import AuthenticationFailed, FieldProblem, InvalidInput, NotFound
+from domain.errors import FieldProblem, InvalidInput, NotFound
 from domain.fhir.bundle import ParsedEntry
 from domain.fhir.elements import PATIENT_REPORTABLE_TYPES, unknown_elements
 from domain.fhir.validation import EntryProblem, InvalidFhir, validate_resource
 from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
-from domain.records.imaging import ImagingStudyView, study_views
 from domain.records.ingest import ingest
 from domain.records.record import (
     IngestResult,
@@ -45,15 +40,11 @@ class PatientRecords:
         records: RecordStore,
         audit: AuditLog,
         clock: Clock,
-        *,
-        content_url: Callable[[UUID], str] | None = None,
     ):
-        """`content_url` is where the file behind an uploaded record is fetched."""
         self._unit_of_work = unit_of_work
         self._records = records
         self._audit = audit
         self._clock = clock
-        self._content_url = content_url
 
     @asynccontextmanager
     async def _permitted(
@@ -85,24 +76,16 @@ class PatientRecords:
         context: RequestContext,
         consent: Consent | None,
     ) -> Permit:
-        """The decision for a read whose audit row goes in with the read itself (one
-        statement): only a refusal needs a unit of work of its own."""
-        try:
-            return authorize(
-                actor, action, patient_id, now=self._clock.now(), consent=consent, context=context
-            )
-        except (AccessRefused, ActionNotAllowed) as refused:
-            async with self._unit_of_work() as uow:
-                await self._audit.append(refused.audit)
-                await uow.commit()
-            raise
-
-    @staticmethod
-    def _account_gone(actor: Actor) -> Exception:
-        # The token's holder was erased after the token was issued.
-        if isinstance(actor, PatientActor):
-            return AuthenticationFailed("The access token is not valid.")
-        return NotFound("No record with this id.")
+        return await authorize_read(
+            self._unit_of_work,
+            self._audit,
+            actor,
+            action,
+            patient_id,
+            now=self._clock.now(),
+            context=context,
+            consent=consent,
+        )
 
     async def read(
         self,
@@ -124,7 +107,7 @@ class PatientRecords:
             missing=permit.refusal("not-found", None, str(record_id)),
         )
         if not account_active:
-            raise self._account_gone(actor)
+            raise account_gone(actor)
         if record is None:
             raise NotFound("No record with this id.")
         # A first version has no history: skip the round trip.
@@ -145,7 +128,7 @@ class PatientRecords:
             permit, query, permit.event(None)
         )
         if not account_active:
-            raise self._account_gone(actor)
+            raise account_gone(actor)
         return items
 
     async def add_self_reported(
@@ -215,31 +198,6 @@ class PatientRecords:
             result = await ingest(permit, source, entries, records=self._records, audit=self._audit)
             await uow.commit()
             return result
-
-    async def imaging(
-        self,
-        actor: Actor,
-        patient_id: UUID,
-        *,
-        context: RequestContext,
-        consent: Consent | None = None,
-    ) -> list[ImagingStudyView]:
-        content_url = self._content_url
-        permit = await self._permit_for_read(actor, "imaging.list", patient_id, context, consent)
-        # One view per ImagingStudy, in the rows' order: the audit row lists those ids.
-        rows, account_active = await self._records.of_types_audited(
-            permit, ["ImagingStudy", "Endpoint"], permit.event("ImagingStudy"), "ImagingStudy"
-        )
-        if not account_active:
-            raise self._account_gone(actor)
-        uploaded = {
-            r.record_id: content_url(r.record_id)
-            for r in rows
-            if content_url is not None
-            and r.resource_type == "ImagingStudy"
-            and r.source.kind == "self"
-        }
-        return study_views(rows, content_url=uploaded)
 
     @asynccontextmanager
     async def export(

@@ -110,7 +110,9 @@ class PgImagingStore:
     async def studies(self, permit: Permit, study_uid: str | None = None) -> list[StoredStudy]:
         if not _visible(permit):
             return []
-        async with self._database.transaction() as conn:
+        # One statement reads one snapshot: no BEGIN/COMMIT round trips of its own
+        # (it joins the caller's transaction when there is one).
+        async with self._database.connection() as conn:
             rows = await conn.fetch(self._STUDIES, permit.patient_id, study_uid)
         grouped: dict[str, tuple[asyncpg.Record, list[StoredSeries]]] = {}
         for row in rows:
