@@ -674,7 +674,12 @@ class Services:
             from infra.push.fcm import FcmSender
 
             senders["fcm"] = FcmSender(self.push_settings.fcm, self.push_client, self.clock)
-        return senders
+        from infra.push.outage_reporting import OutageReportingSender
+
+        outages = self.database.outages
+        return {
+            kind: OutageReportingSender(kind, sender, outages) for kind, sender in senders.items()
+        }
 
     @cached_property
     def outbox(self):  # -> infra.pg.notifications.PgOutboxStore

@@ -111,8 +111,9 @@ def fast_push_retries(monkeypatch):
 
 
 async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_returns(
-    database_dsn, data_dir, superuser_conn, fast_push_retries
+    database_dsn, data_dir, superuser_conn, fast_push_retries, caplog
 ):
+    caplog.set_level(logging.WARNING)
     receiver = WebPushReceiver().start()
     port = receiver.server.server_address[1]
     settings = settings_for(database_dsn, data_dir, {"PHR_WORKER": "on"})
@@ -150,6 +151,12 @@ async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_ret
 
         rows = await eventually(waiting, 30, "every push tried twice against the dead service")
         assert all(r["status"] == "pending" and r["last_error"] for r in rows), rows
+        service = f"web push service 127.0.0.1:{port}"
+        # Six failed tries or more, one line: the outage, not each try.
+        began = _lines(caplog, f"{service} unavailable")
+        assert len(began) == 1, [r.getMessage() for r in began]
+        assert "pushes wait in the outbox" in began[0].getMessage()
+        assert _lines(caplog, f"{service} available again") == []
         waiting_ids = {r["notification_id"].hex for r in rows}
 
         back = WebPushReceiver(
@@ -173,5 +180,9 @@ async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_ret
             await asyncio.sleep(1.0)  # a second send, if any, would land by now
             assert len(back.received) == 3, "a push went out twice"
             assert set(back.unique()) == waiting_ids
+            [ended] = _lines(caplog, f"{service} available again")
+            failed = int(ended.getMessage().split("; ")[-1].split(" ")[0])
+            assert failed >= 6 and "push attempt(s) failed" in ended.getMessage()
+            assert len(_lines(caplog, f"{service} unavailable")) == 1
         finally:
             back.stop()
