@@ -17,7 +17,7 @@ from api.deps import AuthenticationDep, raw_header, request_context
 from domain.audit.events import RequestContext
 from domain.errors import AuthenticationFailed
 from domain.hospitals.directory_use_cases import HospitalDirectory
-from domain.imaging_catalog import ImagingCatalog
+from domain.imaging.catalog import ImagingCatalog
 from domain.records.use_cases import PatientRecords
 
 

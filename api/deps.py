@@ -19,12 +19,12 @@ from domain.audit.events import RequestContext
 from domain.audit.trail import AuditTrail
 from domain.audit.use_cases import AuditHistory
 from domain.consents.use_cases import PatientConsents
-from domain.dicomweb import DicomWeb
 from domain.flood_guard import FloodGuard
 from domain.hospitals.directory_use_cases import HospitalDirectory
 from domain.hospitals.link_use_cases import PatientLinks
 from domain.hospitals.webhook_use_cases import HospitalWebhooks
-from domain.imaging_import import ImagingImport
+from domain.imaging.dicomweb import DicomWeb
+from domain.imaging.importing import ImagingImport
 from domain.medications.use_cases import PatientMedications
 from domain.notifications.devices import Devices
 from domain.notifications.inbox import Inbox

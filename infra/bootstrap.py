@@ -435,9 +435,9 @@ class Services:
         return f"{self.settings.public_url}/v1/dicomweb"
 
     @cached_property
-    def imaging_import(self):  # -> domain.imaging_import.ImagingImport
-        from domain.dicom_archive import ArchiveLimits
-        from domain.imaging_import import ImagingImport
+    def imaging_import(self):  # -> domain.imaging.importing.ImagingImport
+        from domain.imaging.dicom_archive import ArchiveLimits
+        from domain.imaging.importing import ImagingImport
         from infra.dicom.archive import ZipArchives
 
         settings = self.settings
@@ -464,8 +464,8 @@ class Services:
         return importer
 
     @cached_property
-    def dicomweb(self):  # -> domain.dicomweb.DicomWeb
-        from domain.dicomweb import DicomWeb
+    def dicomweb(self):  # -> domain.imaging.dicomweb.DicomWeb
+        from domain.imaging.dicomweb import DicomWeb
 
         return DicomWeb(
             unit_of_work=self.unit_of_work,
@@ -482,8 +482,8 @@ class Services:
         )
 
     @cached_property
-    def imaging_catalog(self):  # -> domain.imaging_catalog.ImagingCatalog
-        from domain.imaging_catalog import ImagingCatalog, ImagingLinks
+    def imaging_catalog(self):  # -> domain.imaging.catalog.ImagingCatalog
+        from domain.imaging.catalog import ImagingCatalog, ImagingLinks
 
         settings = self.settings
         return ImagingCatalog(

@@ -16,7 +16,7 @@ from uuid import UUID
 import msgspec
 
 from domain.errors import AuthenticationFailed
-from domain.imaging_store import ViewerGrant
+from domain.imaging.store import ViewerGrant
 
 _MAC_BYTES = 20
 

@@ -35,8 +35,8 @@ from litestar.response import Stream
 
 from api.current_patient import provide_current_patient
 from api.deps import AuthenticationDep, DicomWebDep, RequestContextDep
-from domain.dicomweb import MAX_QIDO_LIMIT, DicomWeb, DicomWebCaller, QidoQuery
 from domain.errors import FieldProblem, InvalidInput
+from domain.imaging.dicomweb import MAX_QIDO_LIMIT, DicomWeb, DicomWebCaller, QidoQuery
 from domain.sharing.recipient import MAX_RECIPIENT_LENGTH, RECIPIENT_PATTERN
 
 DICOM_JSON = "application/dicom+json"

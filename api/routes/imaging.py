@@ -16,7 +16,7 @@ from api.current_patient import AuditedReaderDep
 from api.routes.records import RecordSourceOut
 from domain.access import PatientActor
 from domain.errors import NotFound
-from domain.imaging_catalog import StudyListing
+from domain.imaging.catalog import StudyListing
 from domain.records.imaging import ImagingStudyView
 
 

@@ -22,7 +22,7 @@ from api.current_patient import CurrentPatient
 from api.deps import ImagingImportDep, PatientUploadsDep, RequestContextDep
 from api.routes.records import RecordOut, fhir_response, record_out
 from domain.access import PatientActor
-from domain.imaging_store import ImportStatus
+from domain.imaging.store import ImportStatus
 from domain.uploads.upload import ALLOWED_CONTENT_TYPES, DEFAULT_MAX_UPLOAD_BYTES
 
 

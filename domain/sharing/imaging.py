@@ -9,7 +9,7 @@ phr stores (the patient's own CDs and files).
   Image Display) the ImagingStudy references, like a hospital's study links
   its PACS viewer. Its address carries a study-scoped link token bound to the
   share and its consent, valid until the share's end: it opens nothing alone,
-  the recipient names themselves to open a session (domain.dicomweb), and every
+  the recipient names themselves to open a session (domain.imaging.dicomweb), and every
   request is checked against the share, so revoking it ends the viewer."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 
 from domain.access import Permit
-from domain.dicom import DICOM_CODES, DICOM_UID_SYSTEM
 from domain.errors import NotFound
-from domain.imaging_ports import ImagingStore, ViewerTokens
-from domain.imaging_store import StoredSeries, StoredStudy, ViewerGrant
+from domain.imaging.dicom import DICOM_CODES, DICOM_UID_SYSTEM
+from domain.imaging.ports import ImagingStore, ViewerTokens
+from domain.imaging.store import StoredSeries, StoredStudy, ViewerGrant
 from domain.ports import BlobStore
 from domain.sharing.scope import Candidate
 

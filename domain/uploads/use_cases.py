@@ -21,7 +21,7 @@ from domain.errors import (
     UploadNotReceived,
     UploadSizeMismatch,
 )
-from domain.imaging_ports import ImagingIntake
+from domain.imaging.ports import ImagingIntake
 from domain.ports import (
     AuditLog,
     BlobStore,

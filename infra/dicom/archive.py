@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from domain.dicom import looks_like_dicom
-from domain.dicom_archive import (
+from domain.imaging.dicom import looks_like_dicom
+from domain.imaging.dicom_archive import (
     ArchiveEntry,
     ArchiveLimits,
     HostileArchive,
@@ -28,7 +28,7 @@ from domain.dicom_archive import (
     check_listing,
     check_ratio,
 )
-from domain.imaging_ports import ImagingBlobStore
+from domain.imaging.ports import ImagingBlobStore
 
 _CHUNK = 1024 * 1024
 

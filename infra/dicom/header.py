@@ -16,8 +16,8 @@ import json
 from typing import Any
 
 import infra.dicom  # noqa: F401  (silences pydicom's logger before first use)
-from domain.dicom import DicomInstance, is_uid
 from domain.errors import UnreadableDicom
+from domain.imaging.dicom import DicomInstance, is_uid
 from infra.dicom.processes import DicomProcesses
 
 # Elements larger than this are not inlined in the DICOM JSON metadata.

@@ -12,7 +12,7 @@ from typing import Any
 
 import infra.dicom  # noqa: F401  (silences pydicom's logger before first use)
 from domain.errors import NotFound, UnreadableDicom
-from domain.imaging_store import RenderedImage
+from domain.imaging.store import RenderedImage
 from infra.dicom.processes import DicomProcesses
 
 RENDER_TIMEOUT_SECONDS = 30.0

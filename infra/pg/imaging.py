@@ -10,9 +10,9 @@ from uuid import UUID
 import asyncpg
 
 from domain.access import Permit
-from domain.dicom import DicomInstance
 from domain.errors import UnreadableDicom
-from domain.imaging_store import ImportStatus, StoredInstance, StoredSeries, StoredStudy
+from domain.imaging.dicom import DicomInstance
+from domain.imaging.store import ImportStatus, StoredInstance, StoredSeries, StoredStudy
 from infra.pg.database import Database
 
 

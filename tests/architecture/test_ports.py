@@ -1,6 +1,6 @@
 """Every store over a patient's rows takes a Permit, never a bare patient id.
 
-The walk covers every Protocol in domain/ports.py, domain/imaging_ports.py and
+The walk covers every Protocol in domain/ports.py, domain/imaging/ports.py and
 domain/audit/ports.py (a new port must be placed in one of the lists below, on
 purpose) and every adapter class in infra/."""
 
@@ -11,7 +11,7 @@ import inspect
 from typing import Protocol
 
 import domain.audit.ports as audit_ports
-import domain.imaging_ports as imaging_ports
+import domain.imaging.ports as imaging_ports
 import domain.ports as ports
 from tests.architecture.imports import ROOT
 

@@ -12,19 +12,19 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from domain.dicom import DicomInstance
-from domain.dicom_archive import (
+from domain.errors import UnreadableDicom
+from domain.fhir.validation import validate_resource
+from domain.imaging.dicom import DicomInstance
+from domain.imaging.dicom_archive import (
     ArchiveEntry,
     ArchiveLimits,
     HostileArchive,
     check_content,
     check_listing,
 )
-from domain.dicomweb import QidoQuery, matches, study_json
-from domain.errors import UnreadableDicom
-from domain.fhir.validation import validate_resource
-from domain.imaging_fhir import study_resource
-from domain.imaging_store import StoredInstance, StoredSeries, StoredStudy
+from domain.imaging.dicomweb import QidoQuery, matches, study_json
+from domain.imaging.fhir import study_resource
+from domain.imaging.store import StoredInstance, StoredSeries, StoredStudy
 from infra.dicom.header import parse_instance
 
 

@@ -1,6 +1,6 @@
 """QIDO-RS (PS3.18 10.6) as rules: the query a search carries, PS3.4 attribute
 matching, and the DICOM JSON each level of result answers with. Pure functions
-over stored attributes; domain.dicomweb runs them inside its access decisions."""
+over stored attributes; domain.imaging.dicomweb runs them inside its access decisions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from domain.dicom import DEFAULT_TAGS, Level, element
-from domain.imaging_store import StoredInstance, StoredSeries, StoredStudy
+from domain.imaging.dicom import DEFAULT_TAGS, Level, element
+from domain.imaging.store import StoredInstance, StoredSeries, StoredStudy
 
 MAX_QIDO_LIMIT = 1000
 

@@ -23,18 +23,16 @@ import msgspec
 from domain.access import PatientActor, Permit, ShareRecipient
 from domain.audit.events import RequestContext
 from domain.audited_access import authorize_audited
-from domain.dicom import element, first_value
 from domain.errors import AuthenticationFailed, NotFound
-from domain.imaging_ports import (
+from domain.imaging.dicom import element, first_value
+from domain.imaging.ports import (
     DicomInstanceReader,
     FrameRenderer,
     ImagingBlobStore,
     ImagingStore,
     ViewerTokens,
 )
-from domain.imaging_store import RenderedImage, StoredInstance, ViewerGrant
-from domain.ports import AuditLog, Clock, ConsentStore, ShareStore, UnitOfWork
-from domain.qido import (
+from domain.imaging.qido import (
     MAX_QIDO_LIMIT,
     QidoQuery,
     instance_json,
@@ -43,6 +41,8 @@ from domain.qido import (
     series_json,
     study_json,
 )
+from domain.imaging.store import RenderedImage, StoredInstance, ViewerGrant
+from domain.ports import AuditLog, Clock, ConsentStore, ShareStore, UnitOfWork
 from domain.sharing.model import ShareAccess
 from domain.sharing.recipient import check_recipient
 

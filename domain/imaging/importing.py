@@ -18,13 +18,13 @@ import msgspec
 from domain.access import Action, Actor, Permit, SystemActor
 from domain.audit.events import NO_REQUEST, RequestContext
 from domain.audited_access import authorize_audited
-from domain.dicom import DicomInstance
-from domain.dicom_archive import HostileArchive
 from domain.errors import NotFound, UnreadableDicom
 from domain.fhir.bundle import ParsedEntry
 from domain.fhir.validation import validate_resource
-from domain.imaging_fhir import study_resource
-from domain.imaging_ports import (
+from domain.imaging.dicom import DicomInstance
+from domain.imaging.dicom_archive import HostileArchive
+from domain.imaging.fhir import study_resource
+from domain.imaging.ports import (
     ArchiveReader,
     DicomInstanceReader,
     FrameRenderer,
@@ -32,7 +32,7 @@ from domain.imaging_ports import (
     ImagingJobs,
     ImagingStore,
 )
-from domain.imaging_store import (
+from domain.imaging.store import (
     ImportState,
     ImportStatus,
     instance_key,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.dicom import DICOM_CODES, DICOM_UID_SYSTEM, first_value
-from domain.imaging_store import StoredInstance, StoredStudy
+from domain.imaging.dicom import DICOM_CODES, DICOM_UID_SYSTEM, first_value
+from domain.imaging.store import StoredInstance, StoredStudy
 from domain.records.self_reported import SELF_REPORTED_TAG
 from domain.uploads.fhir_resources import dicom_started
 

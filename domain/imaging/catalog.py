@@ -21,8 +21,8 @@ from domain.access import Actor
 from domain.audit.events import RequestContext
 from domain.audited_access import account_gone, authorize_read
 from domain.consents.consent import Consent
-from domain.imaging_ports import ImagingStore, ViewerTokens
-from domain.imaging_store import StoredStudy
+from domain.imaging.ports import ImagingStore, ViewerTokens
+from domain.imaging.store import StoredStudy
 from domain.ports import AuditLog, Clock, RecordStore, UnitOfWork
 from domain.records.imaging import ImagingLink, ImagingStudyView, study_views
 

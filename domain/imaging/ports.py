@@ -1,5 +1,5 @@
-"""The ports of the imaging the patient stores (domain.imaging_import,
-domain.dicomweb): kept beside domain/ports.py, walked by the same architecture
+"""The ports of the imaging the patient stores (domain.imaging.importing,
+domain.imaging.dicomweb): kept beside domain/ports.py, walked by the same architecture
 tests, and implemented in infra/ like every other port."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from uuid import UUID
 
 from domain.access import Actor, Permit
 from domain.audit.events import RequestContext
-from domain.dicom import DicomInstance
-from domain.imaging_store import (
+from domain.imaging.dicom import DicomInstance
+from domain.imaging.store import (
     ImportStatus,
     RenderedImage,
     StoredInstance,
@@ -26,7 +26,7 @@ from domain.uploads.upload import Upload
 
 
 class ImagingIntake(Protocol):
-    """Where DICOM uploads go once their bytes are checked (domain.imaging_import);
+    """Where DICOM uploads go once their bytes are checked (domain.imaging.importing);
     a use case that authorizes itself, not a store."""
 
     async def take_file(
