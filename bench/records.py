@@ -473,6 +473,15 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
         f"request by throughput, p50 {full_page.p50 / bare_page.p50:.2f}x (target <= 2x)"
     )
     print(f"  bare record endpoint at {bare_record.rps / ceiling.rps:.0%} of the client ceiling")
+    if bare_record.rps < 2500 or bare_record.p99 > 0.050:
+        # The absolute targets came from a machine whose bare endpoint did about
+        # 5,200 req/s; where the bare endpoint cannot meet them, say so beside the FAIL.
+        print(
+            f"  note: the bare endpoint itself does {bare_record.rps:,.0f} req/s, p99 "
+            f"{ms(bare_record.p99)} on this machine: the absolute targets (2,500 req/s, "
+            "p99 50 ms) are beyond what the baseline reaches here; the ratios are the "
+            "figures to judge"
+        )
 
     print("\naudit events:")
     answered = full_record.requests - full_record.non_2xx
@@ -528,6 +537,7 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
             full_record.rps >= 2500,
             ">= 2,500 req/s",
             unit="req/s",
+            note=f"the bare endpoint does {bare_record.rps:,.0f} req/s on this machine",
         ),
         at_most(
             "audited GET /v1/records/{id} p99",
