@@ -102,6 +102,9 @@ def uvicorn_server(
         "--port",
         str(port),
         "--no-access-log",
+        # As `phr serve` runs uvicorn (api/cli/main.py): phr reads forwarded
+        # headers itself, from PHR_TRUSTED_PROXIES only.
+        "--no-proxy-headers",
         "--log-level",
         "warning",
     ]
