@@ -106,12 +106,11 @@ class ImagingCatalog:
             raise account_gone(actor)
         views = study_views(rows)
         # What phr stores of the patient's own studies (series, previews), read
-        # after that commit: it is attached only to studies the audit row lists,
-        # so a study stored since is not shown. Hospitals' studies need no read.
-        own = {v.study_uid for v in views if v.source.kind == "self" and v.study_uid}
+        # after that commit: `_listing` attaches it only to the views the audit row
+        # lists, so a study stored since is not shown. Hospitals' studies need no read.
         stored = (
-            {s.study_uid: s for s in await self._store.studies(permit) if s.study_uid in own}
-            if own
+            {s.study_uid: s for s in await self._store.studies(permit)}
+            if any(v.source.kind == "self" and v.study_uid for v in views)
             else {}
         )
         return [self._listing(patient_id, view, stored) for view in views]
