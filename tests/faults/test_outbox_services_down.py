@@ -152,7 +152,7 @@ async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_ret
         rows = await eventually(waiting, 30, "every push tried twice against the dead service")
         assert all(r["status"] == "pending" and r["last_error"] for r in rows), rows
         service = f"web push service 127.0.0.1:{port}"
-        # Six failed tries or more, one line: the outage, not each try.
+        # Two tries or more per push, one line: the outage, not each try.
         began = _lines(caplog, f"{service} unavailable")
         assert len(began) == 1, [r.getMessage() for r in began]
         assert "pushes wait in the outbox" in began[0].getMessage()
@@ -181,8 +181,10 @@ async def test_pushes_wait_while_the_push_service_is_down_and_go_out_once_it_ret
             assert len(back.received) == 3, "a push went out twice"
             assert set(back.unique()) == waiting_ids
             [ended] = _lines(caplog, f"{service} available again")
-            failed = int(ended.getMessage().split("; ")[-1].split(" ")[0])
-            assert failed >= 6 and "push attempt(s) failed" in ended.getMessage()
+            # Every push failed once at least (its last_error says so); a second try
+            # may still have been on its way when the service came back.
+            assert ended.failedRequests >= len(waiting_ids), ended.getMessage()
+            assert "push attempt(s) failed" in ended.getMessage()
             assert len(_lines(caplog, f"{service} unavailable")) == 1
         finally:
             back.stop()
