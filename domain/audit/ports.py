@@ -41,7 +41,9 @@ class TransparencyLogStore(Protocol):
         `after_index` and `below_size` (both excluded), oldest first."""
         ...
 
-    async def leaf_count(self, below_size: int) -> int: ...
+    async def leaf_count(self, from_index: int, below_size: int) -> int:
+        """How many leaf rows have an index in [from_index, below_size)."""
+        ...
 
 
 class NoteSigner(Protocol):

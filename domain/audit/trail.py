@@ -25,6 +25,7 @@ from domain.audit.checkpoints import (
     verifier_key,
 )
 from domain.audit.events import RequestContext
+from domain.audit.leaf_census import LeafCensus
 from domain.audit.leaves import PatientLeaf, StoredCheckpoint, event_leaf_hash
 from domain.audit.merkle import (
     EMPTY_ROOT,
@@ -131,6 +132,7 @@ class AuditTrail:
         self._audit = audit
         self._signer = signer
         self._clock = clock
+        self._census = LeafCensus(store, clock)
 
     @property
     def origin(self) -> str:
@@ -226,7 +228,7 @@ class AuditTrail:
             )
             await self._audit.append(permit.event("AuditEvent"))
             latest = await self.checkpoint()
-            leaf_count = await self._store.leaf_count(latest.size)
+            leaf_count = await self._census.leaves_below(latest.size)
             findings = await self._check_log(latest, previous_note, leaf_count)
             # The patient's leaves a chunk at a time: memory stays bounded however
             # long the history, and every chunk is read under the one permit.

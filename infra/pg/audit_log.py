@@ -208,10 +208,12 @@ class PgTransparencyLog:
             for row in rows
         ]
 
-    async def leaf_count(self, below_size: int) -> int:
+    async def leaf_count(self, from_index: int, below_size: int) -> int:
         async with self._database.transaction() as conn:
             return await conn.fetchval(
-                "SELECT count(*) FROM audit_leaf WHERE leaf_index < $1", below_size
+                "SELECT count(*) FROM audit_leaf WHERE leaf_index >= $1 AND leaf_index < $2",
+                from_index,
+                below_size,
             )
 
 

@@ -107,9 +107,10 @@ KNOWN_CROSS_PATIENT = {
         "audit_leaf's hashes on the coordinator (a local table; patient_id only "
         "indexes a patient's leaves), or read them from every shard"
     ),
-    ("infra/pg/audit_log.py", "SELECT count(*) FROM audit_leaf WHERE leaf_index < $1"): (
-        "the size of the service-wide tree: as above, a coordinator-local table"
-    ),
+    (
+        "infra/pg/audit_log.py",
+        "SELECT count(*) FROM audit_leaf WHERE leaf_index >= $1 AND leaf_index < $2",
+    ): "leaves of the service-wide tree in a range: as above, a coordinator-local table",
 }
 
 _SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.I)
