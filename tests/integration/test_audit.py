@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 import pytest
 
 from tests.integration.test_records import bp_reading
+from tests.records_support import bundle, grant_hospital, observation, push
 
 
 async def test_application_role_cannot_update_or_delete_audit_rows(patient, superuser_conn):
@@ -62,3 +65,31 @@ async def test_audit_list_is_keyset_paginated_and_own_only(client, patient, othe
         "items"
     ]
     assert all(item["actorId"] != patient.id for item in others)
+
+
+async def test_a_full_timeline_pages_audit_row_is_stored_inline(
+    client, services, patient, superuser_conn
+):
+    """A page of 50 lists 50 ids in its audit row: about 1.9 KB of random text that
+    does not compress, past PostgreSQL's default 2 KB toast threshold for the row.
+    It stays in the table's own pages instead of costing every page read a write to
+    the TOAST table and its index (migration 0075)."""
+    hospital = await grant_hospital(services, UUID(patient.id))
+    readings = [observation(f"hr-{i}", value=60 + i) for i in range(60)]
+    await push(services, UUID(patient.id), hospital, bundle(*readings))
+    toast = await superuser_conn.fetchval(
+        "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'audit_event'::regclass"
+    )
+    chunks = f"SELECT count(*) FROM {toast}"
+    before = await superuser_conn.fetchval(chunks)
+
+    page = await client.get("/v1/records?limit=50", headers=patient.headers)
+    assert page.status_code == 200, page.text
+    assert len(page.json()["items"]) == 50 and page.json()["nextCursor"]
+    listed = await superuser_conn.fetchval(
+        "SELECT cardinality(resource_ids) FROM audit_event "
+        "WHERE patient_id = $1::uuid AND action = 'record.list' ORDER BY id DESC LIMIT 1",
+        patient.id,
+    )
+    assert listed == 50
+    assert await superuser_conn.fetchval(chunks) == before
