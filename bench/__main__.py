@@ -22,7 +22,8 @@ reported as skipped, with the reason, in a failing row (never dropped silently).
 the others still run. The exit status is 1 when any row failed.
 
 The table is printed as Markdown and written as JSON with the machine it ran on
-(default bench/results/latest.json); README shows the latest one.
+(default bench/results/latest.json, and bench/results/quick.json for a --quick smoke
+run, which git ignores); README shows the latest one.
 """
 
 from __future__ import annotations
@@ -157,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller loads, a smoke run")
     parser.add_argument("--only", default="", help="comma-separated bench names")
-    parser.add_argument("--json", default=str(BENCH_DIR / "results" / "latest.json"))
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="where the table goes as JSON (default bench/results/latest.json; with "
+        "--quick bench/results/quick.json, so a smoke run leaves the committed figures)",
+    )
     args = parser.parse_args(argv)
+    if args.json is None:
+        args.json = str(BENCH_DIR / "results" / ("quick.json" if args.quick else "latest.json"))
     names = discover()
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
