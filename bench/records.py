@@ -525,7 +525,7 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
         )
 
     print("\naudit events:")
-    answered = sum(f.requests - f.non_2xx for _, f in record_rounds)
+    answered = full_record.requests - full_record.non_2xx
     in_flight = 32 * ROUNDS
     written = after["success"] - before["success"]
     print(
@@ -555,8 +555,7 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
         f"{sealing['worst']:.3f} s (target p99 <= 2 s)"
     )
     print(f"machine: {machine_load()} after the run")
-    not_2xx = sum(f.non_2xx for _, f in record_rounds)
-    errors = f"{not_2xx} not 2xx" if not_2xx else ""
+    errors = f"{full_record.non_2xx} not 2xx" if full_record.non_2xx else ""
     rows = [
         at_least_ratio(
             "bare GET record vs client ceiling (static endpoint, wrk)",
@@ -570,7 +569,7 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
             f"audited GET /v1/records/{{id}} vs bare Litestar+asyncpg (wrk, 2 workers), "
             f"median of {ROUNDS} alternating rounds",
             record_ratio,
-            record_ratio >= 0.5,
+            record_ratio >= 0.5 and not full_record.non_2xx,
             ">= 0.5x",
             unit="x",
             note="; ".join(
@@ -620,8 +619,6 @@ async def audited_reads(dsn: str, base: str) -> list[Row]:
             note=f"p50 {sealing['p50']:.3f} s, worst {sealing['worst']:.3f} s",
         ),
     ]
-    if not_2xx:
-        rows[1].passed = False
     return rows
 
 
