@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import errno
 import logging
@@ -11,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import asyncpg.exceptions as pg_errors
+from asyncpg.pool import PoolAcquireContext
 
 from domain.fhir import json_codec
 from infra.outages import OutageLog
@@ -60,6 +62,12 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 15.0
 _CLIENT_MARGIN_SECONDS = 5.0
+# Shutdown waits this long for connections still in use; then it drops them.
+# asyncpg's close has no bound of its own, and one connection the server left
+# mid-exchange would hold a SIGTERM up for ever.
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+log = logging.getLogger("phr.database")
 
 # Errors that say the database cannot answer now (down, restarting, crashed,
 # out of disk, too slow), as opposed to a request it refused: these become 503
@@ -140,8 +148,41 @@ class _PoolOutageFilter(logging.Filter):
 _POOL_LOG = logging.getLogger("asyncpg.pool")
 
 
+# After these a connection's place in the protocol exchange cannot be trusted:
+# the server died or stalled mid-statement, or the client lost track of it.
+# Pooled again, such a connection answers every later statement with "another
+# operation is in progress" (the release hook, `_keep_session`, runs no query
+# that would notice), and shutdown waits for it for ever.
+_UNSOUND_AFTER: tuple[type[BaseException], ...] = (
+    pg_errors.InterfaceError,
+    pg_errors.InternalClientError,
+    pg_errors.PostgresConnectionError,
+    OSError,  # the socket, or a client-side timeout mid-statement
+)
+
+
+def discard_if_unsound(conn: asyncpg.Connection, exc: BaseException | None) -> None:
+    """Closes `conn` rather than let the pool hand it out again when its use
+    ended in `exc` and `exc` may have left it mid-exchange; the pool opens a
+    fresh connection in its place on a later acquire."""
+    if isinstance(exc, _UNSOUND_AFTER) and not conn.is_closed():
+        conn.terminate()
+
+
+class _AcquireContext(PoolAcquireContext):
+    """asyncpg's acquire context, closing an unsound connection on the way out."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        if exc is not None and self.connection is not None:
+            discard_if_unsound(self.connection, exc)
+        await super().__aexit__(exc_type, exc, tb)
+
+
 class _BoundedPool:
-    """The asyncpg pool, with a default bound on waiting for a connection."""
+    """The asyncpg pool, with a default bound on waiting for a connection, and
+    connections a failure may have left mid-exchange closed, never reused."""
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float):
         self._pool = pool
@@ -153,8 +194,8 @@ class _BoundedPool:
             # (nor kept for the release), which is most of an acquire's cost on
             # the common path. An idle connection is in the pool's queue, and
             # nothing runs between this check and the queue's get.
-            return self._pool.acquire()
-        return self._pool.acquire(timeout=timeout or self._acquire_timeout)
+            return _AcquireContext(self._pool, None)
+        return _AcquireContext(self._pool, timeout or self._acquire_timeout)
 
     def _has_free_holder(self) -> bool:
         # The pool's queue of free holders (asyncpg's own name): its length is
@@ -193,6 +234,7 @@ class Database:
         statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+        close_timeout: float = CLOSE_TIMEOUT_SECONDS,
         outages: OutageLog | None = None,
     ):
         self._dsn = dsn
@@ -202,6 +244,7 @@ class Database:
         self._statement_timeout = statement_timeout
         self._connect_timeout = connect_timeout
         self._acquire_timeout = acquire_timeout
+        self._close_timeout = close_timeout
         self.outages = outages or OutageLog()
         self._log_filter = _PoolOutageFilter(self.outages)
         self._pool: _BoundedPool | None = None
@@ -242,8 +285,16 @@ class Database:
     async def close(self) -> None:
         if self._pool is not None:
             _POOL_LOG.removeFilter(self._log_filter)
-            await self._pool.close()
-            self._pool = None
+            try:
+                await asyncio.wait_for(self._pool.close(), self._close_timeout)
+            except TimeoutError:
+                # Cancelled, close() has terminated every connection itself.
+                log.warning(
+                    "database connections still in use at shutdown: closed without waiting",
+                    extra={"waitedSeconds": self._close_timeout},
+                )
+            finally:
+                self._pool = None
 
     @property
     def pool(self) -> asyncpg.Pool:  # a _BoundedPool, which acts as one

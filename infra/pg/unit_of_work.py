@@ -7,7 +7,7 @@ from types import TracebackType
 
 import asyncpg
 
-from infra.pg.database import Database
+from infra.pg.database import Database, discard_if_unsound
 
 
 class PgUnitOfWork:
@@ -42,4 +42,5 @@ class PgUnitOfWork:
             try:
                 self._database.unbind(token)  # type: ignore[arg-type]
             finally:
+                discard_if_unsound(conn, exc)
                 await self._database.pool.release(conn)

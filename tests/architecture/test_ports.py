@@ -43,7 +43,10 @@ WITHOUT_PERMIT = {
     ("TransparencyLogStore", "latest_checkpoint"): "one signed log for the whole service",
     ("TransparencyLogStore", "checkpoint"): "one signed log for the whole service",
     ("TransparencyLogStore", "node_hashes"): "hashes of the service-wide tree, no event contents",
-    ("TransparencyLogStore", "leaf_count"): "how many leaves a range of the service-wide tree holds",
+    (
+        "TransparencyLogStore",
+        "leaf_count",
+    ): "how many leaves a range of the service-wide tree holds",
     ("ShareStore", "by_token"): "how a doctor's request finds the share (and patient) at all",
     ("ShareStore", "use_ticket"): "how a file location finds its share (and patient) at all",
     ("ShareStore", "forget_links"): "a sweep that erases expired held links; it reads nothing",
