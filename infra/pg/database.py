@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import errno
 import logging
@@ -165,8 +166,13 @@ def discard_if_unsound(conn: asyncpg.Connection, exc: BaseException | None) -> N
     """Closes `conn` rather than let the pool hand it out again when its use
     ended in `exc` and `exc` may have left it mid-exchange; the pool opens a
     fresh connection in its place on a later acquire."""
-    if isinstance(exc, _UNSOUND_AFTER) and not conn.is_closed():
-        conn.terminate()
+    if not isinstance(exc, _UNSOUND_AFTER):
+        return
+    # A connection the server closed has already been let go by the pool (asyncpg
+    # detached it): nothing left to close, and the request keeps its own error.
+    with contextlib.suppress(pg_errors.InterfaceError):
+        if not conn.is_closed():
+            conn.terminate()
 
 
 class _AcquireContext(PoolAcquireContext):

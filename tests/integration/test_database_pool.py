@@ -82,3 +82,25 @@ async def test_shutdown_does_not_wait_for_ever_on_a_connection_in_use(database_d
             await asyncio.sleep(0.05)
     finally:
         await observer.close()
+
+
+async def test_a_connection_the_server_closed_fails_with_the_statements_own_error(
+    one_connection_pool, superuser_conn
+):
+    database = one_connection_pool
+    statement_error: BaseException | None = None
+    with pytest.raises(asyncpg.InterfaceError) as raised:
+        async with database.connection() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await superuser_conn.execute("SELECT pg_terminate_backend($1)", backend)
+            await asyncio.sleep(0.2)  # the server's goodbye has arrived
+            try:
+                await conn.fetchval("SELECT 1")
+            except BaseException as exc:
+                statement_error = exc
+                raise
+    # The block ends with what the statement raised (asyncpg had already let the
+    # connection go), not with a second error from closing it again.
+    assert raised.value is statement_error
+    async with database.connection() as conn:
+        assert await conn.fetchval("SELECT pg_backend_pid()") != backend
