@@ -158,15 +158,22 @@ _UNSOUND_AFTER: tuple[type[BaseException], ...] = (
     pg_errors.InterfaceError,
     pg_errors.InternalClientError,
     pg_errors.PostgresConnectionError,
-    OSError,  # the socket, or a client-side timeout mid-statement
 )
+
+
+def _unsound_after(exc: BaseException | None) -> bool:
+    if isinstance(exc, _UNSOUND_AFTER):
+        return True
+    # The socket, or a client-side timeout mid-statement; an OSError of other work
+    # done while the connection was held (a file, object storage) leaves it whole.
+    return isinstance(exc, OSError) and _raised_in_asyncpg(exc)
 
 
 def discard_if_unsound(conn: asyncpg.Connection, exc: BaseException | None) -> None:
     """Closes `conn` rather than let the pool hand it out again when its use
     ended in `exc` and `exc` may have left it mid-exchange; the pool opens a
     fresh connection in its place on a later acquire."""
-    if not isinstance(exc, _UNSOUND_AFTER):
+    if not _unsound_after(exc):
         return
     # A connection the server closed has already been let go by the pool (asyncpg
     # detached it): nothing left to close, and the request keeps its own error.

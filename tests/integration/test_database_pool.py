@@ -59,6 +59,10 @@ async def test_an_error_of_the_request_itself_keeps_the_connection(one_connectio
     with pytest.raises(ValueError):
         async with database.transaction():
             raise ValueError("a rule refused the change")
+    with pytest.raises(ConnectionRefusedError):
+        async with database.connection():
+            # Other work done while holding the connection (object storage, say).
+            raise ConnectionRefusedError("the S3 endpoint refused")
     async with database.connection() as conn:
         assert await conn.fetchval("SELECT pg_backend_pid()") == backend
 
